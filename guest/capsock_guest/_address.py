@@ -1,0 +1,139 @@
+"""Python socket addresses <-> the WIT `ip-socket-address` variant.
+
+Python side, as in the `socket` module: ``("127.0.0.1", 8080)`` for IPv4,
+``("::1", 8080)`` or ``("::1", 8080, flowinfo, scope_id)`` for IPv6. Values
+coming back from the host are 2-tuples for IPv4 and 4-tuples for IPv6, like
+``socket.getsockname()``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Tuple, Union
+
+from wit_world.imports.socket import (
+    IpAddress,
+    IpAddress_Ipv4,
+    IpAddress_Ipv6,
+    IpAddressFamily,
+    IpSocketAddress,
+    IpSocketAddress_Ipv4,
+    IpSocketAddress_Ipv6,
+    Ipv4SocketAddress,
+    Ipv6SocketAddress,
+)
+
+from ._errors import NetError
+
+__all__ = [
+    "Address", "to_wit", "from_wit", "ip_to_wit", "ip_from_wit", "family_of",
+    "family_from", "parse_address", "format_address", "is_ip_literal",
+]
+
+Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
+Family = Union[IpAddressFamily, str]
+
+
+def _ip(host: str) -> Union[ipaddress.IPv4Address, ipaddress.IPv6Address]:
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise NetError("invalid-argument",
+                       f"not an IP address: {host!r} (resolve names with resolve())") from None
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        _ip(host)
+    except NetError:
+        return False
+    return True
+
+
+def ip_to_wit(host: str) -> IpAddress:
+    """``"10.0.0.1"`` / ``"::1"`` -> `IpAddress`."""
+    ip = _ip(host)
+    if isinstance(ip, ipaddress.IPv4Address):
+        a, b, c, d = ip.packed
+        return IpAddress_Ipv4((a, b, c, d))
+    return IpAddress_Ipv6(_groups(ip))
+
+
+def _groups(ip: ipaddress.IPv6Address) -> Tuple[int, int, int, int, int, int, int, int]:
+    n = int(ip)
+    g = [(n >> (112 - 16 * i)) & 0xFFFF for i in range(8)]
+    return (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7])
+
+
+def ip_from_wit(addr: IpAddress) -> str:
+    """`IpAddress` -> ``"10.0.0.1"`` / ``"::1"``."""
+    if isinstance(addr, IpAddress_Ipv4):
+        return str(ipaddress.IPv4Address(bytes(addr.value)))
+    n = 0
+    for group in addr.value:
+        n = (n << 16) | group
+    return str(ipaddress.IPv6Address(n))
+
+
+def to_wit(address: Address) -> IpSocketAddress:
+    """``(host, port[, flowinfo, scope_id])`` -> `IpSocketAddress`."""
+    if not isinstance(address, tuple) or len(address) not in (2, 4):
+        raise NetError("invalid-argument", f"expected (host, port), got {address!r}")
+    host, port = address[0], address[1]
+    if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+        raise NetError("invalid-argument", f"bad port {port!r}")
+    ip = _ip(host)
+    if isinstance(ip, ipaddress.IPv4Address):
+        if len(address) == 4:
+            raise NetError("invalid-argument", "flowinfo/scope_id given for IPv4")
+        a, b, c, d = ip.packed
+        return IpSocketAddress_Ipv4(Ipv4SocketAddress(port=port, address=(a, b, c, d)))
+    flow_info = address[2] if len(address) == 4 else 0
+    scope_id = address[3] if len(address) == 4 else 0
+    return IpSocketAddress_Ipv6(Ipv6SocketAddress(
+        port=port, flow_info=flow_info, address=_groups(ip), scope_id=scope_id))
+
+
+def from_wit(addr: IpSocketAddress) -> Address:
+    """`IpSocketAddress` -> ``(host, port)`` or ``(host, port, flowinfo, scope_id)``."""
+    if isinstance(addr, IpSocketAddress_Ipv4):
+        return (ip_from_wit(IpAddress_Ipv4(addr.value.address)), addr.value.port)
+    v6 = addr.value
+    return (ip_from_wit(IpAddress_Ipv6(v6.address)), v6.port, v6.flow_info, v6.scope_id)
+
+
+def family_of(address: Address) -> IpAddressFamily:
+    """The family of an address tuple's host (which must be an IP literal)."""
+    ip = _ip(address[0])
+    return IpAddressFamily.IPV4 if ip.version == 4 else IpAddressFamily.IPV6
+
+
+def family_from(family: Family) -> IpAddressFamily:
+    """``"ipv4"``/``"ipv6"`` (or the enum itself) -> `IpAddressFamily`."""
+    if isinstance(family, IpAddressFamily):
+        return family
+    try:
+        return IpAddressFamily[family.upper()]
+    except KeyError:
+        raise NetError("invalid-argument", f"unknown address family {family!r}") from None
+
+
+def parse_address(text: str) -> Tuple[str, int]:
+    """``"127.0.0.1:8080"`` / ``"[::1]:8080"`` / ``"example.com:80"`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 0xFFFF:
+        raise NetError("invalid-argument", f"expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise NetError("invalid-argument", f"IPv6 needs brackets: [{host}]:{port}")
+    return host, int(port)
+
+
+def format_address(address: Union[Address, IpSocketAddress]) -> str:
+    """``("::1", 80, 0, 0)`` -> ``"[::1]:80"``; also accepts the WIT variant."""
+    if not isinstance(address, tuple):
+        address = from_wit(address)
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

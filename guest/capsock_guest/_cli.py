@@ -1,0 +1,80 @@
+"""The `wasi:cli/run` export: run a ``main(argv)`` and report failures.
+
+componentize-py turns an exception escaping ``run`` into exit status 1
+with nothing printed; this prints the traceback to stderr first. WASI 0.2's
+``run: func() -> result`` carries no exit code, so every failure is
+status 1 to the host (``sys.exit(2)`` too).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Callable, List, Optional, Type, Union
+
+from componentize_py_types import Err
+from wit_world import exports
+
+__all__ = ["Command", "run_main", "run_command"]
+
+Main = Callable[[List[str]], Optional[int]]
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _exit_status(code: Union[str, int, None]) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)  # sys.exit("message") prints it, like CPython
+    return 1
+
+
+def run_command(main: Main, argv: Optional[List[str]] = None) -> None:
+    """Call ``main(argv)`` (default ``sys.argv[1:]``) as the body of
+    ``run``: returns on status 0, raises ``Err(None)`` otherwise, having
+    printed any traceback to stderr. ``SystemExit`` is honoured."""
+    try:
+        status = main(list(sys.argv[1:]) if argv is None else argv)
+        status = 0 if status is None else status
+    except SystemExit as e:
+        status = _exit_status(e.code)
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    _flush()
+    if status != 0:
+        raise Err(None)
+
+
+class Command(exports.Run):
+    """Base class for the app's ``Run`` export::
+
+        class Run(capsock_guest.Command):
+            def main(self, argv: list[str]) -> int | None: ...
+    """
+
+    def main(self, argv: List[str]) -> Optional[int]:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        run_command(self.main)
+
+
+def run_main(main: Main) -> Type[Command]:
+    """``Run = capsock_guest.run_main(main)`` in ``app.py``, where
+    ``main(argv: list[str]) -> int | None`` gets ``sys.argv[1:]``."""
+
+    class Run(Command):
+        def main(self, argv: List[str]) -> Optional[int]:
+            return main(argv)
+
+    Run.__qualname__ = f"run_main({getattr(main, '__name__', 'main')})"
+    return Run

@@ -1,0 +1,306 @@
+"""TCP: `TcpNetwork` (the capability), `TcpSocket`, `TcpListener`, `TcpStream`."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import List, Optional, Tuple, Type, TypeVar, Union
+
+from wit_world.imports import socket as wsocket
+from wit_world.imports import socket_tcp
+
+from ._address import (
+    Address,
+    Family,
+    family_from,
+    family_of,
+    format_address,
+    from_wit,
+    is_ip_literal,
+    to_wit,
+)
+from ._errors import NetError, call
+from ._preopen import take_preopens
+from ._resolve import resolve
+
+__all__ = [
+    "TcpNetwork", "TcpSocket", "TcpListener", "TcpStream", "IncompleteRead",
+    "tcp_network", "listen", "connect", "preopened_tcp_listeners",
+]
+
+ShutdownHow = Union[str, int, socket_tcp.ShutdownType]
+_S = TypeVar("_S", bound="TcpSocket")
+
+_SHUTDOWN = {
+    "receive": socket_tcp.ShutdownType.RECEIVE, "read": socket_tcp.ShutdownType.RECEIVE,
+    "send": socket_tcp.ShutdownType.SEND, "write": socket_tcp.ShutdownType.SEND,
+    "both": socket_tcp.ShutdownType.BOTH,
+    0: socket_tcp.ShutdownType.RECEIVE,  # socket.SHUT_RD
+    1: socket_tcp.ShutdownType.SEND,  # socket.SHUT_WR
+    2: socket_tcp.ShutdownType.BOTH,  # socket.SHUT_RDWR
+}
+
+
+class IncompleteRead(EOFError):
+    """`recv_exact` hit end of stream; ``partial`` holds what arrived."""
+
+    def __init__(self, partial: bytes, expected: int) -> None:
+        super().__init__(f"{len(partial)} bytes read, {expected} expected")
+        self.partial = partial
+        self.expected = expected
+
+
+class TcpSocket:
+    """A TCP socket; every failure raises `NetError`.
+
+    States (see wit/socket-tcp.wit): unbound -> bound -> listening, or
+    unbound/bound -> connected. Closing drops the host handle; using a
+    closed socket raises ``NetError("invalid-state")``.
+    """
+
+    #: The pre-open name (``--tcplisten`` value), or None.
+    name: Optional[str]
+
+    def __init__(self, raw: socket_tcp.TcpSocket, name: Optional[str] = None) -> None:
+        self._raw: Optional[socket_tcp.TcpSocket] = raw
+        self.name = name
+
+    @classmethod
+    def from_preopened(cls: Type[_S], raw: wsocket.Socket, name: Optional[str] = None) -> _S:
+        """Adopt a pre-opened socket handle (see `preopened_sockets`)."""
+        return cls(call(socket_tcp.TcpSocket.from_socket, raw), name)
+
+    @property
+    def raw(self) -> socket_tcp.TcpSocket:
+        """The generated binding's handle (for what this class does not wrap)."""
+        if self._raw is None:
+            raise NetError("invalid-state", "socket is closed")
+        return self._raw
+
+    @property
+    def closed(self) -> bool:
+        return self._raw is None
+
+    @property
+    def family(self) -> wsocket.IpAddressFamily:
+        return self.raw.address_family()
+
+    # -- set-up --------------------------------------------------------
+
+    def bind(self, address: Address) -> None:
+        call(self.raw.bind, to_wit(address))
+
+    def listen(self, backlog: int = 128) -> None:
+        call(self.raw.listen, backlog)
+
+    def accept(self) -> Tuple["TcpStream", Address]:
+        """Wait for a connection: ``(stream, peer address)``."""
+        raw, peer = call(self.raw.accept)
+        return TcpStream(raw), from_wit(peer)
+
+    def connect(self, address: Address) -> None:
+        call(self.raw.connect, to_wit(address))
+
+    # -- data ------------------------------------------------------------
+
+    def send(self, data: Union[bytes, bytearray, memoryview]) -> int:
+        """Send bytes; returns how many were sent (all of them when blocking)."""
+        return call(self.raw.send, bytes(data))
+
+    def sendall(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        view = memoryview(bytes(data))
+        raw = self.raw
+        while view:
+            sent = call(raw.send, bytes(view))
+            view = view[sent:]
+
+    def recv(self, bufsize: int) -> bytes:
+        """Up to ``bufsize`` bytes; ``b""`` means the peer closed its side."""
+        return call(self.raw.receive, bufsize)
+
+    def peek(self, bufsize: int) -> bytes:
+        return call(self.raw.peek, bufsize)
+
+    def recv_exact(self, n: int) -> bytes:
+        """Exactly ``n`` bytes, or `IncompleteRead` at end of stream."""
+        parts: List[bytes] = []
+        need = n
+        raw = self.raw
+        while need > 0:
+            chunk = call(raw.receive, need)
+            if not chunk:
+                raise IncompleteRead(b"".join(parts), n)
+            parts.append(chunk)
+            need -= len(chunk)
+        return b"".join(parts)
+
+    def recv_all(self, chunk_size: int = 65536) -> bytes:
+        """Everything until the peer closes its sending side."""
+        parts: List[bytes] = []
+        raw = self.raw
+        while True:
+            chunk = call(raw.receive, chunk_size)
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+
+    def shutdown(self, how: ShutdownHow = "send") -> None:
+        """``"send"`` / ``"receive"`` / ``"both"`` (or ``socket.SHUT_*``)."""
+        kind = how if isinstance(how, socket_tcp.ShutdownType) else _SHUTDOWN.get(how)
+        if kind is None:
+            raise NetError("invalid-argument", f"bad shutdown direction {how!r}")
+        call(self.raw.shutdown, kind)
+
+    # -- queries and options ------------------------------------------------
+
+    def local_address(self) -> Address:
+        return from_wit(call(self.raw.local_address))
+
+    def remote_address(self) -> Address:
+        return from_wit(call(self.raw.remote_address))
+
+    getsockname = local_address
+    getpeername = remote_address
+
+    def is_listening(self) -> bool:
+        return self.raw.is_listening()
+
+    def set_blocking(self, flag: bool) -> None:
+        call(self.raw.set_blocking, flag)
+
+    def set_timeout(self, seconds: Optional[float]) -> None:
+        """Timeout for blocking calls; None waits forever."""
+        call(self.raw.set_timeout, None if seconds is None else max(1, int(seconds * 1e9)))
+
+    def set_no_delay(self, flag: bool) -> None:
+        call(self.raw.set_no_delay, flag)
+
+    def set_keep_alive(self, flag: bool) -> None:
+        call(self.raw.set_keep_alive_enabled, flag)
+
+    def set_reuse_address(self, flag: bool) -> None:
+        call(self.raw.set_reuse_address, flag)
+
+    def subscribe(self, readiness: str = "readable") -> wsocket.Pollable:
+        """A pollable for ``"readable"`` or ``"writable"`` (see `poll`)."""
+        return self.raw.subscribe(socket_tcp.Readiness[readiness.upper()])
+
+    # -- lifetime ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Drop the host handle (idempotent)."""
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.__exit__(None, None, None)
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._raw is None:
+            return f"<{type(self).__name__} closed>"
+        try:
+            where = format_address(self.local_address())
+        except NetError:
+            where = "unbound"
+        extra = f" name={self.name!r}" if self.name else ""
+        return f"<{type(self).__name__} {where}{extra}>"
+
+
+class TcpListener(TcpSocket):
+    """A listening TCP socket (from `listen` or a pre-open)."""
+
+    def __iter__(self) -> "TcpListener":
+        return self
+
+    def __next__(self) -> Tuple["TcpStream", Address]:
+        return self.accept()
+
+
+class TcpStream(TcpSocket):
+    """A connected TCP socket (from `connect` or `accept`)."""
+
+
+class TcpNetwork:
+    """The capability to create TCP sockets (`tcp-capable-network`)."""
+
+    def __init__(self, raw: socket_tcp.TcpCapableNetwork) -> None:
+        self.raw = raw
+
+    def socket(self, family: Family = "ipv4") -> TcpSocket:
+        """An unbound socket of ``"ipv4"`` or ``"ipv6"``."""
+        return TcpSocket(call(self.raw.create_tcp_socket, family_from(family)))
+
+    def listen(self, address: Address, backlog: int = 128) -> TcpListener:
+        """Bind and listen on an IP address (port 0: any free port)."""
+        sock = TcpListener(call(self.raw.create_tcp_socket, family_of(address)))
+        try:
+            sock.bind(address)
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def connect(self, address: Address) -> TcpStream:
+        """Connect to ``(host, port)``; a host name is resolved first
+        (through `resolve`) and each of its addresses tried in turn."""
+        host = address[0]
+        if is_ip_literal(host):
+            targets: List[Address] = [address]
+        else:
+            from_resolver = resolve(host)
+            targets = [(ip, address[1]) for ip in from_resolver]
+        last: Optional[NetError] = None
+        for target in targets:
+            sock = TcpStream(call(self.raw.create_tcp_socket, family_of(target)))
+            try:
+                sock.connect(target)
+                return sock
+            except NetError as e:
+                sock.close()
+                last = e
+            except BaseException:
+                sock.close()
+                raise
+        assert last is not None
+        raise last
+
+    def restrict(self, rules: List[str]) -> "TcpNetwork":
+        """A narrower capability, e.g. ``["allow-outbound=tcp://10.0.0.1:80"]``."""
+        return TcpNetwork(call(self.raw.restrict, rules))
+
+
+_network: Optional[TcpNetwork] = None
+
+
+def tcp_network() -> TcpNetwork:
+    """The instance's TCP capability; ``NetError("access-denied")`` when the
+    host grants no TCP network (pre-opened sockets still work)."""
+    global _network
+    if _network is None:
+        raw = socket_tcp.network()
+        if raw is None:
+            raise NetError("access-denied", "the host grants no TCP network")
+        _network = TcpNetwork(raw)
+    return _network
+
+
+def listen(address: Address, backlog: int = 128) -> TcpListener:
+    """`tcp_network().listen(...)`."""
+    return tcp_network().listen(address, backlog)
+
+
+def connect(address: Address) -> TcpStream:
+    """`tcp_network().connect(...)`."""
+    return tcp_network().connect(address)
+
+
+def preopened_tcp_listeners() -> List[TcpListener]:
+    """The unclaimed pre-opened TCP sockets (``--tcplisten``), ready for
+    `accept`; each has its pre-open ``name``."""
+    return [TcpListener.from_preopened(raw, name)
+            for name, raw in take_preopens("tcp")]

@@ -1,0 +1,138 @@
+"""UDP: `UdpNetwork` (the capability) and `UdpSocket`."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import List, Optional, Tuple, Type, TypeVar, Union
+
+from wit_world.imports import socket as wsocket
+from wit_world.imports import socket_udp
+
+from ._address import Address, Family, family_from, family_of, from_wit, to_wit
+from ._errors import NetError, call
+from ._preopen import take_preopens
+
+__all__ = ["UdpNetwork", "UdpSocket", "udp_network", "preopened_udp_sockets"]
+
+_U = TypeVar("_U", bound="UdpSocket")
+Bytes = Union[bytes, bytearray, memoryview]
+
+
+class UdpSocket:
+    """A UDP socket; every failure raises `NetError`."""
+
+    name: Optional[str]
+
+    def __init__(self, raw: socket_udp.UdpSocket, name: Optional[str] = None) -> None:
+        self._raw: Optional[socket_udp.UdpSocket] = raw
+        self.name = name
+
+    @classmethod
+    def from_preopened(cls: Type[_U], raw: wsocket.Socket, name: Optional[str] = None) -> _U:
+        return cls(call(socket_udp.UdpSocket.from_socket, raw), name)
+
+    @property
+    def raw(self) -> socket_udp.UdpSocket:
+        if self._raw is None:
+            raise NetError("invalid-state", "socket is closed")
+        return self._raw
+
+    @property
+    def closed(self) -> bool:
+        return self._raw is None
+
+    @property
+    def family(self) -> wsocket.IpAddressFamily:
+        return self.raw.address_family()
+
+    def bind(self, address: Address) -> None:
+        call(self.raw.bind, to_wit(address))
+
+    def connect(self, address: Address) -> None:
+        call(self.raw.connect, to_wit(address))
+
+    def disconnect(self) -> None:
+        call(self.raw.disconnect)
+
+    def send(self, data: Bytes) -> int:
+        """Send to the connected peer."""
+        return call(self.raw.send, bytes(data), None)
+
+    def sendto(self, data: Bytes, address: Address) -> int:
+        return call(self.raw.send, bytes(data), to_wit(address))
+
+    def recvfrom(self, bufsize: int) -> Tuple[bytes, Address]:
+        d = call(self.raw.receive, bufsize)
+        return d.data, from_wit(d.remote_address)
+
+    def recv(self, bufsize: int) -> bytes:
+        return call(self.raw.receive, bufsize).data
+
+    def local_address(self) -> Address:
+        return from_wit(call(self.raw.local_address))
+
+    def remote_address(self) -> Address:
+        return from_wit(call(self.raw.remote_address))
+
+    def set_blocking(self, flag: bool) -> None:
+        call(self.raw.set_blocking, flag)
+
+    def set_timeout(self, seconds: Optional[float]) -> None:
+        call(self.raw.set_timeout, None if seconds is None else max(1, int(seconds * 1e9)))
+
+    def subscribe(self, readiness: str = "readable") -> wsocket.Pollable:
+        return self.raw.subscribe(socket_udp.Readiness[readiness.upper()])
+
+    def close(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.__exit__(None, None, None)
+
+    def __enter__(self: _U) -> _U:
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.close()
+
+
+class UdpNetwork:
+    """The capability to create UDP sockets (`udp-capable-network`)."""
+
+    def __init__(self, raw: socket_udp.UdpCapableNetwork) -> None:
+        self.raw = raw
+
+    def socket(self, family: Family = "ipv4") -> UdpSocket:
+        return UdpSocket(call(self.raw.create_udp_socket, family_from(family)))
+
+    def bind(self, address: Address) -> UdpSocket:
+        sock = UdpSocket(call(self.raw.create_udp_socket, family_of(address)))
+        try:
+            sock.bind(address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def restrict(self, rules: List[str]) -> "UdpNetwork":
+        return UdpNetwork(call(self.raw.restrict, rules))
+
+
+_network: Optional[UdpNetwork] = None
+
+
+def udp_network() -> UdpNetwork:
+    """The instance's UDP capability; ``NetError("access-denied")`` if none."""
+    global _network
+    if _network is None:
+        raw = socket_udp.network()
+        if raw is None:
+            raise NetError("access-denied", "the host grants no UDP network")
+        _network = UdpNetwork(raw)
+    return _network
+
+
+def preopened_udp_sockets() -> List[UdpSocket]:
+    """The unclaimed pre-opened UDP sockets (``--udpbind``)."""
+    return [UdpSocket.from_preopened(raw, name)
+            for name, raw in take_preopens("udp")]

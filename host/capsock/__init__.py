@@ -1,0 +1,13 @@
+"""capsock: capability-based networking for WebAssembly components.
+
+The embedder API: build a :class:`Policy`, give it to a :class:`Host`, run
+a component. See README.md.
+"""
+
+from .addresses import SocketAddress
+from .errors import ErrorCode, NetError
+from .policy import Policy, PolicyError
+from .runtime import Host, RunError, TcpListenSpec
+
+__all__ = ["ErrorCode", "Host", "NetError", "Policy", "PolicyError", "RunError",
+           "SocketAddress", "TcpListenSpec"]

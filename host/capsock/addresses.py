@@ -1,0 +1,64 @@
+"""Socket addresses as the host core sees them, independent of WIT."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Union
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+@dataclass(frozen=True)
+class SocketAddress:
+    """An IP address with a port (and IPv6 flow info and scope id)."""
+
+    ip: IPAddress
+    port: int
+    flow_info: int = 0
+    scope_id: int = 0
+
+    @property
+    def is_ipv6(self) -> bool:
+        return self.ip.version == 6
+
+    def to_os(self) -> tuple[str, int] | tuple[str, int, int, int]:
+        """The tuple Python's `socket` module takes for this family."""
+        if self.is_ipv6:
+            return (str(self.ip), self.port, self.flow_info, self.scope_id)
+        return (str(self.ip), self.port)
+
+    @classmethod
+    def from_os(cls, addr: tuple[object, ...]) -> SocketAddress:
+        """Build from what `getsockname`/`accept` return."""
+        host = str(addr[0]).split("%", 1)[0]
+        ip = ipaddress.ip_address(host)
+        if ip.version == 6 and len(addr) >= 4:
+            return cls(ip, int(addr[1]), int(addr[2]), int(addr[3]))  # type: ignore[call-overload]
+        return cls(ip, int(addr[1]))  # type: ignore[call-overload]
+
+    def __str__(self) -> str:
+        if self.is_ipv6:
+            return f"[{self.ip}]:{self.port}"
+        return f"{self.ip}:{self.port}"
+
+
+def parse_host_port(text: str) -> SocketAddress:
+    """Parse `127.0.0.1:8080` or `[::1]:8080` (IP literals only).
+
+    Raises ValueError with a message naming `text`.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{text!r}: IPv6 addresses must be in brackets, e.g. [::1]:8080")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{text!r}: {host!r} is not an IP address") from None
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"{text!r}: port must be 0..65535")
+    return SocketAddress(ip, int(port_text))

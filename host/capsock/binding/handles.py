@@ -1,0 +1,124 @@
+"""Handle tables and the borrow rule: the one place that owns both.
+
+Each guest instance has one :class:`HandleTable`. A host object handed to
+the guest gets an integer *rep* that is never reused, so a stale handle can
+never alias a newer socket. The component model already guarantees that a
+guest can only pass a live handle of the right resource type; this table
+maps it back to the Python object.
+
+The borrow rule of wasmtime-py (measured, wasmtime 50): a borrowed handle
+arrives as a `ResourceAny`; converting it with
+``wasmtime_component_resource_any_to_host`` both yields the rep **and ends
+the borrow**. Calling ``resource_any_drop`` after that traps with
+"unknown handle index", and not converting it traps with "borrow handles
+still remain at the end of the call". So every resource argument is
+converted exactly once, here, and never dropped. ``tests/test_binding.py``
+holds a guest test for this rule.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import threading
+from typing import Any
+
+from wasmtime import WasmtimeError
+from wasmtime import _ffi as ffi
+from wasmtime.component import ResourceType
+
+from .codec import Context, Resources
+
+_TYPE_IDS = itertools.count(0x6361_0000)  # "ca": distinct from other embedders' ids
+
+
+class HandleTable(Resources):
+    """Maps reps to host objects for one guest instance."""
+
+    def __init__(self) -> None:
+        self._objects: dict[int, object] = {}
+        self._reps = itertools.count(1)
+        self._lock = threading.Lock()
+        self._type_ids: dict[str, int] = {}
+        self._types: list[tuple[ResourceType, int]] = []
+
+    # -- resource types -----------------------------------------------------
+    def define(self, qualified_name: str, component_type: ResourceType) -> ResourceType:
+        """The host resource type backing `component_type` (`iface#name`).
+
+        The component's own view of an imported resource type is recorded
+        so that function signatures naming it can be mapped to the host id.
+        """
+        type_id = self._type_ids.get(qualified_name)
+        if type_id is None:
+            type_id = next(_TYPE_IDS)
+            self._type_ids[qualified_name] = type_id
+        self._types.append((component_type, type_id))
+        return ResourceType.host(type_id)
+
+    def type_id(self, ty: Any) -> int:
+        for known, type_id in self._types:
+            if known == ty:
+                return type_id
+        raise TypeError("resource type not defined by capsock")
+
+    # -- objects ---------------------------------------------------------------
+    def add(self, obj: object) -> int:
+        with self._lock:
+            rep = next(self._reps)
+            self._objects[rep] = obj
+        return rep
+
+    def get(self, rep: int) -> object:
+        try:
+            return self._objects[rep]
+        except KeyError:
+            raise LookupError(f"no live handle with rep {rep}") from None
+
+    def remove(self, rep: int) -> object | None:
+        with self._lock:
+            return self._objects.pop(rep, None)
+
+    def live(self) -> list[object]:
+        with self._lock:
+            return list(self._objects.values())
+
+    def clear(self) -> list[object]:
+        """Forget every object (teardown); returns them so they can be closed."""
+        with self._lock:
+            objects = list(self._objects.values())
+            self._objects.clear()
+        return objects
+
+    # -- codec hooks ----------------------------------------------------------
+    def lift_resource(self, ctx: Context, any_ptr: Any, owned: bool) -> object:
+        """Turn a guest handle into its host object (ending a borrow).
+
+        For an owned handle the guest gives the object up: it leaves the
+        table, and the resource destructor will not run for it.
+        """
+        host = ctypes.POINTER(ffi.wasmtime_component_resource_host_t)()
+        error = ffi.wasmtime_component_resource_any_to_host(ctx, any_ptr, ctypes.byref(host))
+        ffi.wasmtime_component_resource_any_delete(any_ptr)
+        if error:
+            raise WasmtimeError._from_ptr(error)
+        rep = ffi.wasmtime_component_resource_host_rep(host)
+        ffi.wasmtime_component_resource_host_delete(host)
+        if owned:
+            obj = self.remove(rep)
+            if obj is None:
+                raise LookupError(f"no live handle with rep {rep}")
+            return obj
+        return self.get(rep)
+
+    def lower_resource(self, ctx: Context, obj: Any, type_id: int) -> Any:
+        """Hand a host object to the guest as a new owned handle."""
+        rep = self.add(obj)
+        host = ffi.wasmtime_component_resource_host_new(True, rep, type_id)
+        any_ptr = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)()
+        error = ffi.wasmtime_component_resource_host_to_any(ctx, host, ctypes.byref(any_ptr))
+        ffi.wasmtime_component_resource_host_delete(host)
+        if error:
+            self.remove(rep)
+            raise WasmtimeError._from_ptr(error)
+        return any_ptr

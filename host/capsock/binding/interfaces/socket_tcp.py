@@ -1,0 +1,163 @@
+"""`capsock:net/socket-tcp`: the TCP capability and sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...core.context import InstanceContext
+from ...core.tcp import TcpSocket, TcpState
+from ...errors import ErrorCode, NetError
+from ...policy import Policy, PolicyError
+from ..codec import Case
+from ..wit_values import address_from_wit, address_to_wit, duration_to_seconds, family_is_ipv6
+from .socket import Pollable, PreopenedSocket
+
+
+def parse_restriction(rules: list[str], protocol: str) -> Policy:
+    """Parse `restrict` rules (`allow-outbound=tcp://...`) into a policy."""
+    flags: dict[str, list[str]] = {}
+    allowed = {"allow-outbound", "allow-inbound", "deny-outbound", "deny-inbound"}
+    for rule in rules:
+        flag, sep, value = rule.partition("=")
+        if not sep or flag not in allowed or not value.lower().startswith(f"{protocol}://"):
+            raise NetError(ErrorCode.INVALID_ARGUMENT, f"not a {protocol} rule: {rule!r}")
+        flags.setdefault(flag.replace("-", "_"), []).append(value)
+    try:
+        return Policy.from_flags(**flags)
+    except PolicyError as error:
+        raise NetError(ErrorCode.INVALID_ARGUMENT, str(error)) from None
+
+
+class TcpCapableNetwork:
+    """`resource tcp-capable-network`: creates sockets under a policy."""
+
+    def __init__(self, context: InstanceContext, policy: Policy) -> None:
+        self.context = context
+        self.policy = policy
+
+    def create_tcp_socket(self, family: str) -> TcpSocketResource:
+        ipv6 = family_is_ipv6(family)
+        sock = self.context.backend.tcp_socket(ipv6)
+        return TcpSocketResource(TcpSocket(self.context, self.policy, sock, ipv6))
+
+    def restrict(self, rules: list[str]) -> TcpCapableNetwork:
+        return TcpCapableNetwork(self.context, self.policy.restrict(parse_restriction(rules, "tcp")))
+
+
+class TcpSocketResource:
+    """`resource tcp-socket`: WIT conversions around a core TcpSocket."""
+
+    def __init__(self, core: TcpSocket) -> None:
+        self.core = core
+
+    def address_family(self) -> str:
+        return "ipv6" if self.core.ipv6 else "ipv4"
+
+    def bind(self, local_address: Case) -> None:
+        self.core.bind(address_from_wit(local_address))
+
+    def listen(self, backlog: int) -> None:
+        self.core.listen(backlog)
+
+    def accept(self) -> tuple[TcpSocketResource, Case]:
+        child, peer = self.core.accept()
+        return TcpSocketResource(child), address_to_wit(peer)
+
+    def connect(self, remote_address: Case) -> None:
+        self.core.connect(address_from_wit(remote_address))
+
+    def receive(self, max_len: int) -> bytes:
+        return self.core.receive(max_len)
+
+    def peek(self, max_len: int) -> bytes:
+        return self.core.receive(max_len, peek=True)
+
+    def send(self, data: bytes) -> int:
+        return self.core.send(data)
+
+    def local_address(self) -> Case:
+        return address_to_wit(self.core.local_address())
+
+    def remote_address(self) -> Case:
+        return address_to_wit(self.core.remote_address())
+
+    def is_listening(self) -> bool:
+        return self.core.state is TcpState.LISTENING
+
+    def shutdown(self, shutdown_type: str) -> None:
+        self.core.shutdown(shutdown_type in ("receive", "both"), shutdown_type in ("send", "both"))
+
+    def set_blocking(self, value: bool) -> None:
+        self.core.set_blocking(value)
+
+    def set_timeout(self, timeout: int | None) -> None:
+        self.core.set_timeout(duration_to_seconds(timeout))
+
+    def subscribe(self, readiness: str) -> Pollable:
+        return Pollable(self.core.sock, readable=readiness == "readable")
+
+    def keep_alive_enabled(self) -> bool:
+        return bool(self.core.get_option("keep-alive"))
+
+    def set_keep_alive_enabled(self, value: bool) -> None:
+        self.core.set_option("keep-alive", int(value))
+
+    def no_delay(self) -> bool:
+        return bool(self.core.get_option("no-delay"))
+
+    def set_no_delay(self, value: bool) -> None:
+        self.core.set_option("no-delay", int(value))
+
+    def hop_limit(self) -> int:
+        return self.core.get_option("hop-limit")
+
+    def set_hop_limit(self, value: int) -> None:
+        self.core.set_option("hop-limit", value)
+
+    def receive_buffer_size(self) -> int:
+        return self.core.get_option("receive-buffer-size")
+
+    def set_receive_buffer_size(self, value: int) -> None:
+        self.core.set_option("receive-buffer-size", min(value, 1 << 30))
+
+    def send_buffer_size(self) -> int:
+        return self.core.get_option("send-buffer-size")
+
+    def set_send_buffer_size(self, value: int) -> None:
+        self.core.set_option("send-buffer-size", min(value, 1 << 30))
+
+    def reuse_address(self) -> bool:
+        return bool(self.core.get_option("reuse-address"))
+
+    def set_reuse_address(self, value: bool) -> None:
+        self.core.set_option("reuse-address", int(value))
+
+    def drop(self) -> None:
+        self.core.close()
+
+
+class SocketTcp:
+    """The `socket-tcp` interface for one instance."""
+
+    resources: dict[str, type] = {
+        "tcp-capable-network": TcpCapableNetwork,
+        "tcp-socket": TcpSocketResource,
+    }
+
+    def __init__(self, context: InstanceContext) -> None:
+        self.context = context
+
+    def network(self) -> TcpCapableNetwork | None:
+        if not self.context.policy.grants("tcp"):
+            return None
+        return TcpCapableNetwork(self.context, self.context.policy)
+
+    def tcp_socket_from_socket(self, socket: Any) -> TcpSocketResource:
+        assert isinstance(socket, PreopenedSocket)
+        preopen = socket.preopen
+        if preopen.protocol != "tcp":
+            socket.drop()
+            raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a TCP socket")
+        core = TcpSocket(self.context, self.context.policy, preopen.socket, preopen.ipv6,
+                         TcpState.LISTENING)
+        return TcpSocketResource(core)

@@ -1,0 +1,1 @@
+"""The WIT-independent core: policy checks and socket state machines."""

@@ -1,0 +1,162 @@
+"""The TCP socket state machine, with the policy check before every syscall.
+
+States and the operations each allows (anything else is `invalid-state`,
+and leaves the state unchanged):
+
+=============  =================================================
+state          allowed
+=============  =================================================
+UNBOUND        bind, listen (implicit bind), connect
+BOUND          listen, connect
+LISTENING      accept
+CONNECTED      receive, peek, send, shutdown, remote-address
+CLOSED         nothing (after drop)
+=============  =================================================
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+
+from ..addresses import SocketAddress
+from ..backends.base import StreamSocket
+from ..errors import ErrorCode, NetError
+from ..policy import Direction, Policy
+from .context import InstanceContext
+
+#: The most bytes one receive returns, whatever the guest asks for.
+MAX_RECEIVE = 1 << 20
+#: The backlog a listen is capped at.
+MAX_BACKLOG = 1024
+
+
+class TcpState(enum.Enum):
+    UNBOUND = "unbound"
+    BOUND = "bound"
+    LISTENING = "listening"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+def _invalid_state(operation: str, state: TcpState) -> NetError:
+    return NetError(ErrorCode.INVALID_STATE, f"{operation} on a {state.value} socket")
+
+
+def check_remote(address: SocketAddress, ipv6: bool) -> None:
+    """Reject remote addresses no connection can go to."""
+    check_family(address, ipv6)
+    ip = address.ip
+    if address.port == 0 or ip.is_unspecified or ip.is_multicast or (
+            isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255")):
+        raise NetError(ErrorCode.INVALID_ARGUMENT, f"cannot connect to {address}")
+
+
+def check_family(address: SocketAddress, ipv6: bool) -> None:
+    if address.is_ipv6 != ipv6:
+        raise NetError(ErrorCode.INVALID_ARGUMENT, "address family does not match the socket's")
+
+
+class TcpSocket:
+    """A guest's TCP socket: state, policy, and the backend socket."""
+
+    def __init__(self, context: InstanceContext, policy: Policy, sock: StreamSocket,
+                 ipv6: bool, state: TcpState = TcpState.UNBOUND) -> None:
+        self.context = context
+        self.policy = policy
+        self.sock = sock
+        self.ipv6 = ipv6
+        self.state = state
+        self.send_closed = False
+        self.blocking = True
+        self.timeout: float | None = None
+
+    def _require(self, operation: str, *states: TcpState) -> None:
+        if self.state not in states:
+            raise _invalid_state(operation, self.state)
+
+    def bind(self, address: SocketAddress) -> None:
+        self._require("bind", TcpState.UNBOUND)
+        check_family(address, self.ipv6)
+        self.context.require(self.policy, Direction.INBOUND, "tcp", address)
+        self.sock.bind(address)
+        self.state = TcpState.BOUND
+
+    def listen(self, backlog: int) -> None:
+        self._require("listen", TcpState.UNBOUND, TcpState.BOUND)
+        if self.state is TcpState.UNBOUND:
+            unspecified = ipaddress.ip_address("::" if self.ipv6 else "0.0.0.0")
+            self.bind(SocketAddress(unspecified, 0))
+        self.sock.listen(max(1, min(backlog, MAX_BACKLOG)))
+        self.state = TcpState.LISTENING
+
+    def accept(self) -> tuple[TcpSocket, SocketAddress]:
+        self._require("accept", TcpState.LISTENING)
+        conn, peer = self.sock.accept()
+        child = TcpSocket(self.context, self.policy, conn, self.ipv6, TcpState.CONNECTED)
+        return child, peer
+
+    def connect(self, address: SocketAddress) -> None:
+        self._require("connect", TcpState.UNBOUND, TcpState.BOUND)
+        check_remote(address, self.ipv6)
+        self.context.require(self.policy, Direction.OUTBOUND, "tcp", address)
+        self.sock.connect(address)
+        self.state = TcpState.CONNECTED
+
+    def receive(self, max_len: int, peek: bool = False) -> bytes:
+        self._require("receive", TcpState.CONNECTED)
+        if max_len == 0:
+            return b""
+        return self.sock.receive(min(max_len, MAX_RECEIVE), peek)
+
+    def send(self, data: bytes) -> int:
+        self._require("send", TcpState.CONNECTED)
+        if self.send_closed:
+            raise NetError(ErrorCode.INVALID_STATE, "send after shutdown(send)")
+        return self.sock.send(data)
+
+    def shutdown(self, receive: bool, send: bool) -> None:
+        self._require("shutdown", TcpState.CONNECTED)
+        self.sock.shutdown(receive, send)
+        if send:
+            self.send_closed = True
+
+    def local_address(self) -> SocketAddress:
+        if self.state is TcpState.UNBOUND or self.state is TcpState.CLOSED:
+            raise _invalid_state("local-address", self.state)
+        return self.sock.local_address()
+
+    def remote_address(self) -> SocketAddress:
+        self._require("remote-address", TcpState.CONNECTED)
+        return self.sock.remote_address()
+
+    def set_blocking(self, blocking: bool) -> None:
+        self.blocking = blocking
+        self._apply_timeout()
+
+    def set_timeout(self, seconds: float | None) -> None:
+        if seconds is not None and seconds <= 0:
+            raise NetError(ErrorCode.INVALID_ARGUMENT, "timeout must be positive")
+        self.timeout = seconds
+        self._apply_timeout()
+
+    def _apply_timeout(self) -> None:
+        if not self.blocking:
+            self.sock.set_blocking(False)
+        else:
+            self.sock.set_timeout(self.timeout)
+
+    def get_option(self, name: str) -> int:
+        return self.sock.get_option(name)
+
+    def set_option(self, name: str, value: int) -> None:
+        if name == "reuse-address" and self.state is not TcpState.UNBOUND:
+            raise _invalid_state("set-reuse-address", self.state)
+        if name in ("hop-limit", "receive-buffer-size", "send-buffer-size") and value <= 0:
+            raise NetError(ErrorCode.INVALID_ARGUMENT, f"{name} must be positive")
+        self.sock.set_option(name, value)
+
+    def close(self) -> None:
+        if self.state is not TcpState.CLOSED:
+            self.state = TcpState.CLOSED
+            self.sock.close()

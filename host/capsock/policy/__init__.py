@@ -1,0 +1,49 @@
+"""Pure network policy for capsock guests (no I/O of any kind).
+
+The host parses its ``--allow-*``/``--deny-*``/``--addr-pool`` flags into a
+:class:`Policy` once, then asks it about every socket operation and name
+lookup.  Keeping this logic free of sockets and DNS makes it exhaustively
+testable and impossible to bypass by racing or spoofing the network.
+"""
+
+from .policy import Decision, Direction, Policy
+from .rules import (
+    AddressRule,
+    AnyHost,
+    HostMatcher,
+    IPAddress,
+    IPNetwork,
+    LocalhostHost,
+    NameHost,
+    NetworkHost,
+    PolicyError,
+    PortRange,
+    ResolveRule,
+    normalize_ip,
+    normalize_query_name,
+    parse_addr_pool,
+    parse_address_rule,
+    parse_resolve_rule,
+)
+
+__all__ = [
+    "AddressRule",
+    "AnyHost",
+    "Decision",
+    "Direction",
+    "HostMatcher",
+    "IPAddress",
+    "IPNetwork",
+    "LocalhostHost",
+    "NameHost",
+    "NetworkHost",
+    "Policy",
+    "PolicyError",
+    "PortRange",
+    "ResolveRule",
+    "normalize_ip",
+    "normalize_query_name",
+    "parse_addr_pool",
+    "parse_address_rule",
+    "parse_resolve_rule",
+]

@@ -1,0 +1,381 @@
+"""The capsock network policy: pure matching, decisions and attenuation.
+
+A :class:`Policy` answers two questions for the host, without doing any I/O:
+
+* may the guest connect to / bind to / receive from ``(protocol, ip, port)``
+  in a given :class:`Direction`?  (:meth:`Policy.check_address`)
+* may the guest resolve a domain name?  (:meth:`Policy.check_resolve`)
+
+Semantics, chosen to fail closed:
+
+* **Deny by default.**  Nothing is allowed unless an allow rule matches.
+* **Deny wins.**  A matching deny rule beats any allow rule, whatever the
+  order the flags were given in.
+* **IPv4-mapped IPv6 is IPv4.**  ``::ffff:a.b.c.d`` is normalized to
+  ``a.b.c.d`` *before* matching and is then judged only by IPv4 rules (and
+  ``*``).  So ``allow-outbound tcp://[::]/0:*`` cannot be used to reach an
+  IPv4 host, and a denied IPv4 host cannot be reached through its mapped
+  form.  IPv6 rules that lie inside ``::ffff:0:0/96`` are rewritten to IPv4 at
+  parse time so they keep their meaning.
+* **Names match resolved addresses only.**  A rule such as
+  ``tcp://example.com:443`` matches exactly the addresses the caller obtained
+  by resolving ``example.com`` for this instance (the ``resolved`` mapping);
+  an unresolved name matches nothing.  Such an allow rule also implies
+  permission to resolve that exact name.  ``localhost`` is fixed to
+  127.0.0.0/8 and ::1.
+* **Attenuation only narrows.**  :meth:`Policy.restrict` stacks another rule
+  set as a further layer; something is allowed only if every layer allows it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .rules import (
+    PROTOCOLS,
+    AddressRule,
+    AnyHost,
+    IPAddress,
+    LocalhostHost,
+    NameHost,
+    ResolveRule,
+    normalize_ip,
+    normalize_query_name,
+    parse_addr_pool,
+    parse_address_rule,
+    parse_resolve_rule,
+)
+
+__all__ = ["Decision", "Direction", "Policy"]
+
+_MAX_PORT = 65535
+
+
+class Direction(enum.Enum):
+    """Who initiates: the guest (outbound) or a remote peer (inbound)."""
+
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of a policy check, with the rule that caused it.
+
+    ``rule`` is ``"<flag> <rule text>"`` (e.g.
+    ``"allow-outbound tcp://127.0.0.1:80"``) so that logs and error messages
+    can tell the user *which* rule to change; it is ``None`` when no rule
+    matched and the default deny applied.
+
+    ``bool(decision)`` is ``decision.allowed``: without this a dataclass
+    instance is always truthy, and ``if policy.check_address(...):`` would
+    silently allow everything.
+    """
+
+    allowed: bool
+    rule: str | None
+
+    def __bool__(self) -> bool:
+        """Truthiness follows :attr:`allowed` (see the class docstring)."""
+        return self.allowed
+
+
+_DEFAULT_DENY = Decision(False, None)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """An address rule together with the flag it came from (for reporting)."""
+
+    label: str
+    rule: AddressRule
+
+    @property
+    def text(self) -> str:
+        """The stable ``"<flag> <rule>"`` form used in decisions."""
+        return f"{self.label} {self.rule.text}"
+
+
+@dataclass(frozen=True)
+class _ResolveEntry:
+    """A resolve rule together with the flag it came from (for reporting)."""
+
+    label: str
+    rule: ResolveRule
+
+    @property
+    def text(self) -> str:
+        """The stable ``"<flag> <rule>"`` form used in decisions."""
+        return f"{self.label} {self.rule.text}"
+
+
+@dataclass(frozen=True)
+class _RuleSet:
+    """One flat layer of rules, as given by one set of command-line flags.
+
+    ``addr_pool`` entries are kept apart (instead of being copied into both
+    allow lists) so :meth:`describe` shows each of them once.
+    """
+
+    allow_outbound: tuple[_Entry, ...] = ()
+    allow_inbound: tuple[_Entry, ...] = ()
+    deny_outbound: tuple[_Entry, ...] = ()
+    deny_inbound: tuple[_Entry, ...] = ()
+    addr_pool: tuple[_Entry, ...] = ()
+    allow_resolve: tuple[_ResolveEntry, ...] = ()
+    deny_resolve: tuple[_ResolveEntry, ...] = ()
+
+    def allows(self, direction: Direction) -> tuple[_Entry, ...]:
+        """Allow rules that apply to *direction* (addr-pool applies to both)."""
+        own = (
+            self.allow_outbound
+            if direction is Direction.OUTBOUND
+            else self.allow_inbound
+        )
+        return own + self.addr_pool
+
+    def denies(self, direction: Direction) -> tuple[_Entry, ...]:
+        """Deny rules that apply to *direction*."""
+        return (
+            self.deny_outbound if direction is Direction.OUTBOUND else self.deny_inbound
+        )
+
+    def check_address(
+        self,
+        direction: Direction,
+        protocol: str,
+        ip: IPAddress,
+        port: int,
+        resolved: Mapping[str, frozenset[IPAddress]] | None,
+    ) -> Decision:
+        """Deny rules first (deny wins), then allow rules, else default deny."""
+        for entry in self.denies(direction):
+            if entry.rule.matches(protocol, ip, port, resolved):
+                return Decision(False, entry.text)
+        for entry in self.allows(direction):
+            if entry.rule.matches(protocol, ip, port, resolved):
+                return Decision(True, entry.text)
+        return _DEFAULT_DENY
+
+    def check_resolve(self, name: str) -> Decision:
+        """Resolve decision for an already-normalized *name*.
+
+        Allow rules for a name (``tcp://example.com:80`` or ``localhost``)
+        imply ``--allow-resolve`` for exactly that name: without it such a rule
+        could never match anything.  Explicit deny-resolve rules still win.
+        """
+        for resolve_entry in self.deny_resolve:
+            if resolve_entry.rule.matches(name):
+                return Decision(False, resolve_entry.text)
+        for resolve_entry in self.allow_resolve:
+            if resolve_entry.rule.matches(name):
+                return Decision(True, resolve_entry.text)
+        for entry in self.allow_outbound + self.allow_inbound:
+            host = entry.rule.host
+            if (isinstance(host, NameHost) and host.name == name) or (
+                isinstance(host, LocalhostHost) and name == "localhost"
+            ):
+                return Decision(True, entry.text)
+        return _DEFAULT_DENY
+
+    def grants(self, protocol: str, direction: Direction) -> bool:
+        """Whether some allow rule could allow *protocol* in *direction*.
+
+        An allow rule is ignored if a deny rule for the same direction covers
+        every host and port of that protocol (it could never take effect).
+        """
+        blanket_deny = any(
+            protocol in entry.rule.protocols
+            and isinstance(entry.rule.host, AnyHost)
+            and entry.rule.ports.is_any
+            for entry in self.denies(direction)
+        )
+        if blanket_deny:
+            return False
+        return any(protocol in entry.rule.protocols for entry in self.allows(direction))
+
+    def describe(self) -> list[str]:
+        """The rules as ``"<flag> <rule>"`` lines, in a fixed order."""
+        groups: tuple[tuple[_Entry, ...] | tuple[_ResolveEntry, ...], ...] = (
+            self.allow_outbound,
+            self.allow_inbound,
+            self.addr_pool,
+            self.deny_outbound,
+            self.deny_inbound,
+            self.allow_resolve,
+            self.deny_resolve,
+        )
+        return [entry.text for group in groups for entry in group]
+
+
+def _strings(value: Iterable[str], flag: str) -> list[str]:
+    """Materialize a flag's values, refusing a bare ``str``.
+
+    A ``str`` is itself an ``Iterable[str]``; passing ``"tcp://x:1"`` instead
+    of ``["tcp://x:1"]`` would otherwise be parsed one character at a time.
+    """
+    if isinstance(value, str):
+        raise TypeError(f"{flag} expects an iterable of rule strings, not a single str")
+    return list(value)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An immutable network policy: one or more layers of rules.
+
+    A policy built by :meth:`from_flags` has one layer; :meth:`restrict` adds
+    layers.  Every check must be allowed by all layers, so a restricted policy
+    is never wider than the policy it was derived from.  Build instances with
+    :meth:`from_flags` or :meth:`deny_all`, not the constructor.
+    """
+
+    _layers: tuple[_RuleSet, ...] = field(default=(_RuleSet(),))
+
+    @classmethod
+    def from_flags(
+        cls,
+        *,
+        allow_outbound: Iterable[str] = (),
+        allow_inbound: Iterable[str] = (),
+        deny_outbound: Iterable[str] = (),
+        deny_inbound: Iterable[str] = (),
+        allow_resolve: Iterable[str] = (),
+        deny_resolve: Iterable[str] = (),
+        addr_pool: Iterable[str] = (),
+    ) -> Policy:
+        """Parse command-line style rule lists into a policy.
+
+        Each ``addr_pool`` item is one ``--addr-pool`` value (itself a
+        comma-separated list).  Raises :class:`PolicyError` naming the first
+        bad rule and its flag; no partially parsed policy is ever returned.
+        """
+
+        def address(values: Iterable[str], name: str) -> tuple[_Entry, ...]:
+            flag = f"--{name}"
+            return tuple(
+                _Entry(name, parse_address_rule(text, flag))
+                for text in _strings(values, flag)
+            )
+
+        def resolve(values: Iterable[str], name: str) -> tuple[_ResolveEntry, ...]:
+            flag = f"--{name}"
+            return tuple(
+                _ResolveEntry(name, parse_resolve_rule(text, flag))
+                for text in _strings(values, flag)
+            )
+
+        pool = tuple(
+            _Entry("addr-pool", rule)
+            for text in _strings(addr_pool, "--addr-pool")
+            for rule in parse_addr_pool(text)
+        )
+        layer = _RuleSet(
+            allow_outbound=address(allow_outbound, "allow-outbound"),
+            allow_inbound=address(allow_inbound, "allow-inbound"),
+            deny_outbound=address(deny_outbound, "deny-outbound"),
+            deny_inbound=address(deny_inbound, "deny-inbound"),
+            addr_pool=pool,
+            allow_resolve=resolve(allow_resolve, "allow-resolve"),
+            deny_resolve=resolve(deny_resolve, "deny-resolve"),
+        )
+        return cls((layer,))
+
+    @classmethod
+    def deny_all(cls) -> Policy:
+        """A policy that allows nothing (the default for a guest with no flags)."""
+        return cls((_RuleSet(),))
+
+    def check_address(
+        self,
+        direction: Direction,
+        protocol: str,
+        ip: IPAddress,
+        port: int,
+        resolved: Mapping[str, frozenset[IPAddress]] | None = None,
+    ) -> Decision:
+        """Decide whether ``(protocol, ip, port)`` is reachable in *direction*.
+
+        *ip* is normalized first (IPv4-mapped IPv6 becomes IPv4, zone ids are
+        dropped).  *resolved* maps names to the addresses this instance got
+        when resolving them; it is what name rules match against.  An unknown
+        protocol or an out-of-range port is simply denied (no rule can match).
+        """
+        if not isinstance(direction, Direction):
+            raise TypeError(
+                f"direction must be a Direction, not {type(direction).__name__}"
+            )
+        normalized = normalize_ip(ip)
+        proto = protocol.lower()
+        if proto not in PROTOCOLS or not 0 <= port <= _MAX_PORT:
+            return _DEFAULT_DENY
+        return _combine(
+            [
+                layer.check_address(direction, proto, normalized, port, resolved)
+                for layer in self._layers
+            ]
+        )
+
+    def check_resolve(self, name: str) -> Decision:
+        """Decide whether the guest may resolve *name*.
+
+        Names are compared case-insensitively with one trailing dot removed.
+        A syntactically invalid name is denied even under ``*``, so that a
+        resolver cannot read it differently from how the rules matched it.
+        """
+        normalized = normalize_query_name(name)
+        if normalized is None:
+            return _DEFAULT_DENY
+        return _combine([layer.check_resolve(normalized) for layer in self._layers])
+
+    def grants(self, protocol: str) -> bool:
+        """Whether any rule could allow *protocol* in some direction.
+
+        Used to decide whether to hand the guest a network capability at all.
+        With several layers, one direction must be granted by every layer.
+        """
+        proto = protocol.lower()
+        if proto not in PROTOCOLS:
+            return False
+        return any(
+            all(layer.grants(proto, direction) for layer in self._layers)
+            for direction in Direction
+        )
+
+    def restrict(self, child: Policy) -> Policy:
+        """Attenuate: allow only what both this policy and *child* allow.
+
+        The child's layers are appended, never merged, so a wide child rule
+        (``tcp://*:*``) cannot widen anything: the parent's layer still has to
+        allow each request on its own.
+        """
+        return Policy(self._layers + child._layers)
+
+    def describe(self) -> list[str]:
+        """The rules as text for ``--help``/debug output.
+
+        Lines of restriction layers are prefixed with ``"restrict: "``; a
+        restriction that allows nothing is shown as ``"restrict: (deny all)"``.
+        """
+        lines = self._layers[0].describe()
+        for layer in self._layers[1:]:
+            layer_lines = layer.describe() or ["(deny all)"]
+            lines.extend(f"restrict: {line}" for line in layer_lines)
+        return lines
+
+
+def _combine(decisions: list[Decision]) -> Decision:
+    """Intersect per-layer decisions.
+
+    Any denial denies; the first explicit deny rule is reported (an explicit
+    rule explains more than "nothing matched").  If every layer allows, the
+    innermost (most recently added, most specific) layer's rule is reported.
+    """
+    denials = [decision for decision in decisions if not decision.allowed]
+    if denials:
+        for decision in denials:
+            if decision.rule is not None:
+                return decision
+        return _DEFAULT_DENY
+    return decisions[-1]

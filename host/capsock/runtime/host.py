@@ -1,0 +1,148 @@
+"""Run one component with capsock's networking and wasmtime's WASI.
+
+wasmtime's own `wasi:sockets` stays linked (componentize-py guests import
+it) but the default `WasiConfig` grants it no network at all: the only way
+out of the sandbox is capsock's policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from wasmtime import Engine, ExitTrap, Store, WasiConfig, WasmtimeError
+from wasmtime.component import Component, Linker
+
+from ..addresses import SocketAddress, parse_host_port
+from ..backends.os import OsBackend
+from ..binding.handles import HandleTable
+from ..binding.interfaces import interfaces_for
+from ..binding.registrar import link
+from ..core.context import InstanceContext, Preopen
+from ..policy import Policy
+from .cache import load_component
+
+log = logging.getLogger("capsock")
+
+
+class RunError(Exception):
+    """The component cannot be started (not a command, bad pre-open...)."""
+
+
+@dataclass(frozen=True)
+class TcpListenSpec:
+    """`--tcplisten HOST:PORT`: a listening socket opened by the host."""
+
+    address: SocketAddress
+    backlog: int = 128
+
+    @classmethod
+    def parse(cls, text: str) -> TcpListenSpec:
+        return cls(parse_host_port(text))
+
+
+def open_listener(spec: TcpListenSpec) -> tuple[socket.socket, str]:
+    """Open a pre-opened listener; its name is its real bound address."""
+    family = socket.AF_INET6 if spec.address.is_ipv6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if spec.address.is_ipv6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(spec.address.to_os())
+        sock.listen(spec.backlog)
+    except OSError as error:
+        sock.close()
+        raise RunError(f"cannot listen on {spec.address}: {error.strerror or error}") from None
+    return sock, str(SocketAddress.from_os(sock.getsockname()))
+
+
+@dataclass
+class Host:
+    """A configured host: policy, backend, pre-opens. Runs components."""
+
+    policy: Policy = field(default_factory=Policy.deny_all)
+    backend: OsBackend = field(default_factory=OsBackend)
+    tcp_listen: Sequence[TcpListenSpec] = ()
+    cache_dir: Path | None = None
+    engine: Engine = field(default_factory=Engine)
+
+    def run(self, path: str | Path, args: Sequence[str] = ()) -> int:
+        """Run the component's `wasi:cli/run`; returns its exit code."""
+        component = load_component(self.engine, path, self.cache_dir)
+        run_export = _find_run_export(self.engine, component)
+        preopens = [self._preopen(spec) for spec in self.tcp_listen]
+        context = InstanceContext(self.policy, self.backend, preopens)
+        table = HandleTable()
+        try:
+            linker = Linker(self.engine)
+            linker.add_wasip2()
+            link(linker, self.engine, component, interfaces_for(context), table)
+            store = Store(self.engine)
+            wasi = WasiConfig()
+            wasi.argv = [Path(path).name, *args]
+            wasi.inherit_stdin()
+            wasi.inherit_stdout()
+            wasi.inherit_stderr()
+            store.set_wasi(wasi)
+            instance = linker.instantiate(store, component)
+            interface_index = component.get_export_index(run_export)
+            func_index = component.get_export_index("run", interface_index)
+            if func_index is None:
+                raise RunError(f"{path}: {run_export} has no `run` function")
+            run = instance.get_func(store, func_index)
+            if run is None:
+                raise RunError(f"{path}: cannot find {run_export}#run")
+            try:
+                result = run(store)
+            except ExitTrap as exit_trap:
+                return exit_trap.code
+            except WasmtimeError as error:
+                code = _exit_code(error)
+                if code is not None:
+                    return code
+                print(f"capsock: the guest trapped: {error}", flush=True, file=sys.stderr)
+                return 1
+            return 0 if getattr(result, "tag", "ok") == "ok" else 1
+        finally:
+            self._teardown(context, table)
+
+    def _preopen(self, spec: TcpListenSpec) -> Preopen:
+        sock, name = open_listener(spec)
+        return Preopen(name, "tcp", spec.address.is_ipv6, self.backend.adopt_tcp(sock))
+
+    @staticmethod
+    def _teardown(context: InstanceContext, table: HandleTable) -> None:
+        """Close every socket the guest still held, and unclaimed pre-opens."""
+        for obj in table.clear():
+            drop = getattr(obj, "drop", None)
+            if drop is not None:
+                try:
+                    drop()
+                except Exception:
+                    log.exception("capsock: error while closing %r", obj)
+        for preopen in context.take_preopens():
+            preopen.socket.close()
+
+
+def _find_run_export(engine: Engine, component: Component) -> str:
+    for name in component.type.exports(engine):
+        if name.startswith("wasi:cli/run@"):
+            return name
+    raise RunError("the component does not export wasi:cli/run: build it as a command "
+                   "(a world that exports wasi:cli/run)")
+
+
+def _exit_code(error: WasmtimeError) -> int | None:
+    """The code of a `wasi:cli/exit` call, which wasmtime reports as an error."""
+    text = str(error)
+    marker = "exit status "
+    if marker in text:
+        digits = text.split(marker, 1)[1].split()[0].rstrip(".,")
+        if digits.lstrip("-").isdigit():
+            return int(digits)
+    return None
