@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Sequence
 
 from .policy import Policy, PolicyError
 from .runtime import Host, RunError, TcpListenSpec

@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Mapping
 
 import pytest
+
 from capsock.policy import (
     AddressRule,
     AnyHost,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..addresses import SocketAddress
 from ..errors import ErrorCode, NetError
@@ -62,7 +63,10 @@ class OsStreamSocket:
         return len(data)
 
     def shutdown(self, receive: bool, send: bool) -> None:
-        how = socket.SHUT_RDWR if receive and send else socket.SHUT_RD if receive else socket.SHUT_WR
+        if receive and send:
+            how = socket.SHUT_RDWR
+        else:
+            how = socket.SHUT_RD if receive else socket.SHUT_WR
         _os_call(lambda: self._sock.shutdown(how))
 
     def local_address(self) -> SocketAddress:

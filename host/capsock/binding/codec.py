@@ -35,12 +35,21 @@ own/borrow         the host object (see :mod:`capsock.binding.handles`)
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from wasmtime import _ffi as ffi
 from wasmtime.component import (
-    BorrowType,
+    S8,
+    S16,
+    S32,
+    S64,
+    U8,
+    U16,
+    U32,
+    U64,
     Bool,
+    BorrowType,
     Char,
     EnumType,
     ListType,
@@ -48,16 +57,8 @@ from wasmtime.component import (
     OwnType,
     RecordType,
     ResultType,
-    S8,
-    S16,
-    S32,
-    S64,
     String,
     TupleType,
-    U8,
-    U16,
-    U32,
-    U64,
     ValType,
     VariantType,
 )
@@ -330,7 +331,8 @@ def _lower_list(element: Lower) -> Lower:
         items = list(value)
         vec = ffi.wasmtime_component_vallist_t()
         ffi.wasmtime_component_vallist_new_uninit(ctypes.byref(vec), len(items))
-        _fill(ctx, vec.data, items, [element] * len(items), vec, ffi.wasmtime_component_vallist_delete)
+        _fill(ctx, vec.data, items, [element] * len(items), vec,
+              ffi.wasmtime_component_vallist_delete)
         v.kind = _K["LIST"]
         v.of.list = vec
     return lower
@@ -341,7 +343,7 @@ def _fill(ctx: Context, data: Any, items: list[Any], lowers: list[Lower], vec: A
     """Lower items into an uninitialized array, freeing it on failure."""
     done = 0
     try:
-        for i, (item, lower) in enumerate(zip(items, lowers)):
+        for i, (item, lower) in enumerate(zip(items, lowers, strict=True)):
             lower(ctx, item, data[i])
             done += 1
     except BaseException:

@@ -32,7 +32,8 @@ from __future__ import annotations
 import ctypes
 import itertools
 import logging
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from wasmtime import Engine, WasmtimeError
 from wasmtime import _ffi as ffi
@@ -120,7 +121,7 @@ _ENTRIES: dict[int, _Entry] = {}
 _ENTRY_IDS = itertools.count(1)
 
 
-@ffi.wasmtime_component_func_callback_t  # type: ignore[misc]
+@ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
 def _trampoline(env: int | None, ctx: Any, _ty: Any, args: Any, _nargs: int,
                 results: Any, _nresults: int) -> int:
     try:
@@ -129,7 +130,7 @@ def _trampoline(env: int | None, ctx: Any, _ty: Any, args: Any, _nargs: int,
         return _trap(f"capsock: host failure: {error!r}")
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[misc]
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
 def _finalize(env: int | None) -> None:
     _ENTRIES.pop(env or 0, None)
 
@@ -242,4 +243,4 @@ def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncTy
     return _Entry(name, impl, lifts, lower, fallible)
 
 
-__all__: Iterable[str] = ["Interface", "LinkError", "link", "snake"]
+__all__ = ["Interface", "LinkError", "link", "snake"]

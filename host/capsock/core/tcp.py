@@ -29,6 +29,7 @@ from .context import InstanceContext
 MAX_RECEIVE = 1 << 20
 #: The backlog a listen is capped at.
 MAX_BACKLOG = 1024
+BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 class TcpState(enum.Enum):
@@ -47,8 +48,8 @@ def check_remote(address: SocketAddress, ipv6: bool) -> None:
     """Reject remote addresses no connection can go to."""
     check_family(address, ipv6)
     ip = address.ip
-    if address.port == 0 or ip.is_unspecified or ip.is_multicast or (
-            isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255")):
+    broadcast = isinstance(ip, ipaddress.IPv4Address) and ip == BROADCAST
+    if address.port == 0 or ip.is_unspecified or ip.is_multicast or broadcast:
         raise NetError(ErrorCode.INVALID_ARGUMENT, f"cannot connect to {address}")
 
 

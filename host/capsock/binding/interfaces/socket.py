@@ -70,7 +70,8 @@ def _wait(pollables: list[Pollable], timeout: float | None) -> list[int]:
         millis = None if timeout is None else max(0, int(timeout * 1000))
         for fd, events in poller.poll(millis):
             for index in by_fd.get(fd, []):
-                if events & (pollables[index].events | select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                wanted = pollables[index].events | select.POLLERR | select.POLLHUP | select.POLLNVAL
+                if events & wanted:
                     ready.append(index)
     return sorted(set(ready))
 

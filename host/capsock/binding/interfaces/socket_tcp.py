@@ -41,7 +41,8 @@ class TcpCapableNetwork:
         return TcpSocketResource(TcpSocket(self.context, self.policy, sock, ipv6))
 
     def restrict(self, rules: list[str]) -> TcpCapableNetwork:
-        return TcpCapableNetwork(self.context, self.policy.restrict(parse_restriction(rules, "tcp")))
+        narrower = self.policy.restrict(parse_restriction(rules, "tcp"))
+        return TcpCapableNetwork(self.context, narrower)
 
 
 class TcpSocketResource:

@@ -8,7 +8,8 @@ that import the interface; each reports `not-supported` if ever reached.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from ...core.context import InstanceContext
 from ...errors import ErrorCode, NetError
