@@ -119,9 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.component).is_file():
         print(f"capsock: error: no such component: {args.component}", file=sys.stderr)
         return 2
+    guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
     host = Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir)
     try:
-        return host.run(args.component, args.args)
+        return host.run(args.component, guest_args)
     except RunError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2

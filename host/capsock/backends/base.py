@@ -7,6 +7,7 @@ raise :class:`capsock.errors.NetError` for every expected failure.
 
 from __future__ import annotations
 
+import socket
 from typing import Protocol
 
 from ..addresses import SocketAddress
@@ -36,3 +37,7 @@ class Backend(Protocol):
     """Creates sockets. One backend may serve many guest instances."""
 
     def tcp_socket(self, ipv6: bool) -> StreamSocket: ...
+
+    def adopt_tcp(self, sock: socket.socket) -> StreamSocket:
+        """Wrap a listening socket the operator pre-opened on the host."""
+        ...

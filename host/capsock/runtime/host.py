@@ -18,6 +18,7 @@ from wasmtime import Engine, ExitTrap, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Linker
 
 from ..addresses import SocketAddress, parse_host_port
+from ..backends.base import Backend
 from ..backends.os import OsBackend
 from ..binding.handles import HandleTable
 from ..binding.interfaces import interfaces_for
@@ -66,7 +67,7 @@ class Host:
     """A configured host: policy, backend, pre-opens. Runs components."""
 
     policy: Policy = field(default_factory=Policy.deny_all)
-    backend: OsBackend = field(default_factory=OsBackend)
+    backend: Backend = field(default_factory=OsBackend)
     tcp_listen: Sequence[TcpListenSpec] = ()
     cache_dir: Path | None = None
     engine: Engine = field(default_factory=Engine)
