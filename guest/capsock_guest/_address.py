@@ -9,7 +9,6 @@ coming back from the host are 2-tuples for IPv4 and 4-tuples for IPv6, like
 from __future__ import annotations
 
 import ipaddress
-from typing import Tuple, Union
 
 from wit_world.imports.socket import (
     IpAddress,
@@ -30,11 +29,11 @@ __all__ = [
     "family_from", "parse_address", "format_address", "is_ip_literal",
 ]
 
-Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
-Family = Union[IpAddressFamily, str]
+Address = tuple[str, int] | tuple[str, int, int, int]
+Family = IpAddressFamily | str
 
 
-def _ip(host: str) -> Union[ipaddress.IPv4Address, ipaddress.IPv6Address]:
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         return ipaddress.ip_address(text)
@@ -60,7 +59,7 @@ def ip_to_wit(host: str) -> IpAddress:
     return IpAddress_Ipv6(_groups(ip))
 
 
-def _groups(ip: ipaddress.IPv6Address) -> Tuple[int, int, int, int, int, int, int, int]:
+def _groups(ip: ipaddress.IPv6Address) -> tuple[int, int, int, int, int, int, int, int]:
     n = int(ip)
     g = [(n >> (112 - 16 * i)) & 0xFFFF for i in range(8)]
     return (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7])
@@ -119,7 +118,7 @@ def family_from(family: Family) -> IpAddressFamily:
         raise NetError("invalid-argument", f"unknown address family {family!r}") from None
 
 
-def parse_address(text: str) -> Tuple[str, int]:
+def parse_address(text: str) -> tuple[str, int]:
     """``"127.0.0.1:8080"`` / ``"[::1]:8080"`` / ``"example.com:80"`` -> (host, port)."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 0xFFFF:
@@ -131,7 +130,7 @@ def parse_address(text: str) -> Tuple[str, int]:
     return host, int(port)
 
 
-def format_address(address: Union[Address, IpSocketAddress]) -> str:
+def format_address(address: Address | IpSocketAddress) -> str:
     """``("::1", 80, 0, 0)`` -> ``"[::1]:80"``; also accepts the WIT variant."""
     if not isinstance(address, tuple):
         address = from_wit(address)

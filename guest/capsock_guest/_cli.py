@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Callable, List, Optional, Type, Union
+from collections.abc import Callable
 
 from componentize_py_types import Err
 from wit_world import exports
 
 __all__ = ["Command", "run_main", "run_command"]
 
-Main = Callable[[List[str]], Optional[int]]
+Main = Callable[[list[str]], int | None]
 
 
 def _flush() -> None:
@@ -28,7 +28,7 @@ def _flush() -> None:
             pass
 
 
-def _exit_status(code: Union[str, int, None]) -> int:
+def _exit_status(code: str | int | None) -> int:
     if code is None:
         return 0
     if isinstance(code, int):
@@ -37,7 +37,7 @@ def _exit_status(code: Union[str, int, None]) -> int:
     return 1
 
 
-def run_command(main: Main, argv: Optional[List[str]] = None) -> None:
+def run_command(main: Main, argv: list[str] | None = None) -> None:
     """Call ``main(argv)`` (default ``sys.argv[1:]``) as the body of
     ``run``: returns on status 0, raises ``Err(None)`` otherwise, having
     printed any traceback to stderr. ``SystemExit`` is honoured."""
@@ -61,19 +61,19 @@ class Command(exports.Run):
             def main(self, argv: list[str]) -> int | None: ...
     """
 
-    def main(self, argv: List[str]) -> Optional[int]:
+    def main(self, argv: list[str]) -> int | None:
         raise NotImplementedError
 
     def run(self) -> None:
         run_command(self.main)
 
 
-def run_main(main: Main) -> Type[Command]:
+def run_main(main: Main) -> type[Command]:
     """``Run = capsock_guest.run_main(main)`` in ``app.py``, where
     ``main(argv: list[str]) -> int | None`` gets ``sys.argv[1:]``."""
 
     class Run(Command):
-        def main(self, argv: List[str]) -> Optional[int]:
+        def main(self, argv: list[str]) -> int | None:
             return main(argv)
 
     Run.__qualname__ = f"run_main({getattr(main, '__name__', 'main')})"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import errno
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from componentize_py_types import Err
 from wit_world.imports.socket import ErrorCode
@@ -51,20 +52,20 @@ class NetError(OSError):
 
     code: str
 
-    def __init__(self, code: str, message: Optional[str] = None,
-                 errno_: Optional[int] = None) -> None:
+    def __init__(self, code: str, message: str | None = None,
+                 errno_: int | None = None) -> None:
         super().__init__(errno_ if errno_ is not None else ERRNO.get(code, errno.EIO),
                          f"{code}: {message}" if message else code)
         self.code = code
 
     @property
-    def error_code(self) -> Optional[ErrorCode]:
+    def error_code(self) -> ErrorCode | None:
         """The `ErrorCode` enum member, or None for library-made codes."""
         name = self.code.upper().replace("-", "_")
         return ErrorCode.__members__.get(name)
 
     @classmethod
-    def from_err(cls, err: Err[Any]) -> "NetError":
+    def from_err(cls, err: Err[Any]) -> NetError:
         value = err.value
         if isinstance(value, ErrorCode):
             return cls(code_name(value))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from wit_world.imports import socket as wsocket
 
@@ -13,7 +13,7 @@ __all__ = ["poll", "Pollable"]
 Pollable = wsocket.Pollable
 
 
-def poll(pollables: Sequence[wsocket.Pollable], timeout: Optional[float] = None) -> List[int]:
+def poll(pollables: Sequence[wsocket.Pollable], timeout: float | None = None) -> list[int]:
     """Wait until one of ``pollables`` is ready or ``timeout`` seconds pass;
     the indexes of the ready ones (empty on timeout)."""
     ns = None if timeout is None else max(0, int(timeout * 1e9))

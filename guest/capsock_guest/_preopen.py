@@ -7,13 +7,13 @@ from the host but not yet claimed, so `preopened_tcp_listeners()` and
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from typing import Any
 
 from wit_world.imports import socket as wsocket
 
 __all__ = ["preopened_sockets", "take_preopens"]
 
-_pending: List[Tuple[str, wsocket.Socket]] = []
+_pending: list[tuple[str, wsocket.Socket]] = []
 
 
 def _fetch() -> None:
@@ -28,7 +28,7 @@ def _protocol(sock: wsocket.Socket) -> str:
     return str(value.name).lower()
 
 
-def take_preopens(protocol: str) -> List[Tuple[str, wsocket.Socket]]:
+def take_preopens(protocol: str) -> list[tuple[str, wsocket.Socket]]:
     """Claim the pending pre-opens of one protocol (``"tcp"`` / ``"udp"``)."""
     _fetch()
     tagged = [(n, s, _protocol(s)) for n, s in _pending]
@@ -36,7 +36,7 @@ def take_preopens(protocol: str) -> List[Tuple[str, wsocket.Socket]]:
     return [(n, s) for n, s, p in tagged if p == protocol]
 
 
-def preopened_sockets() -> List[Tuple[str, wsocket.Socket]]:
+def preopened_sockets() -> list[tuple[str, wsocket.Socket]]:
     """All unclaimed pre-opened sockets as ``(name, handle)``, untyped.
 
     Turn a handle into a socket with `TcpSocket.from_preopened` /

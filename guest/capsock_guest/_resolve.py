@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 from wit_world.imports import ip_resolve_address
 
 from ._address import Family, family_from, ip_from_wit
@@ -18,18 +16,18 @@ class Resolver:
     def __init__(self, raw: ip_resolve_address.IpAddressResolver) -> None:
         self.raw = raw
 
-    def resolve(self, name: str, family: Optional[Family] = None) -> List[str]:
+    def resolve(self, name: str, family: Family | None = None) -> list[str]:
         """IP addresses of ``name`` as strings (no IP literals, no ports)."""
         options = ip_resolve_address.ResolveOptions(
             address_family=None if family is None else family_from(family))
         return [ip_from_wit(a) for a in call(self.raw.resolve_addresses, name, options)]
 
-    def restrict(self, rules: List[str]) -> "Resolver":
+    def restrict(self, rules: list[str]) -> Resolver:
         """A narrower resolver, e.g. ``["allow-resolve=*.example.com"]``."""
         return Resolver(call(self.raw.restrict, rules))
 
 
-_resolver: Optional[Resolver] = None
+_resolver: Resolver | None = None
 
 
 def resolver() -> Resolver:
@@ -43,6 +41,6 @@ def resolver() -> Resolver:
     return _resolver
 
 
-def resolve(name: str, family: Optional[Family] = None) -> List[str]:
+def resolve(name: str, family: Family | None = None) -> list[str]:
     """`resolver().resolve(...)`."""
     return resolver().resolve(name, family)

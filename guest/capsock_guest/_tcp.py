@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import List, Optional, Tuple, Type, TypeVar, Union
+from typing import TypeVar
 
 from wit_world.imports import socket as wsocket
 from wit_world.imports import socket_tcp
@@ -27,7 +27,7 @@ __all__ = [
     "tcp_network", "listen", "connect", "preopened_tcp_listeners",
 ]
 
-ShutdownHow = Union[str, int, socket_tcp.ShutdownType]
+ShutdownHow = str | int | socket_tcp.ShutdownType
 _S = TypeVar("_S", bound="TcpSocket")
 
 _SHUTDOWN = {
@@ -58,14 +58,14 @@ class TcpSocket:
     """
 
     #: The pre-open name (``--tcplisten`` value), or None.
-    name: Optional[str]
+    name: str | None
 
-    def __init__(self, raw: socket_tcp.TcpSocket, name: Optional[str] = None) -> None:
-        self._raw: Optional[socket_tcp.TcpSocket] = raw
+    def __init__(self, raw: socket_tcp.TcpSocket, name: str | None = None) -> None:
+        self._raw: socket_tcp.TcpSocket | None = raw
         self.name = name
 
     @classmethod
-    def from_preopened(cls: Type[_S], raw: wsocket.Socket, name: Optional[str] = None) -> _S:
+    def from_preopened(cls: type[_S], raw: wsocket.Socket, name: str | None = None) -> _S:
         """Adopt a pre-opened socket handle (see `preopened_sockets`)."""
         return cls(call(socket_tcp.TcpSocket.from_socket, raw), name)
 
@@ -92,7 +92,7 @@ class TcpSocket:
     def listen(self, backlog: int = 128) -> None:
         call(self.raw.listen, backlog)
 
-    def accept(self) -> Tuple["TcpStream", Address]:
+    def accept(self) -> tuple[TcpStream, Address]:
         """Wait for a connection: ``(stream, peer address)``."""
         raw, peer = call(self.raw.accept)
         return TcpStream(raw), from_wit(peer)
@@ -102,11 +102,11 @@ class TcpSocket:
 
     # -- data ------------------------------------------------------------
 
-    def send(self, data: Union[bytes, bytearray, memoryview]) -> int:
+    def send(self, data: bytes | bytearray | memoryview) -> int:
         """Send bytes; returns how many were sent (all of them when blocking)."""
         return call(self.raw.send, bytes(data))
 
-    def sendall(self, data: Union[bytes, bytearray, memoryview]) -> None:
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(bytes(data))
         raw = self.raw
         while view:
@@ -122,7 +122,7 @@ class TcpSocket:
 
     def recv_exact(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or `IncompleteRead` at end of stream."""
-        parts: List[bytes] = []
+        parts: list[bytes] = []
         need = n
         raw = self.raw
         while need > 0:
@@ -135,7 +135,7 @@ class TcpSocket:
 
     def recv_all(self, chunk_size: int = 65536) -> bytes:
         """Everything until the peer closes its sending side."""
-        parts: List[bytes] = []
+        parts: list[bytes] = []
         raw = self.raw
         while True:
             chunk = call(raw.receive, chunk_size)
@@ -167,7 +167,7 @@ class TcpSocket:
     def set_blocking(self, flag: bool) -> None:
         call(self.raw.set_blocking, flag)
 
-    def set_timeout(self, seconds: Optional[float]) -> None:
+    def set_timeout(self, seconds: float | None) -> None:
         """Timeout for blocking calls; None waits forever."""
         call(self.raw.set_timeout, None if seconds is None else max(1, int(seconds * 1e9)))
 
@@ -195,8 +195,8 @@ class TcpSocket:
     def __enter__(self: _S) -> _S:
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]],
-                 exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -213,10 +213,10 @@ class TcpSocket:
 class TcpListener(TcpSocket):
     """A listening TCP socket (from `listen` or a pre-open)."""
 
-    def __iter__(self) -> "TcpListener":
+    def __iter__(self) -> TcpListener:
         return self
 
-    def __next__(self) -> Tuple["TcpStream", Address]:
+    def __next__(self) -> tuple[TcpStream, Address]:
         return self.accept()
 
 
@@ -250,11 +250,11 @@ class TcpNetwork:
         (through `resolve`) and each of its addresses tried in turn."""
         host = address[0]
         if is_ip_literal(host):
-            targets: List[Address] = [address]
+            targets: list[Address] = [address]
         else:
             from_resolver = resolve(host)
             targets = [(ip, address[1]) for ip in from_resolver]
-        last: Optional[NetError] = None
+        last: NetError | None = None
         for target in targets:
             sock = TcpStream(call(self.raw.create_tcp_socket, family_of(target)))
             try:
@@ -269,12 +269,12 @@ class TcpNetwork:
         assert last is not None
         raise last
 
-    def restrict(self, rules: List[str]) -> "TcpNetwork":
+    def restrict(self, rules: list[str]) -> TcpNetwork:
         """A narrower capability, e.g. ``["allow-outbound=tcp://10.0.0.1:80"]``."""
         return TcpNetwork(call(self.raw.restrict, rules))
 
 
-_network: Optional[TcpNetwork] = None
+_network: TcpNetwork | None = None
 
 
 def tcp_network() -> TcpNetwork:
@@ -299,7 +299,7 @@ def connect(address: Address) -> TcpStream:
     return tcp_network().connect(address)
 
 
-def preopened_tcp_listeners() -> List[TcpListener]:
+def preopened_tcp_listeners() -> list[TcpListener]:
     """The unclaimed pre-opened TCP sockets (``--tcplisten``), ready for
     `accept`; each has its pre-open ``name``."""
     return [TcpListener.from_preopened(raw, name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import List, Optional, Tuple, Type, TypeVar, Union
+from typing import TypeVar
 
 from wit_world.imports import socket as wsocket
 from wit_world.imports import socket_udp
@@ -15,20 +15,20 @@ from ._preopen import take_preopens
 __all__ = ["UdpNetwork", "UdpSocket", "udp_network", "preopened_udp_sockets"]
 
 _U = TypeVar("_U", bound="UdpSocket")
-Bytes = Union[bytes, bytearray, memoryview]
+Bytes = bytes | bytearray | memoryview
 
 
 class UdpSocket:
     """A UDP socket; every failure raises `NetError`."""
 
-    name: Optional[str]
+    name: str | None
 
-    def __init__(self, raw: socket_udp.UdpSocket, name: Optional[str] = None) -> None:
-        self._raw: Optional[socket_udp.UdpSocket] = raw
+    def __init__(self, raw: socket_udp.UdpSocket, name: str | None = None) -> None:
+        self._raw: socket_udp.UdpSocket | None = raw
         self.name = name
 
     @classmethod
-    def from_preopened(cls: Type[_U], raw: wsocket.Socket, name: Optional[str] = None) -> _U:
+    def from_preopened(cls: type[_U], raw: wsocket.Socket, name: str | None = None) -> _U:
         return cls(call(socket_udp.UdpSocket.from_socket, raw), name)
 
     @property
@@ -61,7 +61,7 @@ class UdpSocket:
     def sendto(self, data: Bytes, address: Address) -> int:
         return call(self.raw.send, bytes(data), to_wit(address))
 
-    def recvfrom(self, bufsize: int) -> Tuple[bytes, Address]:
+    def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
         d = call(self.raw.receive, bufsize)
         return d.data, from_wit(d.remote_address)
 
@@ -77,7 +77,7 @@ class UdpSocket:
     def set_blocking(self, flag: bool) -> None:
         call(self.raw.set_blocking, flag)
 
-    def set_timeout(self, seconds: Optional[float]) -> None:
+    def set_timeout(self, seconds: float | None) -> None:
         call(self.raw.set_timeout, None if seconds is None else max(1, int(seconds * 1e9)))
 
     def subscribe(self, readiness: str = "readable") -> wsocket.Pollable:
@@ -91,8 +91,8 @@ class UdpSocket:
     def __enter__(self: _U) -> _U:
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]],
-                 exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
 
@@ -114,11 +114,11 @@ class UdpNetwork:
             raise
         return sock
 
-    def restrict(self, rules: List[str]) -> "UdpNetwork":
+    def restrict(self, rules: list[str]) -> UdpNetwork:
         return UdpNetwork(call(self.raw.restrict, rules))
 
 
-_network: Optional[UdpNetwork] = None
+_network: UdpNetwork | None = None
 
 
 def udp_network() -> UdpNetwork:
@@ -132,7 +132,7 @@ def udp_network() -> UdpNetwork:
     return _network
 
 
-def preopened_udp_sockets() -> List[UdpSocket]:
+def preopened_udp_sockets() -> list[UdpSocket]:
     """The unclaimed pre-opened UDP sockets (``--udpbind``)."""
     return [UdpSocket.from_preopened(raw, name)
             for name, raw in take_preopens("udp")]

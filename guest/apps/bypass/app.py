@@ -15,7 +15,7 @@ from __future__ import annotations
 import encodings.idna  # noqa: F401  getaddrinfo encodes host names with it,
 import socket  # and componentize-py only bundles what is imported
 import sys  # at build time (else: LookupError "unknown encoding")
-from typing import Callable, List
+from collections.abc import Callable
 
 import capsock_guest as cg
 
@@ -33,7 +33,7 @@ def attempt(label: str, action: Callable[[], object]) -> bool:
     return True
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: bypass HOST:PORT", file=sys.stderr)
         return 2

@@ -9,12 +9,11 @@ a command only success/failure, so the host sees exit status 1).
 from __future__ import annotations
 
 import sys
-from typing import List
 
 import capsock_guest as cg
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: client HOST:PORT MESSAGE", file=sys.stderr)
         return 2

@@ -11,7 +11,6 @@ line per connection. Serves connections one after another.
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
 
 import capsock_guest as cg
 
@@ -28,7 +27,7 @@ def serve_one(conn: cg.TcpStream) -> int:
     return total
 
 
-def open_listener(address: Optional[str]) -> Optional[cg.TcpListener]:
+def open_listener(address: str | None) -> cg.TcpListener | None:
     """Listen on ``address`` via the TCP capability, else the first pre-open."""
     if address:
         return cg.listen(cg.parse_address(address))
@@ -36,11 +35,11 @@ def open_listener(address: Optional[str]) -> Optional[cg.TcpListener]:
     return listeners[0] if listeners else None
 
 
-def main(argv: List[str]) -> Optional[int]:
+def main(argv: list[str]) -> int | None:
     # Parsed by hand: argparse lazily imports modules (locale, shutil, ...)
     # that componentize-py did not bundle, so it fails at run time.
-    address: Optional[str] = None
-    max_connections: Optional[int] = None
+    address: str | None = None
+    max_connections: int | None = None
     rest = list(argv)
     while rest:
         arg = rest.pop(0)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import capsock_guest as cg
 
 
-def result(action: Callable[[], object]) -> Optional[str]:
+def result(action: Callable[[], object]) -> str | None:
     """Run ``action``, print ``result: ok`` or ``result: <code>``."""
     try:
         action()
@@ -29,7 +29,7 @@ def result(action: Callable[[], object]) -> Optional[str]:
     return None
 
 
-def accept_unbound(args: List[str]) -> int:
+def accept_unbound(args: list[str]) -> int:
     sock = cg.tcp_network().socket("ipv4")
     result(sock.accept)
     sock.close()
@@ -40,7 +40,7 @@ def _family(address: cg.Address) -> str:
     return "ipv4" if cg.family_of(address).name == "IPV4" else "ipv6"
 
 
-def send_after_shutdown(args: List[str]) -> int:
+def send_after_shutdown(args: list[str]) -> int:
     address = cg.parse_address(args[0])
     sock = cg.tcp_network().socket(_family(address))
     if result(lambda: sock.connect(address)) is None:
@@ -50,7 +50,7 @@ def send_after_shutdown(args: List[str]) -> int:
     return 0
 
 
-def connect_twice(args: List[str]) -> int:
+def connect_twice(args: list[str]) -> int:
     address = cg.parse_address(args[0])
     sock = cg.tcp_network().socket(_family(address))
     result(lambda: sock.connect(address))
@@ -59,7 +59,7 @@ def connect_twice(args: List[str]) -> int:
     return 0
 
 
-def bind(args: List[str]) -> int:
+def bind(args: list[str]) -> int:
     address = cg.parse_address(args[0])
     sock = cg.tcp_network().socket(_family(address))
     def bind_listen() -> None:
@@ -75,7 +75,7 @@ def bind(args: List[str]) -> int:
     return 0
 
 
-def hostcall(args: List[str]) -> int:
+def hostcall(args: list[str]) -> int:
     n = int(args[0]) if args else 1000
     sock = cg.tcp_network().socket("ipv4")
     raw = sock.raw
@@ -98,7 +98,7 @@ COMMANDS = {
 }
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS or len(argv) - 1 < COMMANDS[argv[0]][1]:
         print(f"usage: probe {{{'|'.join(COMMANDS)}}} [ARG]", file=sys.stderr)
         return 2

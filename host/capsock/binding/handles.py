@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import logging
 import threading
 from typing import Any
 
@@ -28,6 +29,19 @@ from wasmtime import _ffi as ffi
 from wasmtime.component import ResourceType
 
 from .codec import Context, Resources
+
+log = logging.getLogger("capsock")
+
+
+def release(obj: object) -> None:
+    """Call the object's `drop()` if it has one; log, never raise."""
+    drop = getattr(obj, "drop", None)
+    if drop is not None:
+        try:
+            drop()
+        except Exception:
+            log.exception("capsock: error while releasing %r", obj)
+
 
 _TYPE_IDS = itertools.count(0x6361_0000)  # "ca": distinct from other embedders' ids
 
@@ -78,6 +92,15 @@ class HandleTable(Resources):
     def remove(self, rep: int) -> object | None:
         with self._lock:
             return self._objects.pop(rep, None)
+
+    def drop(self, rep: int) -> None:
+        """The guest dropped its handle: forget the object and release it."""
+        release(self.remove(rep))
+
+    def drop_all(self) -> None:
+        """Teardown: release every object the guest still holds."""
+        for obj in self.clear():
+            release(obj)
 
     def live(self) -> list[object]:
         with self._lock:

@@ -166,13 +166,7 @@ def _resolve(iface: Any, name: str) -> Callable[..., Any] | None:
 
 def _destructor(table: HandleTable) -> Callable[[Any, int], None]:
     def drop(_store: Any, rep: int) -> None:
-        obj = table.remove(rep)
-        close = getattr(obj, "drop", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                log.exception("capsock: error while dropping %r", obj)
+        table.drop(rep)
     return drop
 
 
