@@ -61,20 +61,45 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RULES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_policy_flags(run)
-    run.add_argument("--tcplisten", action="append", default=[], metavar="HOST:PORT",
-                     help="pre-open a listening TCP socket for the guest (repeatable); "
-                          "port 0 picks a free port. The guest gets it from "
-                          "preopened-sockets(); it needs no --allow-inbound rule")
-    run.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                     help="where compiled components are cached "
-                          "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
-    run.add_argument("-v", "--verbose", action="store_true",
-                     help="log every denied operation to stderr")
+    add_instance_flags(run)
     run.add_argument("component", metavar="COMPONENT", help="the component (.wasm) to run")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments passed to the guest")
     return parser
+
+
+def add_instance_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that configure a guest instance (shared by run and serve)."""
+    add_policy_flags(parser)
+    group = parser.add_argument_group("pre-opened sockets and runtime")
+    group.add_argument("--tcplisten", action="append", default=[], metavar="HOST:PORT",
+                       help="pre-open a listening TCP socket for the guest (repeatable); "
+                            "port 0 picks a free port. The guest gets it from "
+                            "preopened-sockets(); it needs no --allow-inbound rule")
+    group.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                       help="where compiled components are cached "
+                            "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="log every denied operation to stderr")
+
+
+class ConfigError(Exception):
+    """A flag's value is wrong; the message names the flag."""
+
+
+def host_from_args(args: argparse.Namespace) -> Host:
+    """Build the Host the instance flags describe (no sockets opened yet)."""
+    try:
+        policy = policy_from_args(args)
+    except PolicyError as error:
+        raise ConfigError(str(error)) from None
+    listens = []
+    for text in args.tcplisten:
+        try:
+            listens.append(TcpListenSpec.parse(text))
+        except ValueError as error:
+            raise ConfigError(f"invalid --tcplisten: {error}") from None
+    return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir)
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:
@@ -108,19 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(message)s", stream=sys.stderr)
     try:
-        policy = policy_from_args(args)
-        listens = [TcpListenSpec.parse(text) for text in args.tcplisten]
-    except PolicyError as error:
+        host = host_from_args(args)
+    except ConfigError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:
-        print(f"capsock: error: invalid --tcplisten: {error}", file=sys.stderr)
         return 2
     if not Path(args.component).is_file():
         print(f"capsock: error: no such component: {args.component}", file=sys.stderr)
         return 2
     guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
-    host = Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir)
     try:
         return host.run(args.component, guest_args)
     except RunError as error:

@@ -8,6 +8,7 @@ state          allowed
 =============  =================================================
 UNBOUND        bind, listen (implicit bind), connect
 BOUND          listen, connect
+CONNECTING     connect again (to the same address: completes or would-block)
 LISTENING      accept
 CONNECTED      receive, peek, send, shutdown, remote-address
 CLOSED         nothing (after drop)
@@ -35,6 +36,7 @@ BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 class TcpState(enum.Enum):
     UNBOUND = "unbound"
     BOUND = "bound"
+    CONNECTING = "connecting"
     LISTENING = "listening"
     CONNECTED = "connected"
     CLOSED = "closed"
@@ -71,6 +73,7 @@ class TcpSocket:
         self.send_closed = False
         self.blocking = True
         self.timeout: float | None = None
+        self.connecting_to: SocketAddress | None = None
 
     def _require(self, operation: str, *states: TcpState) -> None:
         if self.state not in states:
@@ -98,10 +101,35 @@ class TcpSocket:
         return child, peer
 
     def connect(self, address: SocketAddress) -> None:
+        """Connect; a non-blocking socket says would-block, then the guest
+        waits for `writable` and calls connect again for the outcome."""
+        if self.state is TcpState.CONNECTING:
+            self._finish_connect(address)
+            return
         self._require("connect", TcpState.UNBOUND, TcpState.BOUND)
         check_remote(address, self.ipv6)
         self.context.require(self.policy, Direction.OUTBOUND, "tcp", address)
-        self.sock.connect(address)
+        try:
+            self.sock.connect(address)
+        except NetError as error:
+            if error.code is ErrorCode.WOULD_BLOCK:
+                self.state = TcpState.CONNECTING
+                self.connecting_to = address
+            raise
+        self.state = TcpState.CONNECTED
+
+    def _finish_connect(self, address: SocketAddress) -> None:
+        if address != self.connecting_to:
+            raise NetError(ErrorCode.INVALID_STATE, "a connect to another address is in progress")
+        try:
+            self.sock.connect(address)
+        except NetError as error:
+            if error.code is ErrorCode.WOULD_BLOCK:
+                raise
+            if error.code is not ErrorCode.INVALID_STATE:  # EISCONN means it succeeded
+                self.state = TcpState.BOUND
+                self.connecting_to = None
+                raise
         self.state = TcpState.CONNECTED
 
     def receive(self, max_len: int, peek: bool = False) -> bytes:
