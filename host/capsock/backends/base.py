@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from typing import Protocol
 
-from ..addresses import SocketAddress
+from ..addresses import IPAddress, SocketAddress
 
 
 class StreamSocket(Protocol):
@@ -33,6 +33,43 @@ class StreamSocket(Protocol):
     def close(self) -> None: ...
 
 
+class DatagramSocket(Protocol):
+    """One UDP socket of a backend, in BSD terms.
+
+    The core does the policy checks (including dropping datagrams from
+    senders the policy does not allow) before and after these calls; a
+    backend only moves datagrams.
+    """
+
+    def bind(self, address: SocketAddress) -> None: ...
+    def connect(self, address: SocketAddress) -> None: ...
+    def disconnect(self) -> None:
+        """`connect(AF_UNSPEC)`: forget the default peer."""
+        ...
+    def send(self, data: bytes, address: SocketAddress | None) -> int: ...
+    def receive(self, max_len: int, peek: bool) -> tuple[bytes, SocketAddress]: ...
+    def local_address(self) -> SocketAddress: ...
+    def remote_address(self) -> SocketAddress: ...
+    def set_blocking(self, blocking: bool) -> None: ...
+    def set_timeout(self, seconds: float | None) -> None: ...
+    def get_option(self, name: str) -> int: ...
+    def set_option(self, name: str, value: int) -> None: ...
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class Resolver(Protocol):
+    """Turns a domain name into IP addresses (never parses IP literals).
+
+    `name` is already validated and normalized (lower case, no trailing
+    dot) and allowed by the policy. `ipv6` None asks for both families.
+    Failures raise NetError with `name-unresolvable`,
+    `temporary-resolver-failure` or `permanent-resolver-failure`.
+    """
+
+    def resolve(self, name: str, ipv6: bool | None) -> list[IPAddress]: ...
+
+
 class Backend(Protocol):
     """Creates sockets. One backend may serve many guest instances."""
 
@@ -40,4 +77,10 @@ class Backend(Protocol):
 
     def adopt_tcp(self, sock: socket.socket) -> StreamSocket:
         """Wrap a listening socket the operator pre-opened on the host."""
+        ...
+
+    def udp_socket(self, ipv6: bool) -> DatagramSocket: ...
+
+    def adopt_udp(self, sock: socket.socket) -> DatagramSocket:
+        """Wrap a bound UDP socket the operator pre-opened (`--udpbind`)."""
         ...

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
+import os
 import socket
 from collections.abc import Callable
 from typing import TypeVar
@@ -82,21 +86,12 @@ class OsStreamSocket:
         self._sock.settimeout(seconds)
 
     def get_option(self, name: str) -> int:
-        level, optname = _option(name)
-        if name == "hop-limit":
-            level, optname = self._hop_limit_option()
+        level, optname = _option(name, self._sock)
         return int(_os_call(lambda: self._sock.getsockopt(level, optname)))
 
     def set_option(self, name: str, value: int) -> None:
-        level, optname = _option(name)
-        if name == "hop-limit":
-            level, optname = self._hop_limit_option()
+        level, optname = _option(name, self._sock)
         _os_call(lambda: self._sock.setsockopt(level, optname, value))
-
-    def _hop_limit_option(self) -> tuple[int, int]:
-        if self._sock.family == socket.AF_INET6:
-            return socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
-        return socket.IPPROTO_IP, socket.IP_TTL
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -105,13 +100,101 @@ class OsStreamSocket:
         self._sock.close()
 
 
-def _option(name: str) -> tuple[int, int]:
+def _option(name: str, sock: socket.socket) -> tuple[int, int]:
+    """(level, optname) of a contract option for this socket's family."""
     if name == "hop-limit":
-        return (0, 0)
+        if sock.family == socket.AF_INET6:
+            return socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
+        return socket.IPPROTO_IP, socket.IP_TTL
     try:
         return OPTIONS[name]
     except KeyError:
         raise NetError(ErrorCode.NOT_SUPPORTED, f"option {name}") from None
+
+
+#: The largest UDP payload; a receive never needs a bigger buffer.
+MAX_DATAGRAM = 65535
+
+
+class _SockaddrUnspec(ctypes.Structure):
+    _fields_ = [("family", ctypes.c_ushort), ("data", ctypes.c_char * 26)]
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def _connect_unspec(fd: int) -> None:
+    """`connect(fd, {AF_UNSPEC})`, which Python's socket module cannot
+    express: it dissolves a UDP socket's association with its peer."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    address = _SockaddrUnspec(socket.AF_UNSPEC)
+    if _libc.connect(fd, ctypes.byref(address), ctypes.sizeof(address)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+class OsDatagramSocket:
+    """A UDP socket of the host OS."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    @property
+    def raw(self) -> socket.socket:
+        return self._sock
+
+    def bind(self, address: SocketAddress) -> None:
+        _os_call(lambda: self._sock.bind(address.to_os()))
+
+    def connect(self, address: SocketAddress) -> None:
+        _os_call(lambda: self._sock.connect(address.to_os()))
+
+    def disconnect(self) -> None:
+        try:
+            _connect_unspec(self._sock.fileno())
+        except OSError as error:
+            # Linux reports EAFNOSUPPORT on some kernels after a successful
+            # disconnect of an IPv6 socket; the association is gone anyway.
+            if error.errno != errno.EAFNOSUPPORT:
+                raise net_error(error) from error
+
+    def send(self, data: bytes, address: SocketAddress | None) -> int:
+        if address is None:
+            return _os_call(lambda: self._sock.send(data))
+        return _os_call(lambda: self._sock.sendto(data, address.to_os()))
+
+    def receive(self, max_len: int, peek: bool) -> tuple[bytes, SocketAddress]:
+        flags = socket.MSG_PEEK if peek else 0
+        data, sender = _os_call(lambda: self._sock.recvfrom(min(max_len, MAX_DATAGRAM), flags))
+        return data, SocketAddress.from_os(sender)
+
+    def local_address(self) -> SocketAddress:
+        return SocketAddress.from_os(_os_call(self._sock.getsockname))
+
+    def remote_address(self) -> SocketAddress:
+        return SocketAddress.from_os(_os_call(self._sock.getpeername))
+
+    def set_blocking(self, blocking: bool) -> None:
+        self._sock.setblocking(blocking)
+
+    def set_timeout(self, seconds: float | None) -> None:
+        self._sock.settimeout(seconds)
+
+    def get_option(self, name: str) -> int:
+        level, optname = _option(name, self._sock)
+        return int(_os_call(lambda: self._sock.getsockopt(level, optname)))
+
+    def set_option(self, name: str, value: int) -> None:
+        level, optname = _option(name, self._sock)
+        _os_call(lambda: self._sock.setsockopt(level, optname, value))
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 class OsBackend:
@@ -127,3 +210,14 @@ class OsBackend:
     def adopt_tcp(self, sock: socket.socket) -> OsStreamSocket:
         """Wrap a socket the operator pre-opened."""
         return OsStreamSocket(sock)
+
+    def udp_socket(self, ipv6: bool) -> OsDatagramSocket:
+        family = socket.AF_INET6 if ipv6 else socket.AF_INET
+        sock = _os_call(lambda: socket.socket(family, socket.SOCK_DGRAM))
+        if ipv6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        return OsDatagramSocket(sock)
+
+    def adopt_udp(self, sock: socket.socket) -> OsDatagramSocket:
+        """Wrap a bound UDP socket the operator pre-opened."""
+        return OsDatagramSocket(sock)

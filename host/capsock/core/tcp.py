@@ -74,6 +74,10 @@ class TcpSocket:
         self.blocking = True
         self.timeout: float | None = None
         self.connecting_to: SocketAddress | None = None
+        #: Accepted from a listener: its peer is hidden under
+        #: `--peer-address=hidden` (a socket the guest connected itself
+        #: already knows its peer, so hiding it there would protect nothing).
+        self.accepted = False
 
     def _require(self, operation: str, *states: TcpState) -> None:
         if self.state not in states:
@@ -82,7 +86,7 @@ class TcpSocket:
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", TcpState.UNBOUND)
         check_family(address, self.ipv6)
-        self.context.require(self.policy, Direction.INBOUND, "tcp", address)
+        self.context.require(self.policy, Direction.INBOUND, "tcp", address, "bind")
         self.sock.bind(address)
         self.state = TcpState.BOUND
 
@@ -98,7 +102,8 @@ class TcpSocket:
         self._require("accept", TcpState.LISTENING)
         conn, peer = self.sock.accept()
         child = TcpSocket(self.context, self.policy, conn, self.ipv6, TcpState.CONNECTED)
-        return child, peer
+        child.accepted = True
+        return child, self.context.peer(peer)
 
     def connect(self, address: SocketAddress) -> None:
         """Connect; a non-blocking socket says would-block, then the guest
@@ -108,7 +113,9 @@ class TcpSocket:
             return
         self._require("connect", TcpState.UNBOUND, TcpState.BOUND)
         check_remote(address, self.ipv6)
-        self.context.require(self.policy, Direction.OUTBOUND, "tcp", address)
+        self.context.require(self.policy, Direction.OUTBOUND, "tcp", address, "connect")
+        if self.state is TcpState.UNBOUND:
+            self.context.require_implicit_bind(self.policy, "tcp", self.ipv6)
         try:
             self.sock.connect(address)
         except NetError as error:
@@ -157,7 +164,8 @@ class TcpSocket:
 
     def remote_address(self) -> SocketAddress:
         self._require("remote-address", TcpState.CONNECTED)
-        return self.sock.remote_address()
+        peer = self.sock.remote_address()
+        return self.context.peer(peer) if self.accepted else peer
 
     def set_blocking(self, blocking: bool) -> None:
         self.blocking = blocking

@@ -159,6 +159,32 @@ class _RuleSet:
                 return Decision(True, entry.text)
         return _DEFAULT_DENY
 
+    def check_denied(
+        self,
+        direction: Direction,
+        protocol: str,
+        ip: IPAddress,
+        port: int,
+        resolved: Mapping[str, frozenset[IPAddress]] | None,
+    ) -> Decision:
+        """Only the deny rules: denied if one matches, else allowed (no rule)."""
+        for entry in self.denies(direction):
+            if entry.rule.matches(protocol, ip, port, resolved):
+                return Decision(False, entry.text)
+        return Decision(True, None)
+
+    def grants_resolve(self) -> bool:
+        """Whether some name could be allowed: an allow-resolve rule, or an
+        allow rule naming a host, and no ``deny-resolve=*``."""
+        if any(entry.rule.name is None for entry in self.deny_resolve):
+            return False
+        if self.allow_resolve:
+            return True
+        return any(
+            isinstance(entry.rule.host, NameHost | LocalhostHost)
+            for entry in self.allow_outbound + self.allow_inbound
+        )
+
     def check_resolve(self, name: str) -> Decision:
         """Resolve decision for an already-normalized *name*.
 
@@ -328,6 +354,39 @@ class Policy:
         if normalized is None:
             return _DEFAULT_DENY
         return _combine([layer.check_resolve(normalized) for layer in self._layers])
+
+    def check_denied(
+        self,
+        direction: Direction,
+        protocol: str,
+        ip: IPAddress,
+        port: int,
+        resolved: Mapping[str, frozenset[IPAddress]] | None = None,
+    ) -> Decision:
+        """Whether an explicit deny rule (of any layer) matches.
+
+        For operations that need no allow rule but must still honour a deny
+        rule: the ephemeral bind a TCP ``connect`` or a UDP ``send`` makes
+        on an unbound socket.  Allowed (with rule ``None``) when no deny
+        rule matches.
+        """
+        normalized = normalize_ip(ip)
+        proto = protocol.lower()
+        if proto not in PROTOCOLS or not 0 <= port <= _MAX_PORT:
+            return _DEFAULT_DENY
+        return _combine(
+            [
+                layer.check_denied(direction, proto, normalized, port, resolved)
+                for layer in self._layers
+            ]
+        )
+
+    def grants_resolve(self) -> bool:
+        """Whether some name could be resolved (every layer must allow one).
+
+        Used to decide whether to hand the guest a resolver at all.
+        """
+        return all(layer.grants_resolve() for layer in self._layers)
 
     def grants(self, protocol: str) -> bool:
         """Whether any rule could allow *protocol* in some direction.

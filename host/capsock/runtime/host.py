@@ -18,11 +18,13 @@ from wasmtime import Engine, ExitTrap, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Linker
 
 from ..addresses import SocketAddress, parse_host_port
-from ..backends.base import Backend
+from ..backends.base import Backend, Resolver
 from ..backends.os import OsBackend
+from ..backends.resolvers import SystemResolver
 from ..binding.handles import HandleTable
 from ..binding.interfaces import interfaces_for
 from ..binding.registrar import link
+from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..policy import Policy
 from .cache import load_component
@@ -62,6 +64,31 @@ def open_listener(spec: TcpListenSpec) -> tuple[socket.socket, str]:
     return sock, str(SocketAddress.from_os(sock.getsockname()))
 
 
+@dataclass(frozen=True)
+class UdpBindSpec:
+    """`--udpbind HOST:PORT`: a bound UDP socket opened by the host."""
+
+    address: SocketAddress
+
+    @classmethod
+    def parse(cls, text: str) -> UdpBindSpec:
+        return cls(parse_host_port(text))
+
+
+def open_udp(spec: UdpBindSpec) -> tuple[socket.socket, str]:
+    """Open a pre-opened UDP socket; its name is its real bound address."""
+    family = socket.AF_INET6 if spec.address.is_ipv6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if spec.address.is_ipv6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(spec.address.to_os())
+    except OSError as error:
+        sock.close()
+        raise RunError(f"cannot bind UDP {spec.address}: {error.strerror or error}") from None
+    return sock, str(SocketAddress.from_os(sock.getsockname()))
+
+
 @dataclass
 class Host:
     """A configured host: policy, backend, pre-opens. Runs components."""
@@ -71,13 +98,35 @@ class Host:
     tcp_listen: Sequence[TcpListenSpec] = ()
     cache_dir: Path | None = None
     engine: Engine = field(default_factory=Engine)
+    #: `--udpbind`: UDP sockets bound before the guest starts.
+    udp_bind: Sequence[UdpBindSpec] = ()
+    #: Where names are resolved (`--dns` makes a DnsResolver).
+    resolver: Resolver = field(default_factory=SystemResolver)
+    #: `--peer-address`: "real", or "hidden" for the reserved stand-ins.
+    peer_address: str = "real"
+    #: `--audit-log`: already open, so a bad path fails before any guest runs.
+    audit_log: AuditLog | None = None
+
+    def new_context(self) -> InstanceContext:
+        """A fresh instance context with this host's pre-opens opened."""
+        preopens: list[Preopen] = []
+        try:
+            for spec in self.tcp_listen:
+                preopens.append(self._preopen(spec))
+            for udp in self.udp_bind:
+                preopens.append(self._preopen_udp(udp))
+        except RunError:
+            for preopen in preopens:
+                preopen.socket.close()
+            raise
+        return InstanceContext(self.policy, self.backend, preopens, resolver=self.resolver,
+                               hide_peers=self.peer_address == "hidden", audit=self.audit_log)
 
     def run(self, path: str | Path, args: Sequence[str] = ()) -> int:
         """Run the component's `wasi:cli/run`; returns its exit code."""
         component = load_component(self.engine, path, self.cache_dir)
         run_export = _find_run_export(self.engine, component)
-        preopens = [self._preopen(spec) for spec in self.tcp_listen]
-        context = InstanceContext(self.policy, self.backend, preopens)
+        context = self.new_context()
         table = HandleTable()
         try:
             linker = Linker(self.engine)
@@ -115,6 +164,10 @@ class Host:
     def _preopen(self, spec: TcpListenSpec) -> Preopen:
         sock, name = open_listener(spec)
         return Preopen(name, "tcp", spec.address.is_ipv6, self.backend.adopt_tcp(sock))
+
+    def _preopen_udp(self, spec: UdpBindSpec) -> Preopen:
+        sock, name = open_udp(spec)
+        return Preopen(name, "udp", spec.address.is_ipv6, self.backend.adopt_udp(sock))
 
     @staticmethod
     def _teardown(context: InstanceContext, table: HandleTable) -> None:

@@ -1,25 +1,30 @@
-"""`capsock:net/ip-resolve-address`: not granted by this host yet.
-
-`resolver()` returns none in this release (no resolver backend yet), so
-no guest can hold a resolver handle; the methods exist for linking.
-"""
+"""`capsock:net/ip-resolve-address`: the resolver capability."""
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 from ...core.context import InstanceContext
-from ...errors import ErrorCode, NetError
+from ...core.resolve import NameResolver
+from ..codec import Case
+from ..restriction import parse_restriction
+from ..wit_values import family_is_ipv6, ip_to_wit
 
 
 class IpAddressResolver:
-    """`resource ip-address-resolver` (never handed out yet)."""
+    """`resource ip-address-resolver`: WIT conversions around NameResolver."""
 
-    def resolve_addresses(self, name: str, options: Any) -> NoReturn:
-        raise NetError(ErrorCode.NOT_SUPPORTED, "name resolution")
+    def __init__(self, core: NameResolver) -> None:
+        self.core = core
 
-    def restrict(self, rules: list[str]) -> NoReturn:
-        raise NetError(ErrorCode.NOT_SUPPORTED, "name resolution")
+    def resolve_addresses(self, name: str, options: dict[str, Any]) -> list[Case]:
+        family = options["address-family"]
+        ipv6 = None if family is None else family_is_ipv6(family)
+        return [ip_to_wit(ip) for ip in self.core.resolve(name, ipv6)]
+
+    def restrict(self, rules: list[str]) -> IpAddressResolver:
+        narrower = self.core.policy.restrict(parse_restriction(rules, None))
+        return IpAddressResolver(NameResolver(self.core.context, narrower))
 
 
 class IpResolveAddress:
@@ -30,5 +35,8 @@ class IpResolveAddress:
     def __init__(self, context: InstanceContext) -> None:
         self.context = context
 
-    def resolver(self) -> None:
-        return None
+    def resolver(self) -> IpAddressResolver | None:
+        """None unless the policy allows resolving some name."""
+        if not self.context.policy.grants_resolve():
+            return None
+        return IpAddressResolver(NameResolver(self.context, self.context.policy))

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from ...backends.base import StreamSocket
 from ...core.context import InstanceContext
 from ...core.tcp import TcpSocket, TcpState
 from ...errors import ErrorCode, NetError
-from ...policy import Policy, PolicyError
+from ...policy import Policy
 from ..codec import Case
+from ..restriction import parse_restriction
 from ..wit_values import address_from_wit, address_to_wit, duration_to_seconds, family_is_ipv6
 from .socket import Pollable, PreopenedSocket
-
-
-def parse_restriction(rules: list[str], protocol: str) -> Policy:
-    """Parse `restrict` rules (`allow-outbound=tcp://...`) into a policy."""
-    flags: dict[str, list[str]] = {}
-    allowed = {"allow-outbound", "allow-inbound", "deny-outbound", "deny-inbound"}
-    for rule in rules:
-        flag, sep, value = rule.partition("=")
-        if not sep or flag not in allowed or not value.lower().startswith(f"{protocol}://"):
-            raise NetError(ErrorCode.INVALID_ARGUMENT, f"not a {protocol} rule: {rule!r}")
-        flags.setdefault(flag.replace("-", "_"), []).append(value)
-    try:
-        return Policy.from_flags(**flags)
-    except PolicyError as error:
-        raise NetError(ErrorCode.INVALID_ARGUMENT, str(error)) from None
 
 
 class TcpCapableNetwork:
@@ -159,6 +146,8 @@ class SocketTcp:
         if preopen.protocol != "tcp":
             socket.drop()
             raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a TCP socket")
-        core = TcpSocket(self.context, self.context.policy, preopen.socket, preopen.ipv6,
+        # protocol "tcp" means the host made it with backend.adopt_tcp.
+        stream = cast(StreamSocket, preopen.socket)
+        core = TcpSocket(self.context, self.context.policy, stream, preopen.ipv6,
                          TcpState.LISTENING)
         return TcpSocketResource(core)

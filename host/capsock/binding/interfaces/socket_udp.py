@@ -1,49 +1,108 @@
-"""`capsock:net/socket-udp`: not granted by this host yet.
-
-The contract is complete, but this release implements no UDP backend:
-`network()` returns none and there is no `--udpbind`, so no guest can hold
-a UDP handle. The methods below exist so the registrar can link guests
-that import the interface; each reports `not-supported` if ever reached.
-"""
+"""`capsock:net/socket-udp`: the UDP capability and sockets."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, cast
 
+from ...backends.base import DatagramSocket
 from ...core.context import InstanceContext
+from ...core.udp import UdpSocket, UdpState
 from ...errors import ErrorCode, NetError
-
-
-def _not_supported(name: str) -> Callable[..., NoReturn]:
-    def method(*_args: Any) -> NoReturn:
-        raise NetError(ErrorCode.NOT_SUPPORTED, f"udp {name} is not implemented by this host")
-    method.__name__ = name
-    return method
+from ...policy import Policy
+from ..codec import Case
+from ..restriction import parse_restriction
+from ..wit_values import address_from_wit, address_to_wit, duration_to_seconds, family_is_ipv6
+from .socket import Pollable, PreopenedSocket
 
 
 class UdpCapableNetwork:
-    """`resource udp-capable-network` (never handed out yet)."""
+    """`resource udp-capable-network`: creates sockets under a policy."""
 
-    create_udp_socket = _not_supported("create_udp_socket")
-    restrict = _not_supported("restrict")
+    def __init__(self, context: InstanceContext, policy: Policy) -> None:
+        self.context = context
+        self.policy = policy
+
+    def create_udp_socket(self, family: str) -> UdpSocketResource:
+        ipv6 = family_is_ipv6(family)
+        sock = self.context.backend.udp_socket(ipv6)
+        return UdpSocketResource(UdpSocket(self.context, self.policy, sock, ipv6))
+
+    def restrict(self, rules: list[str]) -> UdpCapableNetwork:
+        narrower = self.policy.restrict(parse_restriction(rules, "udp"))
+        return UdpCapableNetwork(self.context, narrower)
 
 
 class UdpSocketResource:
-    """`resource udp-socket` (never handed out yet)."""
+    """`resource udp-socket`: WIT conversions around a core UdpSocket."""
+
+    def __init__(self, core: UdpSocket) -> None:
+        self.core = core
 
     def address_family(self) -> str:
-        return "ipv4"
+        return "ipv6" if self.core.ipv6 else "ipv4"
 
-    def subscribe(self, readiness: str) -> Any:
-        raise NetError(ErrorCode.NOT_SUPPORTED, "udp subscribe")
+    def bind(self, local_address: Case) -> None:
+        self.core.bind(address_from_wit(local_address))
 
+    def local_address(self) -> Case:
+        return address_to_wit(self.core.local_address())
 
-for _name in ("bind", "local_address", "connect", "disconnect", "remote_address", "send",
-              "receive", "peek", "set_blocking", "set_timeout", "unicast_hop_limit",
-              "set_unicast_hop_limit", "receive_buffer_size", "set_receive_buffer_size",
-              "send_buffer_size", "set_send_buffer_size", "reuse_address", "set_reuse_address"):
-    setattr(UdpSocketResource, _name, _not_supported(_name))
+    def connect(self, remote_address: Case) -> None:
+        self.core.connect(address_from_wit(remote_address))
+
+    def disconnect(self) -> None:
+        self.core.disconnect()
+
+    def remote_address(self) -> Case:
+        return address_to_wit(self.core.remote_address())
+
+    def send(self, data: bytes, remote_address: Case | None) -> int:
+        address = None if remote_address is None else address_from_wit(remote_address)
+        return self.core.send(data, address)
+
+    def receive(self, max_len: int) -> dict[str, Any]:
+        data, sender = self.core.receive(max_len)
+        return {"data": data, "remote-address": address_to_wit(sender)}
+
+    def peek(self, max_len: int) -> dict[str, Any]:
+        data, sender = self.core.receive(max_len, peek=True)
+        return {"data": data, "remote-address": address_to_wit(sender)}
+
+    def set_blocking(self, value: bool) -> None:
+        self.core.set_blocking(value)
+
+    def set_timeout(self, timeout: int | None) -> None:
+        self.core.set_timeout(duration_to_seconds(timeout))
+
+    def subscribe(self, readiness: str) -> Pollable:
+        return Pollable(self.core.sock, readable=readiness == "readable")
+
+    def unicast_hop_limit(self) -> int:
+        return self.core.get_option("hop-limit")
+
+    def set_unicast_hop_limit(self, value: int) -> None:
+        self.core.set_option("hop-limit", value)
+
+    def receive_buffer_size(self) -> int:
+        return self.core.get_option("receive-buffer-size")
+
+    def set_receive_buffer_size(self, value: int) -> None:
+        self.core.set_option("receive-buffer-size", min(value, 1 << 30))
+
+    def send_buffer_size(self) -> int:
+        return self.core.get_option("send-buffer-size")
+
+    def set_send_buffer_size(self, value: int) -> None:
+        self.core.set_option("send-buffer-size", min(value, 1 << 30))
+
+    def reuse_address(self) -> bool:
+        return bool(self.core.get_option("reuse-address"))
+
+    def set_reuse_address(self, value: bool) -> None:
+        self.core.set_option("reuse-address", int(value))
+
+    def drop(self) -> None:
+        self.core.close()
 
 
 class SocketUdp:
@@ -57,9 +116,19 @@ class SocketUdp:
     def __init__(self, context: InstanceContext) -> None:
         self.context = context
 
-    def network(self) -> None:
-        return None
+    def network(self) -> UdpCapableNetwork | None:
+        if not self.context.policy.grants("udp"):
+            return None
+        return UdpCapableNetwork(self.context, self.context.policy)
 
-    def udp_socket_from_socket(self, socket: Any) -> NoReturn:
-        socket.drop()
-        raise NetError(ErrorCode.INVALID_ARGUMENT, "not a UDP socket")
+    def udp_socket_from_socket(self, socket: Any) -> UdpSocketResource:
+        assert isinstance(socket, PreopenedSocket)
+        preopen = socket.preopen
+        if preopen.protocol != "udp":
+            socket.drop()
+            raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a UDP socket")
+        # protocol "udp" means the host made it with backend.adopt_udp.
+        datagram = cast(DatagramSocket, preopen.socket)
+        core = UdpSocket(self.context, self.context.policy, datagram, preopen.ipv6,
+                         UdpState.BOUND, preopened=True)
+        return UdpSocketResource(core)

@@ -1,0 +1,124 @@
+"""Resolver backends: the system's resolver, or a DNS server the operator names.
+
+Both take a name the core already validated, normalized and checked against
+the policy, and return IP addresses only. Their failures are mapped onto the
+three resolver error codes of the contract, so a guest can tell "no such
+name" from "try again" from "the resolver is broken" -- and all three from
+`access-denied`, which only the policy returns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+from ..addresses import IPAddress, SocketAddress
+from ..errors import ErrorCode, NetError
+
+#: getaddrinfo's EAI_* codes -> error-code. EAI_NODATA and EAI_ADDRFAMILY
+#: are glibc extensions, absent from some platforms' `socket` module.
+_EAI_TO_CODE: dict[int, ErrorCode] = {
+    socket.EAI_NONAME: ErrorCode.NAME_UNRESOLVABLE,
+    socket.EAI_AGAIN: ErrorCode.TEMPORARY_RESOLVER_FAILURE,
+    socket.EAI_FAIL: ErrorCode.PERMANENT_RESOLVER_FAILURE,
+    socket.EAI_MEMORY: ErrorCode.OUT_OF_MEMORY,
+}
+for _name in ("EAI_NODATA", "EAI_ADDRFAMILY"):
+    if hasattr(socket, _name):
+        _EAI_TO_CODE[getattr(socket, _name)] = ErrorCode.NAME_UNRESOLVABLE
+
+
+def _unique(addresses: list[IPAddress]) -> list[IPAddress]:
+    """Drop duplicates, keeping the resolver's order (it may be meaningful)."""
+    return list(dict.fromkeys(addresses))
+
+
+class SystemResolver:
+    """The host's own resolver, through `getaddrinfo`.
+
+    `AI_ADDRCONFIG` is off so the answer does not depend on which
+    interfaces happen to be configured (a loopback-only sandbox would
+    otherwise never see AAAA records); `AI_NUMERICHOST` is never needed
+    because IP literals are refused before a resolver is called.
+    """
+
+    def resolve(self, name: str, ipv6: bool | None) -> list[IPAddress]:
+        family = socket.AF_UNSPEC if ipv6 is None else (
+            socket.AF_INET6 if ipv6 else socket.AF_INET)
+        try:
+            infos = socket.getaddrinfo(name, None, family, socket.SOCK_STREAM, 0, 0)
+        except socket.gaierror as error:
+            code = _EAI_TO_CODE.get(error.errno or 0, ErrorCode.PERMANENT_RESOLVER_FAILURE)
+            raise NetError(code, f"{name}: {error.strerror}") from None
+        except (UnicodeError, OSError) as error:
+            raise NetError(ErrorCode.PERMANENT_RESOLVER_FAILURE, f"{name}: {error}") from None
+        addresses: list[IPAddress] = []
+        for info_family, _, _, _, sockaddr in infos:
+            if info_family in (socket.AF_INET, socket.AF_INET6):
+                addresses.append(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
+        if not addresses:
+            raise NetError(ErrorCode.NAME_UNRESOLVABLE, name)
+        return _unique(addresses)
+
+
+class DnsResolver:
+    """Real DNS over UDP to one server (`--dns HOST:PORT`), with dnspython.
+
+    A and AAAA are asked separately (both when no family is requested), with
+    recursion desired. Mapping: no answer before `timeout` ->
+    `temporary-resolver-failure`; NXDOMAIN, or no record of the family ->
+    `name-unresolvable`; SERVFAIL (and REFUSED) -> `temporary-resolver-failure`;
+    any other rcode, or a reply that is not DNS -> `permanent-resolver-failure`.
+    """
+
+    def __init__(self, server: SocketAddress, timeout: float = 2.0) -> None:
+        self.server = server
+        self.timeout = timeout
+
+    def resolve(self, name: str, ipv6: bool | None) -> list[IPAddress]:
+        types = [dns.rdatatype.A, dns.rdatatype.AAAA] if ipv6 is None else (
+            [dns.rdatatype.AAAA] if ipv6 else [dns.rdatatype.A])
+        addresses: list[IPAddress] = []
+        for rdtype in types:
+            addresses.extend(self._query(name, rdtype))
+        if not addresses:
+            raise NetError(ErrorCode.NAME_UNRESOLVABLE, f"{name}: no address records")
+        return _unique(addresses)
+
+    def _query(self, name: str, rdtype: dns.rdatatype.RdataType) -> list[IPAddress]:
+        query = dns.message.make_query(name + ".", rdtype)
+        try:
+            response = dns.query.udp(query, str(self.server.ip), port=self.server.port,
+                                     timeout=self.timeout, raise_on_truncation=False)
+        except dns.exception.Timeout:
+            raise NetError(ErrorCode.TEMPORARY_RESOLVER_FAILURE,
+                           f"{name}: no answer from {self.server}") from None
+        except (dns.exception.DNSException, ValueError) as error:
+            raise NetError(ErrorCode.PERMANENT_RESOLVER_FAILURE,
+                           f"{name}: bad reply from {self.server}: {error}") from None
+        except OSError as error:
+            raise NetError(ErrorCode.TEMPORARY_RESOLVER_FAILURE,
+                           f"{name}: {self.server}: {error.strerror or error}") from None
+        rcode = response.rcode()
+        if rcode == dns.rcode.NXDOMAIN:
+            raise NetError(ErrorCode.NAME_UNRESOLVABLE, f"{name}: NXDOMAIN")
+        if rcode in (dns.rcode.SERVFAIL, dns.rcode.REFUSED):
+            raise NetError(ErrorCode.TEMPORARY_RESOLVER_FAILURE,
+                           f"{name}: {dns.rcode.to_text(rcode)}")
+        if rcode != dns.rcode.NOERROR:
+            raise NetError(ErrorCode.PERMANENT_RESOLVER_FAILURE,
+                           f"{name}: {dns.rcode.to_text(rcode)}")
+        addresses: list[IPAddress] = []
+        for rrset in response.answer:
+            if rrset.rdtype == rdtype:  # CNAME chains: only the final records
+                addresses.extend(ipaddress.ip_address(rdata.address) for rdata in rrset)
+        return addresses
+
+
+__all__ = ["DnsResolver", "SystemResolver"]

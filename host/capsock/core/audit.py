@@ -1,0 +1,67 @@
+"""The audit log (`--audit-log FILE`): one JSON line per policy decision.
+
+Written by the host, outside the sandbox: the guest cannot see, suppress
+or forge it. Each line is a self-contained JSON object::
+
+    {"time": "2025-01-01T12:00:00.123456+00:00", "instance": "4242-1",
+     "operation": "connect", "protocol": "tcp", "target": "127.0.0.1:80",
+     "allowed": true, "rule": "allow-outbound tcp://127.0.0.1:*"}
+
+`operation` is one of `bind`, `connect`, `send` (UDP, to an explicit
+address), `implicit-bind` (logged only when a deny rule forbids the
+ephemeral bind of a connect or send), `receive` (the first datagram a UDP
+socket accepts from a sender, by an outbound rule), `receive-drop` (every
+datagram dropped because the policy does not let the socket talk to its
+sender) and `resolve`; `protocol` is `tcp`, `udp` or
+`dns`; `target` is a socket address or a name; `rule` is the rule that
+decided (`"<flag> <rule>"`), or null when nothing matched and the default
+deny applied.
+
+The file is opened once, at start-up (so a bad path is a start-up error),
+in append mode and line-buffered; a lock keeps lines whole when several
+threads (concurrent instances) write.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from ..policy import Decision
+
+
+class AuditLog:
+    """An open audit log. Create it before the guest runs; `close` at exit."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        # OSError (missing directory, permissions) propagates: the caller
+        # reports it as a start-up error naming --audit-log.
+        self._file: TextIO = open(self.path, "a", buffering=1, encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def record(self, instance: str, operation: str, protocol: str, target: str,
+               decision: Decision) -> None:
+        """Write one decision as one line."""
+        line = json.dumps({
+            "time": datetime.datetime.now(datetime.UTC).isoformat(),
+            "instance": instance,
+            "operation": operation,
+            "protocol": protocol,
+            "target": target,
+            "allowed": decision.allowed,
+            "rule": decision.rule,
+        })
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(line + "\n")
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+__all__ = ["AuditLog"]

@@ -1,0 +1,217 @@
+"""The UDP socket state machine, with the policy check before every syscall.
+
+=============  ==========================================================
+state          allowed
+=============  ==========================================================
+UNBOUND        bind, connect (implicit bind), send to an address
+               (implicit bind)
+BOUND          connect, send to an address, receive, peek
+CONNECTED      connect (another peer), disconnect, send, receive, peek,
+               remote-address
+CLOSED         nothing (after drop)
+=============  ==========================================================
+
+Anything else is `invalid-state` and leaves the state unchanged.
+
+Receiving is where UDP differs from TCP: a bound socket can get datagrams
+from anyone, so the core filters them. A datagram is handed to the guest
+only if the socket may receive at its local address (a pre-open, or an
+`--allow-inbound` rule for the local address) or the guest may send to the
+datagram's sender (`--allow-outbound`); any other datagram is consumed and
+dropped silently, as a firewall would, and the receive keeps waiting within
+the socket's blocking mode and timeout. The check always uses the real
+sender, whatever `--peer-address` hides from the guest.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+
+from ..addresses import SocketAddress
+from ..backends.base import DatagramSocket
+from ..errors import ErrorCode, NetError
+from ..policy import Direction, Policy
+from .context import InstanceContext
+from .tcp import check_family
+
+#: The largest payload one datagram can carry (IPv4 and IPv6 without jumbograms).
+MAX_DATAGRAM = 65535
+
+
+class UdpState(enum.Enum):
+    UNBOUND = "unbound"
+    BOUND = "bound"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+def _invalid_state(operation: str, state: UdpState) -> NetError:
+    return NetError(ErrorCode.INVALID_STATE, f"{operation} on a {state.value} udp socket")
+
+
+def check_destination(address: SocketAddress, ipv6: bool) -> None:
+    """Reject destinations no datagram can go to (port 0, unspecified)."""
+    check_family(address, ipv6)
+    if address.port == 0 or address.ip.is_unspecified:
+        raise NetError(ErrorCode.INVALID_ARGUMENT, f"cannot send to {address}")
+
+
+class UdpSocket:
+    """A guest's UDP socket: state, policy, and the backend socket."""
+
+    def __init__(self, context: InstanceContext, policy: Policy, sock: DatagramSocket,
+                 ipv6: bool, state: UdpState = UdpState.UNBOUND,
+                 preopened: bool = False) -> None:
+        self.context = context
+        self.policy = policy
+        self.sock = sock
+        self.ipv6 = ipv6
+        self.state = state
+        self.blocking = True
+        self.timeout: float | None = None
+        self.peer: SocketAddress | None = None
+        #: Whether datagrams to the local address are allowed whoever sends
+        #: them: a pre-open (the operator bound it), or an explicit bind an
+        #: --allow-inbound rule allowed. Decided once, at bind time.
+        self.receive_any = preopened
+        #: Senders already recorded as allowed in the audit log.
+        self._audited_senders: set[SocketAddress] = set()
+
+    def _require(self, operation: str, *states: UdpState) -> None:
+        if self.state not in states:
+            raise _invalid_state(operation, self.state)
+
+    def bind(self, address: SocketAddress) -> None:
+        self._require("bind", UdpState.UNBOUND)
+        check_family(address, self.ipv6)
+        self.context.require(self.policy, Direction.INBOUND, "udp", address, "bind")
+        self.sock.bind(address)
+        self.state = UdpState.BOUND
+        self.receive_any = True
+
+    def connect(self, address: SocketAddress) -> None:
+        self._require("connect", UdpState.UNBOUND, UdpState.BOUND, UdpState.CONNECTED)
+        check_destination(address, self.ipv6)
+        self.context.require(self.policy, Direction.OUTBOUND, "udp", address, "connect")
+        if self.state is UdpState.UNBOUND:
+            self.context.require_implicit_bind(self.policy, "udp", self.ipv6)
+        self.sock.connect(address)
+        self.peer = address
+        self.state = UdpState.CONNECTED
+
+    def disconnect(self) -> None:
+        self._require("disconnect", UdpState.CONNECTED)
+        self.sock.disconnect()
+        self.peer = None
+        # Linux also releases a port the OS picked (connect on an unbound
+        # socket, or bind to port 0): then the socket is unbound again.
+        try:
+            bound = self.sock.local_address().port != 0
+        except NetError:
+            bound = False
+        self.state = UdpState.BOUND if bound else UdpState.UNBOUND
+
+    def send(self, data: bytes, address: SocketAddress | None) -> int:
+        self._require("send", UdpState.UNBOUND, UdpState.BOUND, UdpState.CONNECTED)
+        if len(data) > MAX_DATAGRAM:
+            raise NetError(ErrorCode.DATAGRAM_TOO_LARGE, f"{len(data)} bytes")
+        if self.state is UdpState.CONNECTED:
+            if address is not None and address != self.peer:
+                raise NetError(ErrorCode.INVALID_ARGUMENT,
+                               f"connected to {self.peer}, not {address}")
+            # The peer was checked by connect; send() goes nowhere else.
+            return self.sock.send(data, None)
+        if address is None:
+            raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
+        check_destination(address, self.ipv6)
+        self.context.require(self.policy, Direction.OUTBOUND, "udp", address, "send")
+        if self.state is UdpState.UNBOUND:
+            self.context.require_implicit_bind(self.policy, "udp", self.ipv6)
+        sent = self.sock.send(data, address)
+        self.state = UdpState.BOUND
+        return sent
+
+    def receive(self, max_len: int, peek: bool = False) -> tuple[bytes, SocketAddress]:
+        """The next datagram from a sender the policy accepts.
+
+        Datagrams from other senders are consumed and dropped while waiting
+        (within the blocking mode and timeout), never shown to the guest.
+        """
+        self._require("receive", UdpState.BOUND, UdpState.CONNECTED)
+        size = max(0, min(max_len, MAX_DATAGRAM))
+        deadline = None
+        if self.blocking and self.timeout is not None:
+            deadline = time.monotonic() + self.timeout
+        try:
+            while True:
+                data, sender = self.sock.receive(size, peek)
+                if self._accepts(sender):
+                    return data, self.context.peer(sender)
+                if peek:
+                    self.sock.receive(0, False)  # consume the dropped datagram
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise NetError(ErrorCode.TIMEOUT, "timed out")
+                    self.sock.set_timeout(remaining)
+        finally:
+            if deadline is not None:
+                self._apply_timeout()
+
+    def _accepts(self, sender: SocketAddress) -> bool:
+        """The receive filter (see the module docstring); audits drops."""
+        if self.receive_any:
+            return True
+        decision = self.policy.check_address(Direction.OUTBOUND, "udp", sender.ip, sender.port,
+                                             self.context.resolved)
+        if not decision.allowed:
+            self.context.record("receive-drop", "udp", str(sender), decision)
+            return False
+        if sender not in self._audited_senders and len(self._audited_senders) < 1024:
+            self._audited_senders.add(sender)
+            self.context.record("receive", "udp", str(sender), decision)
+        return True
+
+    def local_address(self) -> SocketAddress:
+        if self.state is UdpState.UNBOUND or self.state is UdpState.CLOSED:
+            raise _invalid_state("local-address", self.state)
+        return self.sock.local_address()
+
+    def remote_address(self) -> SocketAddress:
+        self._require("remote-address", UdpState.CONNECTED)
+        return self.sock.remote_address()
+
+    def set_blocking(self, blocking: bool) -> None:
+        self.blocking = blocking
+        self._apply_timeout()
+
+    def set_timeout(self, seconds: float | None) -> None:
+        if seconds is not None and seconds <= 0:
+            raise NetError(ErrorCode.INVALID_ARGUMENT, "timeout must be positive")
+        self.timeout = seconds
+        self._apply_timeout()
+
+    def _apply_timeout(self) -> None:
+        if not self.blocking:
+            self.sock.set_blocking(False)
+        else:
+            self.sock.set_timeout(self.timeout)
+
+    def get_option(self, name: str) -> int:
+        return self.sock.get_option(name)
+
+    def set_option(self, name: str, value: int) -> None:
+        if name == "reuse-address" and self.state is not UdpState.UNBOUND:
+            raise _invalid_state("set-reuse-address", self.state)
+        if name in ("hop-limit", "receive-buffer-size", "send-buffer-size") and value <= 0:
+            raise NetError(ErrorCode.INVALID_ARGUMENT, f"{name} must be positive")
+        self.sock.set_option(name, value)
+
+    def close(self) -> None:
+        if self.state is not UdpState.CLOSED:
+            self.state = UdpState.CLOSED
+            self.sock.close()
+
+
+__all__ = ["MAX_DATAGRAM", "UdpSocket", "UdpState", "check_destination"]
