@@ -9,32 +9,51 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from .addresses import parse_host_port
+from .backends.base import Resolver
+from .backends.resolvers import DnsResolver, SystemResolver
+from .core.audit import AuditLog
 from .policy import Policy, PolicyError
-from .runtime import Host, RunError, TcpListenSpec
+from .runtime import Host, RunError, TcpListenSpec, UdpBindSpec
 
 RULES_HELP = """\
 policy (deny by default; a deny rule always wins over an allow rule):
-  Address rules are PROTO://HOST:PORT with PROTO tcp (udp arrives later),
-  HOST an IPv4 address, an [IPv6] address in brackets, a CIDR range
-  (10.0.0.0/8, [fd00::/8]), a name (localhost, example.com) or *, and
-  PORT a number, a range LO-HI, or *.
+  Address rules are PROTO://HOST:PORT with PROTO tcp or udp, HOST an IPv4
+  address, an [IPv6] address in brackets, a CIDR range (10.0.0.0/8,
+  [fd00::/8]), localhost, a domain name, or *, and PORT a number, a range
+  LO-HI, or *. IPv4-mapped IPv6 addresses are judged by the IPv4 rules.
 
   --allow-outbound=tcp://127.0.0.1:80   connect to 127.0.0.1 port 80
   --allow-outbound=tcp://*:443          connect to any host on port 443
   --allow-inbound=tcp://127.0.0.1:*     bind/listen on 127.0.0.1, any port
   --deny-outbound=tcp://10.0.0.0/8:*    never connect into 10.0.0.0/8
+  --allow-outbound=udp://[::1]:53       send UDP to [::1]:53 (and receive
+                                        from it on any socket)
+  --allow-inbound=udp://127.0.0.1:*     bind UDP on 127.0.0.1; such a socket
+                                        receives from any sender
+  --allow-outbound=tcp://svc.test:80    connect to the addresses this guest
+                                        got by resolving svc.test (and
+                                        allows resolving it)
+  --allow-resolve=*.example.com         resolve subdomains of example.com
+                                        at any depth (not example.com)
   --addr-pool=127.0.0.0/8,::1/128       WAMR syntax: CIDR ranges, any port,
                                         both directions (ADDRESS/MASK only)
 
   A denied operation returns access-denied to the guest and makes no
-  system call toward the target. A malformed rule stops capsock before
-  the guest starts, with a message naming the rule.
+  system call toward the target (no connection, no datagram, no DNS
+  query). A connect or UDP send on an unbound socket binds an ephemeral
+  port without an inbound rule, unless a --deny-inbound rule matches
+  0.0.0.0:0 or [::]:0 (e.g. udp://*:*). A UDP socket only gets datagrams from senders it may send to,
+  unless --allow-inbound allows its local address; others are dropped.
+  A malformed rule stops capsock before the guest starts, with a message
+  naming the rule.
 
 examples:
   capsock run --tcplisten 127.0.0.1:8080 build/echo.wasm
   capsock run --allow-outbound=tcp://127.0.0.1:8080 build/client.wasm 127.0.0.1:8080 hi
+  capsock run --udpbind 127.0.0.1:5353 build/udpecho.wasm
+  capsock run --dns 127.0.0.1:5353 --allow-resolve=*.test build/resolve.wasm svc.test
 """
-
 
 def _package_version() -> str:
     try:
@@ -76,6 +95,20 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                        help="pre-open a listening TCP socket for the guest (repeatable); "
                             "port 0 picks a free port. The guest gets it from "
                             "preopened-sockets(); it needs no --allow-inbound rule")
+    group.add_argument("--udpbind", action="append", default=[], metavar="HOST:PORT",
+                       help="pre-open a bound UDP socket for the guest (repeatable); "
+                            "port 0 picks a free port. Datagrams to it are delivered "
+                            "from any sender; it needs no --allow-inbound rule")
+    group.add_argument("--dns", default=None, metavar="HOST:PORT",
+                       help="resolve names by asking this DNS server (UDP, A and AAAA) "
+                            "instead of the system resolver")
+    group.add_argument("--peer-address", choices=("real", "hidden"), default="real",
+                       help="hidden: accept, remote-address (of accepted sockets) and UDP "
+                            "receive return 192.0.0.8:0 / [100::]:0 instead of the peer "
+                            "(policy still applies to the real address). Default: real")
+    group.add_argument("--audit-log", type=Path, default=None, metavar="FILE",
+                       help="append one JSON line per policy decision to FILE "
+                            "(time, instance, operation, target, allowed, rule)")
     group.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                        help="where compiled components are cached "
                             "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
@@ -99,7 +132,30 @@ def host_from_args(args: argparse.Namespace) -> Host:
             listens.append(TcpListenSpec.parse(text))
         except ValueError as error:
             raise ConfigError(f"invalid --tcplisten: {error}") from None
-    return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir)
+    binds = []
+    for text in args.udpbind:
+        try:
+            binds.append(UdpBindSpec.parse(text))
+        except ValueError as error:
+            raise ConfigError(f"invalid --udpbind: {error}") from None
+    resolver: Resolver = SystemResolver()
+    if args.dns is not None:
+        try:
+            server = parse_host_port(args.dns)
+        except ValueError as error:
+            raise ConfigError(f"invalid --dns: {error}") from None
+        if server.port == 0:
+            raise ConfigError(f"invalid --dns: {args.dns!r}: port 0")
+        resolver = DnsResolver(server)
+    audit = None
+    if args.audit_log is not None:
+        try:
+            audit = AuditLog(args.audit_log)
+        except OSError as error:
+            raise ConfigError(f"cannot open --audit-log {str(args.audit_log)!r}: "
+                              f"{error.strerror or error}") from None
+    return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
+                resolver=resolver, peer_address=args.peer_address, audit_log=audit)
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:
@@ -109,7 +165,7 @@ def add_policy_flags(parser: argparse.ArgumentParser) -> None:
         ("allow-inbound", "allow binding/listening on PROTO://HOST:PORT"),
         ("deny-outbound", "deny connecting to PROTO://HOST:PORT (wins over allows)"),
         ("deny-inbound", "deny binding/listening on PROTO://HOST:PORT (wins over allows)"),
-        ("allow-resolve", "allow resolving NAME, *.NAME or * (resolution arrives later)"),
+        ("allow-resolve", "allow resolving NAME, *.NAME (subdomains at any depth) or *"),
         ("deny-resolve", "deny resolving NAME, *.NAME or *"),
         ("addr-pool", "WAMR-style comma-separated ADDRESS/MASK list: any port, "
                       "both directions"),
