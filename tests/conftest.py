@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
-APPS = ("echo", "client", "probe", "bypass")
+APPS = ("echo", "client", "probe", "bypass", "udpecho", "resolve")
 
 
 @pytest.fixture(scope="session")

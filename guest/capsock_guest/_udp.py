@@ -19,7 +19,13 @@ Bytes = bytes | bytearray | memoryview
 
 
 class UdpSocket:
-    """A UDP socket; every failure raises `NetError`."""
+    """A UDP socket; every failure raises `NetError`.
+
+    ``recvfrom`` only ever returns datagrams from senders the host's policy
+    lets this socket talk to (others are dropped by the host), and the
+    sender is ``("192.0.0.8", 0)`` / ``("100::", 0, 0, 0)`` when the host
+    hides peers (``--peer-address=hidden``).
+    """
 
     name: str | None
 
@@ -55,7 +61,7 @@ class UdpSocket:
         call(self.raw.disconnect)
 
     def send(self, data: Bytes) -> int:
-        """Send to the connected peer."""
+        """Send one datagram to the connected peer."""
         return call(self.raw.send, bytes(data), None)
 
     def sendto(self, data: Bytes, address: Address) -> int:
@@ -67,6 +73,19 @@ class UdpSocket:
 
     def recv(self, bufsize: int) -> bytes:
         return call(self.raw.receive, bufsize).data
+
+    def peekfrom(self, bufsize: int) -> tuple[bytes, Address]:
+        """Like `recvfrom`, but the datagram stays queued (``MSG_PEEK``)."""
+        d = call(self.raw.peek, bufsize)
+        return d.data, from_wit(d.remote_address)
+
+    @property
+    def hop_limit(self) -> int:
+        return call(self.raw.unicast_hop_limit)
+
+    @hop_limit.setter
+    def hop_limit(self, value: int) -> None:
+        call(self.raw.set_unicast_hop_limit, value)
 
     def local_address(self) -> Address:
         return from_wit(call(self.raw.local_address))

@@ -43,8 +43,10 @@ policy (deny by default; a deny rule always wins over an allow rule):
   system call toward the target (no connection, no datagram, no DNS
   query). A connect or UDP send on an unbound socket binds an ephemeral
   port without an inbound rule, unless a --deny-inbound rule matches
-  0.0.0.0:0 or [::]:0 (e.g. udp://*:*). A UDP socket only gets datagrams from senders it may send to,
-  unless --allow-inbound allows its local address; others are dropped.
+  0.0.0.0:0 or [::]:0 (e.g. udp://*:*). A UDP socket only gets
+  datagrams from senders it may send to, unless it is pre-opened or
+  --allow-inbound allows its local address; others are dropped. It may
+  reply to a sender it got a datagram from (unless --deny-outbound).
   A malformed rule stops capsock before the guest starts, with a message
   naming the rule.
 

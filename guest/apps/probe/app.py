@@ -7,6 +7,16 @@
                                        accept one connection, print "accepted"
     probe hostcall N                   time N cheap host calls, print
                                        "hostcall_us: <mean µs per call>"
+    probe udp-send HOST:PORT MSG [MS]  sendto (implicit bind), print
+                                       "local ADDR", then print "received
+                                       FROM: DATA" for each datagram until
+                                       MS milliseconds pass without one
+    probe udp-connect HOST:PORT MSG    connect, print "remote ADDR", send,
+                                       receive one (5 s), disconnect,
+                                       remote-address again
+    probe restrict PROTO RULE HOST:PORT  narrow the PROTO (tcp|udp) network
+                                       with RULE, then connect / sendto
+    probe udp-from-tcp                 take the first pre-open as UDP
 """
 
 from __future__ import annotations
@@ -89,12 +99,91 @@ def hostcall(args: list[str]) -> int:
     return 0
 
 
+def _udp_receive_all(sock: cg.UdpSocket, wait_ms: int) -> None:
+    """Print every datagram until `wait_ms` pass without one."""
+    sock.set_timeout(wait_ms / 1000)
+    while True:
+        try:
+            data, sender = sock.recvfrom(65535)
+        except cg.NetError as e:
+            print(f"result: {e.code}", flush=True)
+            return
+        print(f"received {cg.format_address(sender)}: {data.decode(errors='replace')}",
+              flush=True)
+
+
+def udp_send(args: list[str]) -> int:
+    address = cg.parse_address(args[0])
+    message = args[1].encode()
+    wait_ms = int(args[2]) if len(args) > 2 else 0
+    with cg.udp_network().socket(_family(address)) as sock:
+        if result(lambda: sock.sendto(message, address)) is None:
+            print(f"local {cg.format_address(sock.local_address())}", flush=True)
+            if wait_ms > 0:
+                _udp_receive_all(sock, wait_ms)
+    return 0
+
+
+def udp_connect(args: list[str]) -> int:
+    address = cg.parse_address(args[0])
+    with cg.udp_network().socket(_family(address)) as sock:
+        if result(lambda: sock.connect(address)) is None:
+            print(f"remote {cg.format_address(sock.remote_address())}", flush=True)
+            result(lambda: sock.send(args[1].encode()))
+            sock.set_timeout(5)
+            try:
+                data, sender = sock.recvfrom(65535)
+                print(f"received {cg.format_address(sender)}: {data.decode()}", flush=True)
+            except cg.NetError as e:
+                print(f"result: {e.code}", flush=True)
+            result(sock.disconnect)
+            result(sock.remote_address)
+    return 0
+
+
+def restrict(args: list[str]) -> int:
+    protocol, rule, target = args[0], args[1], cg.parse_address(args[2])
+    if protocol == "udp":
+        udp = cg.udp_network()
+        narrowed_udp = None
+        def narrow_udp() -> None:
+            nonlocal narrowed_udp
+            narrowed_udp = udp.restrict([rule])
+        if result(narrow_udp) is None and narrowed_udp is not None:
+            with narrowed_udp.socket(_family(target)) as sock:
+                result(lambda: sock.sendto(b"restricted", target))
+        return 0
+    tcp = cg.tcp_network()
+    narrowed_tcp = None
+    def narrow_tcp() -> None:
+        nonlocal narrowed_tcp
+        narrowed_tcp = tcp.restrict([rule])
+    if result(narrow_tcp) is None and narrowed_tcp is not None:
+        with narrowed_tcp.socket(_family(target)) as conn:
+            result(lambda: conn.connect(target))
+    return 0
+
+
+def udp_from_tcp(args: list[str]) -> int:
+    preopens = cg.preopened_sockets()
+    if not preopens:
+        print("result: no-preopen", flush=True)
+        return 1
+    name, raw = preopens[0]
+    result(lambda: cg.UdpSocket.from_preopened(raw, name))
+    return 0
+
+
 COMMANDS = {
     "accept-unbound": (accept_unbound, 0),
     "send-after-shutdown": (send_after_shutdown, 1),
     "connect-twice": (connect_twice, 1),
     "bind": (bind, 1),
     "hostcall": (hostcall, 0),
+    "udp-send": (udp_send, 2),
+    "udp-connect": (udp_connect, 2),
+    "restrict": (restrict, 3),
+    "udp-from-tcp": (udp_from_tcp, 0),
 }
 
 

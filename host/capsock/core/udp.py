@@ -21,22 +21,31 @@ datagram's sender (`--allow-outbound`); any other datagram is consumed and
 dropped silently, as a firewall would, and the receive keeps waiting within
 the socket's blocking mode and timeout. The check always uses the real
 sender, whatever `--peer-address` hides from the guest.
+
+Replies are the UDP counterpart of an accepted TCP connection: a socket may
+send to an address it received a datagram from (the most recent
+`MAX_REPLY_PEERS` of them) without an `--allow-outbound` rule, so a UDP
+server on a pre-opened socket works with no rules at all, as a TCP one
+does. A `--deny-outbound` rule still forbids such a reply.
 """
 
 from __future__ import annotations
 
 import enum
 import time
+from collections import OrderedDict
 
-from ..addresses import SocketAddress
+from ..addresses import IPAddress, SocketAddress
 from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
-from ..policy import Direction, Policy
+from ..policy import Decision, Direction, Policy
 from .context import InstanceContext
 from .tcp import check_family
 
 #: The largest payload one datagram can carry (IPv4 and IPv6 without jumbograms).
 MAX_DATAGRAM = 65535
+#: How many recent senders a socket may reply to without an outbound rule.
+MAX_REPLY_PEERS = 1024
 
 
 class UdpState(enum.Enum):
@@ -77,6 +86,8 @@ class UdpSocket:
         self.receive_any = preopened
         #: Senders already recorded as allowed in the audit log.
         self._audited_senders: set[SocketAddress] = set()
+        #: Recent senders of accepted datagrams: replies to them are allowed.
+        self._reply_peers: OrderedDict[tuple[IPAddress, int], None] = OrderedDict()
 
     def _require(self, operation: str, *states: UdpState) -> None:
         if self.state not in states:
@@ -125,7 +136,7 @@ class UdpSocket:
         if address is None:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
         check_destination(address, self.ipv6)
-        self.context.require(self.policy, Direction.OUTBOUND, "udp", address, "send")
+        self._check_send(address)
         if self.state is UdpState.UNBOUND:
             self.context.require_implicit_bind(self.policy, "udp", self.ipv6)
         sent = self.sock.send(data, address)
@@ -147,6 +158,8 @@ class UdpSocket:
             while True:
                 data, sender = self.sock.receive(size, peek)
                 if self._accepts(sender):
+                    if not peek:
+                        self._remember_reply_peer(sender)
                     return data, self.context.peer(sender)
                 if peek:
                     self.sock.receive(0, False)  # consume the dropped datagram
@@ -158,6 +171,26 @@ class UdpSocket:
         finally:
             if deadline is not None:
                 self._apply_timeout()
+
+    def _check_send(self, address: SocketAddress) -> None:
+        """Outbound rules, or a reply to a recent sender (deny rules only)."""
+        if (address.ip, address.port) not in self._reply_peers:
+            self.context.require(self.policy, Direction.OUTBOUND, "udp", address, "send")
+            return
+        decision = self.policy.check_denied(Direction.OUTBOUND, "udp", address.ip,
+                                            address.port, self.context.resolved)
+        if decision.allowed:
+            decision = Decision(True, "reply")
+        self.context.record("send", "udp", str(address), decision)
+        if not decision.allowed:
+            raise NetError(ErrorCode.ACCESS_DENIED, f"send udp://{address}")
+
+    def _remember_reply_peer(self, sender: SocketAddress) -> None:
+        key = (sender.ip, sender.port)
+        self._reply_peers[key] = None
+        self._reply_peers.move_to_end(key)
+        if len(self._reply_peers) > MAX_REPLY_PEERS:
+            self._reply_peers.popitem(last=False)
 
     def _accepts(self, sender: SocketAddress) -> bool:
         """The receive filter (see the module docstring); audits drops."""
@@ -214,4 +247,4 @@ class UdpSocket:
             self.sock.close()
 
 
-__all__ = ["MAX_DATAGRAM", "UdpSocket", "UdpState", "check_destination"]
+__all__ = ["MAX_DATAGRAM", "MAX_REPLY_PEERS", "UdpSocket", "UdpState", "check_destination"]
