@@ -36,6 +36,7 @@ from ._address import (
 )
 from ._cli import Command, run_command, run_main
 from ._errors import NetError, code_name
+from ._loop import Loop, Task
 from ._poll import Pollable, poll
 from ._preopen import preopened_sockets
 from ._resolve import Resolver, resolve, resolver
@@ -53,6 +54,8 @@ from ._tcp import (
 from ._udp import UdpNetwork, UdpSocket, preopened_udp_sockets, udp_network
 
 __all__ = [
+    # event loop
+    "Loop", "Task",
     # errors
     "NetError", "IncompleteRead", "code_name",
     # addresses

@@ -19,6 +19,7 @@ from ._address import (
     to_wit,
 )
 from ._errors import NetError, call
+from ._poll import Pollable
 from ._preopen import take_preopens
 from ._resolve import resolve
 
@@ -180,9 +181,9 @@ class TcpSocket:
     def set_reuse_address(self, flag: bool) -> None:
         call(self.raw.set_reuse_address, flag)
 
-    def subscribe(self, readiness: str = "readable") -> wsocket.Pollable:
+    def subscribe(self, readiness: str = "readable") -> Pollable:
         """A pollable for ``"readable"`` or ``"writable"`` (see `poll`)."""
-        return self.raw.subscribe(socket_tcp.Readiness[readiness.upper()])
+        return Pollable(self.raw.subscribe(socket_tcp.Readiness[readiness.upper()]))
 
     # -- lifetime ------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from wit_world.imports import socket_udp
 
 from ._address import Address, Family, family_from, family_of, from_wit, to_wit
 from ._errors import NetError, call
+from ._poll import Pollable
 from ._preopen import take_preopens
 
 __all__ = ["UdpNetwork", "UdpSocket", "udp_network", "preopened_udp_sockets"]
@@ -99,8 +100,8 @@ class UdpSocket:
     def set_timeout(self, seconds: float | None) -> None:
         call(self.raw.set_timeout, None if seconds is None else max(1, int(seconds * 1e9)))
 
-    def subscribe(self, readiness: str = "readable") -> wsocket.Pollable:
-        return self.raw.subscribe(socket_udp.Readiness[readiness.upper()])
+    def subscribe(self, readiness: str = "readable") -> Pollable:
+        return Pollable(self.raw.subscribe(socket_udp.Readiness[readiness.upper()]))
 
     def close(self) -> None:
         raw, self._raw = self._raw, None

@@ -5,7 +5,14 @@
 With HOST:PORT, listens there through the TCP capability (port 0 picks a
 free port); without, serves the first pre-opened TCP listener
 (``--tcplisten``). Prints ``listening on HOST:PORT`` once ready, then one
-line per connection. Serves connections one after another.
+line per connection.
+
+Serves many connections at once from this one instance: every connection
+is a task of `capsock_guest.Loop`, which waits for all of them with one
+``poll`` host call. ``--max-connections N`` exits after N connections have
+been served (finished); when the host shuts the listener down (graceful
+shutdown of ``capsock serve``) it stops accepting, finishes the
+connections in flight, and exits 0.
 """
 
 from __future__ import annotations
@@ -15,15 +22,14 @@ import sys
 import capsock_guest as cg
 
 
-def serve_one(conn: cg.TcpStream) -> int:
+async def serve_one(loop: cg.Loop, conn: cg.TcpStream) -> int:
     total = 0
-    with conn:
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            conn.sendall(chunk)
+    try:
+        while chunk := await loop.recv(conn, 65536):
+            await loop.sendall(conn, chunk)
             total += len(chunk)
+    finally:
+        loop.close(conn)
     return total
 
 
@@ -64,18 +70,33 @@ def main(argv: list[str]) -> int | None:
         return 1
     print(f"listening on {cg.format_address(listener.local_address())}", flush=True)
 
+    loop = cg.Loop()
     served = 0
+
+    async def connection(number: int, conn: cg.TcpStream, peer: cg.Address) -> None:
+        nonlocal served
+        try:
+            n = await serve_one(loop, conn)
+            print(f"connection {number} from {cg.format_address(peer)}: "
+                  f"echoed {n} bytes", flush=True)
+        except cg.NetError as e:
+            print(f"connection {number} from {cg.format_address(peer)}: "
+                  f"error: {e.code}", flush=True)
+        served += 1
+        if max_connections is not None and served >= max_connections:
+            loop.stop()
+
+    async def accept_all() -> None:
+        accepted = 0
+        async for conn, peer in loop.accept_forever(listener):
+            accepted += 1
+            loop.spawn(connection(accepted, conn, peer))
+            if max_connections is not None and accepted >= max_connections:
+                return
+
     with listener:
-        while max_connections is None or served < max_connections:
-            conn, peer = listener.accept()
-            served += 1
-            try:
-                n = serve_one(conn)
-                print(f"connection {served} from {cg.format_address(peer)}: "
-                      f"echoed {n} bytes", flush=True)
-            except cg.NetError as e:
-                print(f"connection {served} from {cg.format_address(peer)}: "
-                      f"error: {e.code}", flush=True)
+        loop.spawn(accept_all())
+        loop.run()
     return 0
 
 

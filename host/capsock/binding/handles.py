@@ -12,8 +12,15 @@ arrives as a `ResourceAny`; converting it with
 the borrow**. Calling ``resource_any_drop`` after that traps with
 "unknown handle index", and not converting it traps with "borrow handles
 still remain at the end of the call". So every resource argument is
-converted exactly once, here, and never dropped. ``tests/test_binding.py``
-holds a guest test for this rule.
+converted exactly once, here, and never dropped. Every guest test
+exercises it.
+
+A second measured limit (wasmtime 50): only **one** borrowed handle can be
+converted per host call; converting a second fails with "BUG: deferred
+host scope has no call context", in any order and through clones. The
+contract therefore never passes two borrows to one function: `poll` takes
+pollable ids instead of `list<borrow<pollable>>`
+(``tests/e2e/test_concurrency.py::test_one_poll_over_several_pollables``).
 """
 
 from __future__ import annotations

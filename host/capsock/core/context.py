@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
@@ -56,6 +57,8 @@ class InstanceContext:
     preopens: list[Preopen] = field(default_factory=list)
     resolved: dict[str, frozenset[IPAddress]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Live pollables by id (see `socket.poll`); owned by the binding layer.
+    pollables: dict[int, Any] = field(default_factory=dict)
     resolver: Resolver | None = None
     hide_peers: bool = False
     audit: AuditLog | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import select
 from typing import Any
 
@@ -29,16 +30,30 @@ class PreopenedSocket:
         self.preopen.socket.close()
 
 
+_POLLABLE_IDS = itertools.count(1)
+
+
 class Pollable:
     """`resource pollable`: readiness of one socket for one direction.
 
     It holds the socket object, not its handle: once the socket is closed
-    it reports ready, so a waiting guest wakes up and notices.
+    it reports ready, so a waiting guest wakes up and notices. It is
+    registered in its instance's `pollables` under an id that `poll`
+    takes (see the WIT for why ids and not borrows).
     """
 
-    def __init__(self, sock: Any, readable: bool) -> None:
+    def __init__(self, context: InstanceContext, sock: Any, readable: bool) -> None:
         self.sock = sock
         self.events = select.POLLIN if readable else select.POLLOUT
+        self.context = context
+        self.pollable_id = next(_POLLABLE_IDS) & 0xFFFF_FFFF
+        context.pollables[self.pollable_id] = self
+
+    def id(self) -> int:
+        return self.pollable_id
+
+    def drop(self) -> None:
+        self.context.pollables.pop(self.pollable_id, None)
 
     def fileno(self) -> int:
         try:
@@ -87,9 +102,14 @@ class Socket:
     def preopened_sockets(self) -> list[tuple[PreopenedSocket, str]]:
         return [(PreopenedSocket(p), p.name) for p in self.context.take_preopens()]
 
-    def poll(self, pollables: list[Pollable], timeout: int | None) -> list[int]:
-        if not pollables:
+    def poll(self, ids: list[int], timeout: int | None) -> list[int]:
+        if not ids:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "poll needs at least one pollable")
-        if len(pollables) > MAX_POLLABLES:
+        if len(ids) > MAX_POLLABLES:
             raise NetError(ErrorCode.LIMIT_REACHED, f"more than {MAX_POLLABLES} pollables")
+        live = self.context.pollables
+        try:
+            pollables = [live[i] for i in ids]
+        except KeyError as missing:
+            raise NetError(ErrorCode.INVALID_ARGUMENT, f"no live pollable {missing}") from None
         return _wait(pollables, duration_to_seconds(timeout))

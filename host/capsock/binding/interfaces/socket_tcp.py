@@ -82,7 +82,7 @@ class TcpSocketResource:
         self.core.set_timeout(duration_to_seconds(timeout))
 
     def subscribe(self, readiness: str) -> Pollable:
-        return Pollable(self.core.sock, readable=readiness == "readable")
+        return Pollable(self.core.context, self.core.sock, readable=readiness == "readable")
 
     def keep_alive_enabled(self) -> bool:
         return bool(self.core.get_option("keep-alive"))

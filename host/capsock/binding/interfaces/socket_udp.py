@@ -75,7 +75,7 @@ class UdpSocketResource:
         self.core.set_timeout(duration_to_seconds(timeout))
 
     def subscribe(self, readiness: str) -> Pollable:
-        return Pollable(self.core.sock, readable=readiness == "readable")
+        return Pollable(self.core.context, self.core.sock, readable=readiness == "readable")
 
     def unicast_hop_limit(self) -> int:
         return self.core.get_option("hop-limit")

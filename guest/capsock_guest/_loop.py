@@ -1,0 +1,214 @@
+"""A small event loop: many connections in one guest, no threads.
+
+Tasks are ordinary ``async def`` coroutines. Socket operations are tried
+on non-blocking sockets; on ``would-block`` the task awaits readiness, the
+loop gathers every waiting task's pollable and makes **one** ``poll`` call
+for all of them (the host waits in epoll/poll, no busy loop), then resumes
+the ready tasks. Pollables are cached per socket and direction, so a busy
+connection costs one host call per operation, not three.
+
+    loop = Loop()
+
+    async def handle(conn):
+        while data := await loop.recv(conn, 65536):
+            await loop.sendall(conn, data)
+
+    async def serve(listener):
+        async for conn, peer in loop.accept_forever(listener):
+            loop.spawn(handle(conn))
+
+    loop.spawn(serve(listener))
+    loop.run()
+
+A listener the host closes (graceful shutdown) ends `accept_forever`; the
+loop then finishes the connections in flight and `run` returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine, Generator
+from typing import Any
+
+from ._errors import NetError
+from ._poll import poll
+from ._tcp import TcpSocket, TcpStream
+
+__all__ = ["Loop", "Task"]
+
+_WOULD_BLOCK = "would-block"
+
+
+class _Wait:
+    """Awaitable: suspend the task until `sock` is ready for `readiness`."""
+
+    def __init__(self, sock: TcpSocket, readiness: str) -> None:
+        self.sock = sock
+        self.readiness = readiness
+
+    def __await__(self) -> Generator[_Wait, None, None]:
+        yield self
+
+
+class _Sleep:
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __await__(self) -> Generator[_Sleep, None, None]:
+        yield self
+
+
+class Task:
+    """A spawned coroutine; `error` holds what ended it, if it failed."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.coro = coro
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class Loop:
+    """Runs tasks until none is left (or `stop` is called)."""
+
+    def __init__(self) -> None:
+        self._ready: deque[Task] = deque()
+        self._waiting: dict[Task, _Wait] = {}
+        self._sleeping: dict[Task, float] = {}
+        self._pollables: dict[tuple[int, str], Any] = {}
+        self._stopped = False
+        self.failures: list[BaseException] = []
+
+    # -- tasks ---------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> Task:
+        task = Task(coro)
+        self._ready.append(task)
+        return task
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def run(self) -> None:
+        while not self._stopped and (self._ready or self._waiting or self._sleeping):
+            while self._ready:
+                self._step(self._ready.popleft())
+            if self._waiting or self._sleeping:
+                self._wait_for_events()
+
+    def _step(self, task: Task) -> None:
+        try:
+            request = task.coro.send(None)
+        except StopIteration:
+            task.done = True
+            return
+        except BaseException as error:  # a handler failed: log, keep serving
+            task.done = True
+            task.error = error
+            self.failures.append(error)
+            return
+        if isinstance(request, _Wait):
+            self._waiting[task] = request
+        elif isinstance(request, _Sleep):
+            self._sleeping[task] = request.deadline
+        else:
+            raise TypeError(f"tasks may only await loop operations, got {request!r}")
+
+    def _wait_for_events(self) -> None:
+        tasks = list(self._waiting)
+        pollables = [self._pollable(self._waiting[t]) for t in tasks]
+        timeout: float | None = None
+        if self._sleeping:
+            timeout = max(0.0, min(self._sleeping.values()) - time.monotonic())
+        if pollables:
+            for index in poll(pollables, timeout):
+                task = tasks[index]
+                del self._waiting[task]
+                self._ready.append(task)
+        elif timeout:
+            time.sleep(timeout)
+        now = time.monotonic()
+        for task, deadline in list(self._sleeping.items()):
+            if deadline <= now:
+                del self._sleeping[task]
+                self._ready.append(task)
+
+    def _pollable(self, wait: _Wait) -> Any:
+        key = (id(wait.sock), wait.readiness)
+        pollable = self._pollables.get(key)
+        if pollable is None:
+            pollable = wait.sock.subscribe(wait.readiness)
+            self._pollables[key] = pollable
+        return pollable
+
+    def forget(self, sock: TcpSocket) -> None:
+        """Drop the cached pollables of a socket about to be closed."""
+        for readiness in ("readable", "writable"):
+            pollable = self._pollables.pop((id(sock), readiness), None)
+            if pollable is not None:
+                pollable.close()
+
+    def close(self, sock: TcpSocket) -> None:
+        self.forget(sock)
+        sock.close()
+
+    # -- operations --------------------------------------------------------------
+    async def sleep(self, seconds: float) -> None:
+        await _Sleep(time.monotonic() + seconds)
+
+    async def accept(self, listener: TcpSocket) -> tuple[TcpStream, Any]:
+        listener.set_blocking(False)
+        while True:
+            try:
+                conn, peer = listener.accept()
+            except NetError as error:
+                if error.code != _WOULD_BLOCK:
+                    raise
+                await _Wait(listener, "readable")
+                continue
+            conn.set_blocking(False)
+            return conn, peer
+
+    async def accept_forever(self, listener: TcpSocket) -> AsyncIterator[tuple[TcpStream, Any]]:
+        """Yield connections until the listener fails (e.g. shut down)."""
+        while True:
+            try:
+                yield await self.accept(listener)
+            except NetError as error:
+                if error.code in ("connection-aborted", "limit-reached"):
+                    continue
+                return
+
+    async def recv(self, conn: TcpSocket, size: int) -> bytes:
+        while True:
+            try:
+                return conn.recv(size)
+            except NetError as error:
+                if error.code != _WOULD_BLOCK:
+                    raise
+                await _Wait(conn, "readable")
+
+    async def send(self, conn: TcpSocket, data: bytes | bytearray | memoryview) -> int:
+        while True:
+            try:
+                return conn.send(data)
+            except NetError as error:
+                if error.code != _WOULD_BLOCK:
+                    raise
+                await _Wait(conn, "writable")
+
+    async def sendall(self, conn: TcpSocket, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            sent = await self.send(conn, view)
+            view = view[sent:]
+
+    async def connect(self, conn: TcpSocket, address: Any) -> None:
+        conn.set_blocking(False)
+        while True:
+            try:
+                conn.connect(address)
+                return
+            except NetError as error:
+                if error.code != _WOULD_BLOCK:
+                    raise
+                await _Wait(conn, "writable")

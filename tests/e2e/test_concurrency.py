@@ -1,0 +1,154 @@
+"""Many connections in one guest instance; poll, non-blocking, timeouts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .helpers import Running, echo_roundtrip, run_capsock
+
+
+def test_200_concurrent_connections_each_echo_64k(guests: dict[str, Path]) -> None:
+    clients = 200
+    echo = Running("run", "--tcplisten", "127.0.0.1:0", str(guests["echo"]),
+                   "--max-connections", str(clients))
+    try:
+        port = int(echo.wait_for("listening on ").rsplit(":", 1)[1])
+        payloads = [os.urandom(64 * 1024) for _ in range(clients)]
+        # all connections open before any finishes: the guest holds 200 at once
+        barrier = threading.Barrier(clients, timeout=60)
+
+        def one(payload: bytes) -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+                barrier.wait()
+                sender = threading.Thread(target=lambda: (conn.sendall(payload),
+                                                          conn.shutdown(socket.SHUT_WR)))
+                sender.start()
+                received = bytearray()
+                while chunk := conn.recv(65536):
+                    received += chunk
+                sender.join(timeout=60)
+            return bytes(received) == payload
+
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            results = list(pool.map(one, payloads))
+        assert all(results), f"{results.count(False)} connections were not byte-exact"
+        code, out, err = echo.finish(timeout=120)
+    finally:
+        echo.kill()
+    assert code == 0, err
+    served = [line for line in echo.lines + out.splitlines() if line.startswith("connection ")]
+    assert len(served) == clients
+    assert all(line.endswith(f"echoed {64 * 1024} bytes") for line in served)
+
+
+class SlowServer:
+    """Accepts one connection and sends `message` after `delay` seconds."""
+
+    def __init__(self, delay: float | None, message: bytes = b"late data") -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.delay = delay
+        self.message = message
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(30)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            if self.delay is not None:
+                time.sleep(self.delay)
+                conn.sendall(self.message)
+            conn.settimeout(30)
+            try:
+                conn.recv(1)  # hold the connection until the guest closes it
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SlowServer]:
+    server = SlowServer(None)
+    yield server
+    server.close()
+
+
+def _field(output: str, name: str) -> str:
+    for line in output.splitlines():
+        parts = line.split()
+        if name in parts:
+            return parts[parts.index(name) + 1]
+    raise AssertionError(f"no {name} in {output!r}")
+
+
+def test_poll_times_out_with_nothing_ready(guests: dict[str, Path], silent: SlowServer) -> None:
+    done = run_capsock("run", f"--allow-outbound=tcp://127.0.0.1:{silent.port}",
+                       str(guests["poll"]), "wait", f"127.0.0.1:{silent.port}", "400")
+    assert done.returncode == 0, done.stderr
+    assert "ready: [] " in done.stdout
+    assert 380 <= int(_field(done.stdout, "elapsed_ms:")) < 3000
+
+
+def test_poll_returns_early_when_data_arrives(guests: dict[str, Path]) -> None:
+    server = SlowServer(0.3)
+    try:
+        done = run_capsock("run", f"--allow-outbound=tcp://127.0.0.1:{server.port}",
+                           str(guests["poll"]), "wait", f"127.0.0.1:{server.port}", "10000")
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr
+    assert "ready: [0] " in done.stdout
+    assert int(_field(done.stdout, "elapsed_ms:")) < 5000
+    assert "data: late data" in done.stdout
+
+
+def test_nonblocking_operations_would_block(guests: dict[str, Path], silent: SlowServer) -> None:
+    done = run_capsock("run", f"--allow-outbound=tcp://127.0.0.1:{silent.port}",
+                       "--allow-inbound=tcp://127.0.0.1:*", str(guests["poll"]),
+                       "nonblocking", f"127.0.0.1:{silent.port}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["recv: would-block", "accept: would-block"]
+
+
+def test_receive_timeout(guests: dict[str, Path], silent: SlowServer) -> None:
+    done = run_capsock("run", f"--allow-outbound=tcp://127.0.0.1:{silent.port}",
+                       str(guests["poll"]), "timeout", f"127.0.0.1:{silent.port}", "300")
+    assert done.returncode == 0, done.stderr
+    assert _field(done.stdout, "recv:") == "timeout"
+    assert 280 <= int(_field(done.stdout, "elapsed_ms:")) < 3000
+
+
+def test_sequential_clients_still_served(guests: dict[str, Path]) -> None:
+    echo = Running("run", "--tcplisten", "127.0.0.1:0", str(guests["echo"]),
+                   "--max-connections", "2")
+    try:
+        port = int(echo.wait_for("listening on ").rsplit(":", 1)[1])
+        assert echo_roundtrip(port, b"a" * 100_000) == b"a" * 100_000
+        assert echo_roundtrip(port, b"b") == b"b"
+        code, _, err = echo.finish()
+    finally:
+        echo.kill()
+    assert code == 0, err
+
+
+def test_one_poll_over_several_pollables(guests: dict[str, Path]) -> None:
+    """Regression: wasmtime 50 cannot convert two borrows in one host call,
+    which is why `poll` takes ids (see wit/socket.wit)."""
+    done = run_capsock("run", "--allow-inbound=tcp://127.0.0.1:*", str(guests["poll"]),
+                       "multi", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["ready: []", "again: []"]
