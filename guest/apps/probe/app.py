@@ -17,6 +17,9 @@
     probe restrict PROTO RULE HOST:PORT  narrow the PROTO (tcp|udp) network
                                        with RULE, then connect / sendto
     probe udp-from-tcp                 take the first pre-open as UDP
+    probe resolve-connect NAME HOST:PORT  resolve NAME (print "resolved
+                                       ADDR..."), then connect to HOST:PORT
+                                       (an IP literal, resolved or not)
 """
 
 from __future__ import annotations
@@ -174,6 +177,18 @@ def udp_from_tcp(args: list[str]) -> int:
     return 0
 
 
+def resolve_connect(args: list[str]) -> int:
+    name, target = args[0], cg.parse_address(args[1])
+    addresses: list[str] = []
+    def lookup() -> None:
+        addresses.extend(cg.resolve(name))
+    if result(lookup) is None:
+        print("resolved " + " ".join(addresses), flush=True)
+    with cg.tcp_network().socket(_family(target)) as conn:
+        result(lambda: conn.connect(target))
+    return 0
+
+
 COMMANDS = {
     "accept-unbound": (accept_unbound, 0),
     "send-after-shutdown": (send_after_shutdown, 1),
@@ -184,6 +199,7 @@ COMMANDS = {
     "udp-connect": (udp_connect, 2),
     "restrict": (restrict, 3),
     "udp-from-tcp": (udp_from_tcp, 0),
+    "resolve-connect": (resolve_connect, 2),
 }
 
 
