@@ -165,7 +165,7 @@ def test_udp_receive_drops_senders_the_policy_does_not_allow(
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rogue:
             rogue.bind(("127.0.0.1", 0))
             rogue.sendto(b"rogue", ("127.0.0.1", local[1]))
-            rogue_address = "127.0.0.1:%d" % rogue.getsockname()[1]
+            rogue_address = f"127.0.0.1:{rogue.getsockname()[1]}"
             peer.sock.sendto(b"reply", sender)
             code, out, err = probe.finish()
     finally:
