@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
-APPS = ("echo", "client", "probe", "bypass", "poll", "udpecho", "resolve")
+APPS = ("echo", "client", "probe", "bypass", "poll", "http", "udpecho", "resolve")
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from .backends.resolvers import DnsResolver, SystemResolver
 from .core.audit import AuditLog
 from .policy import Policy, PolicyError
 from .runtime import Host, RunError, TcpListenSpec, UdpBindSpec
+from .runtime.serve import Server
 
 RULES_HELP = """\
 policy (deny by default; a deny rule always wins over an allow rule):
@@ -86,6 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("component", metavar="COMPONENT", help="the component (.wasm) to run")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments passed to the guest")
+    serve = commands.add_parser(
+        "serve",
+        help="run N instances of a server component on shared pre-opened listeners",
+        description="Run --instances copies of COMPONENT, each with its own store, all "
+                    "accepting from the same --tcplisten sockets. Each instance sees "
+                    "CAPSOCK_INSTANCE (0..N-1) in its environment. SIGINT/SIGTERM stop "
+                    "accepting, let in-flight work finish for --grace seconds, close every "
+                    "socket and exit 0.",
+        epilog=RULES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--instances", type=int, default=2, metavar="N",
+                       help="how many instances to run (default: 2)")
+    serve.add_argument("--mode", choices=("process", "thread"), default="process",
+                       help="instances as forked processes (default; scales across cores) "
+                            "or threads of one process (one GIL)")
+    serve.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+                       help="how long in-flight work may take after a stop signal "
+                            "(default: 10)")
+    add_instance_flags(serve)
+    serve.add_argument("component", metavar="COMPONENT", help="the component (.wasm) to run")
+    serve.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                       help="arguments passed to every instance")
     return parser
 
 
@@ -199,6 +223,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"capsock: error: no such component: {args.component}", file=sys.stderr)
         return 2
     guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    if args.command == "serve":
+        try:
+            server = Server(host, args.component, guest_args, args.instances, args.mode,
+                            args.grace)
+        except ValueError as error:
+            print(f"capsock: error: {error}", file=sys.stderr)
+            return 2
+        try:
+            return server.serve()
+        except RunError as error:
+            print(f"capsock: error: {error}", file=sys.stderr)
+            return 2
     try:
         return host.run(args.component, guest_args)
     except RunError as error:

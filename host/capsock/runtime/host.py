@@ -107,9 +107,14 @@ class Host:
     #: `--audit-log`: already open, so a bad path fails before any guest runs.
     audit_log: AuditLog | None = None
 
-    def new_context(self) -> InstanceContext:
-        """A fresh instance context with this host's pre-opens opened."""
-        preopens: list[Preopen] = []
+    def new_context(self, preopens: list[Preopen] | None = None) -> InstanceContext:
+        """A fresh instance context with this host's pre-opens opened
+        (or with `preopens` already opened by the caller, e.g. `serve`)."""
+        if preopens is not None:
+            return InstanceContext(self.policy, self.backend, preopens, resolver=self.resolver,
+                                   hide_peers=self.peer_address == "hidden",
+                                   audit=self.audit_log)
+        preopens = []
         try:
             for spec in self.tcp_listen:
                 preopens.append(self._preopen(spec))
@@ -122,11 +127,18 @@ class Host:
         return InstanceContext(self.policy, self.backend, preopens, resolver=self.resolver,
                                hide_peers=self.peer_address == "hidden", audit=self.audit_log)
 
-    def run(self, path: str | Path, args: Sequence[str] = ()) -> int:
-        """Run the component's `wasi:cli/run`; returns its exit code."""
+    def run(self, path: str | Path, args: Sequence[str] = (), *,
+            env: Sequence[tuple[str, str]] = (),
+            preopens: list[Preopen] | None = None) -> int:
+        """Run the component's `wasi:cli/run`; returns its exit code.
+
+        `env` becomes the guest's environment. `preopens`, when given,
+        replaces the pre-opens this Host would open itself; the guest's
+        teardown closes them either way.
+        """
         component = load_component(self.engine, path, self.cache_dir)
         run_export = _find_run_export(self.engine, component)
-        context = self.new_context()
+        context = self.new_context(preopens)
         table = HandleTable()
         try:
             linker = Linker(self.engine)
@@ -135,6 +147,7 @@ class Host:
             store = Store(self.engine)
             wasi = WasiConfig()
             wasi.argv = [Path(path).name, *args]
+            wasi.env = [list(pair) for pair in env]
             wasi.inherit_stdin()
             wasi.inherit_stdout()
             wasi.inherit_stderr()

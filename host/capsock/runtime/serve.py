@@ -1,0 +1,187 @@
+"""`capsock serve`: N instances of one component on shared pre-opens.
+
+The listening sockets are opened once, here; every instance gets its own
+duplicate (`dup`) of each, so all instances accept from the same kernel
+queue and each instance's teardown closes only its own descriptor.
+
+Instances run as threads (one process, one compiled component, one GIL)
+or as forked processes (one GIL each). On two cores, processes scale and
+threads do not: a guest's host calls all need the GIL (see bench/).
+
+Graceful shutdown on SIGINT/SIGTERM: the listeners are `shutdown(2)`, which
+every instance's pending `accept`/`poll` sees at once (the sockets are
+shared), so guests stop accepting and finish the connections in flight;
+after `grace` seconds stragglers are killed. Then every socket is closed
+and the number of sockets still open in this process is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from wasmtime import Engine
+
+from ..core.context import Preopen
+from .host import Host, open_listener
+
+log = logging.getLogger("capsock")
+
+
+@dataclass
+class _Listener:
+    sock: socket.socket
+    name: str
+    ipv6: bool
+
+
+def open_socket_count() -> int:
+    """Sockets this process holds (from /proc; -1 where unavailable)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return -1
+    count = 0
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+class Server:
+    """Runs `instances` copies of a component until they end or a signal."""
+
+    def __init__(self, host: Host, component: str | Path, args: Sequence[str],
+                 instances: int, mode: str = "process", grace: float = 10.0) -> None:
+        if instances < 1:
+            raise ValueError("--instances must be at least 1")
+        if mode not in ("process", "thread"):
+            raise ValueError("--mode must be process or thread")
+        if not host.tcp_listen:
+            raise ValueError("serve needs at least one --tcplisten to share")
+        self.host = host
+        self.component = component
+        self.args = list(args)
+        self.instances = instances
+        self.mode = mode
+        self.grace = grace
+        self.listeners: list[_Listener] = []
+        self._stopping = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------
+    def serve(self) -> int:
+        for spec in self.host.tcp_listen:
+            sock, name = open_listener(spec)
+            self.listeners.append(_Listener(sock, name, spec.address.is_ipv6))
+        names = ", ".join(listener.name for listener in self.listeners)
+        print(f"capsock: serving {Path(self.component).name} on {names} "
+              f"with {self.instances} {self.mode} instance(s)", file=sys.stderr, flush=True)
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            codes = self._run_processes() if self.mode == "process" else self._run_threads()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for listener in self.listeners:
+                listener.sock.close()
+        remaining = open_socket_count()
+        print(f"capsock: shut down; exit codes {codes}; {remaining} socket(s) still open",
+              file=sys.stderr, flush=True)
+        if self._stopping.is_set():
+            return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
+        return max(codes, default=0)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        print(f"capsock: {signal.Signals(signum).name}: stop accepting, "
+              f"finishing in-flight work (up to {self.grace:g}s)", file=sys.stderr, flush=True)
+        for listener in self.listeners:
+            try:
+                listener.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _preopens(self) -> list[Preopen]:
+        return [Preopen(listener.name, "tcp", listener.ipv6,
+                        self.host.backend.adopt_tcp(listener.sock.dup()))
+                for listener in self.listeners]
+
+    def _run_one(self, index: int) -> int:
+        env = [("CAPSOCK_INSTANCE", str(index)), ("CAPSOCK_INSTANCES", str(self.instances))]
+        return self.host.run(self.component, self.args, env=env, preopens=self._preopens())
+
+    # -- threads ------------------------------------------------------------------
+    def _run_threads(self) -> list[int]:
+        codes = [0] * self.instances
+
+        def target(index: int) -> None:
+            try:
+                codes[index] = self._run_one(index)
+            except Exception:
+                log.exception("capsock: instance %d failed", index)
+                codes[index] = 1
+
+        threads = [threading.Thread(target=target, args=(i,), name=f"instance-{i}", daemon=True)
+                   for i in range(self.instances)]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads) and not self._stopping.is_set():
+            time.sleep(0.05)
+        deadline = time.monotonic() + self.grace
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
+            print("capsock: grace period over; instances still running are abandoned",
+                  file=sys.stderr, flush=True)
+            return [1 if thread.is_alive() else code for thread, code in zip(threads, codes, strict=True)]
+        return codes
+
+    # -- processes ----------------------------------------------------------------
+    def _run_processes(self) -> list[int]:
+        children: dict[int, int] = {}
+        for index in range(self.instances):
+            pid = os.fork()
+            if pid == 0:  # the instance
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                self.host.engine = Engine()  # never share an engine across fork
+                code = 1
+                try:
+                    code = self._run_one(index)
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+            children[pid] = index
+        codes = [0] * self.instances
+        deadline: float | None = None
+        while children:
+            if self._stopping.is_set() and deadline is None:
+                deadline = time.monotonic() + self.grace
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                if deadline is not None and time.monotonic() > deadline:
+                    for child in children:
+                        os.kill(child, signal.SIGKILL)
+                    print("capsock: grace period over; killed the remaining instances",
+                          file=sys.stderr, flush=True)
+                    deadline = float("inf")
+                time.sleep(0.05)
+                continue
+            codes[children.pop(pid)] = os.waitstatus_to_exitcode(status)
+        return codes
