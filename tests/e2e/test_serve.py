@@ -40,7 +40,8 @@ def _seen_instances(port: int, limit: int = 600) -> set[str]:
     deadline = time.monotonic() + 60
     with ThreadPoolExecutor(max_workers=16) as pool:
         for batch in range(limit // 16):
-            replies = pool.map(lambda i: _get(port, f"/r{batch}-{i}"), range(16))
+            paths = [f"/r{batch}-{i}" for i in range(16)]
+            replies = pool.map(lambda path: _get(port, path), paths)
             seen.update(str(reply["instance"]) for reply in replies)
             if len(seen) == 2 or time.monotonic() > deadline:
                 break

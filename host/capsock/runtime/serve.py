@@ -148,7 +148,8 @@ class Server:
         if any(thread.is_alive() for thread in threads):
             print("capsock: grace period over; instances still running are abandoned",
                   file=sys.stderr, flush=True)
-            return [1 if thread.is_alive() else code for thread, code in zip(threads, codes, strict=True)]
+            pairs = zip(threads, codes, strict=True)
+            return [1 if thread.is_alive() else code for thread, code in pairs]
         return codes
 
     # -- processes ----------------------------------------------------------------
