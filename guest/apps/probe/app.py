@@ -4,7 +4,8 @@
     probe send-after-shutdown HOST:PORT  connect, shutdown(send), send
     probe connect-twice HOST:PORT      connect, connect again
     probe bind HOST:PORT               bind+listen, print "bound HOST:PORT",
-                                       accept one connection, print "accepted"
+                                       accept one connection, print "accepted
+                                       PEER remote REMOTE-ADDRESS"
     probe hostcall N                   time N cheap host calls, print
                                        "hostcall_us: <mean µs per call>"
     probe udp-send HOST:PORT MSG [MS]  sendto (implicit bind), print
@@ -81,8 +82,9 @@ def bind(args: list[str]) -> int:
 
     if result(bind_listen) is None:
         print(f"bound {cg.format_address(sock.local_address())}", flush=True)
-        conn, _peer = sock.accept()
-        print("accepted", flush=True)
+        conn, peer = sock.accept()
+        print(f"accepted {cg.format_address(peer)} "
+              f"remote {cg.format_address(conn.remote_address())}", flush=True)
         conn.close()
     sock.close()
     return 0
