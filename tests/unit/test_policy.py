@@ -1033,3 +1033,104 @@ def test_public_types_exported() -> None:
     rule = parse_address_rule("udp://[::1]:53")
     assert isinstance(rule, AddressRule)
     assert isinstance(rule.host, NetworkHost)
+
+
+# ---------------------------------------------------------------------------
+# Boundary cases (issue 3's checklist), and the deny-only / resolve grants
+# ---------------------------------------------------------------------------
+
+BOUNDARIES: list[tuple[str, str, str, int, bool]] = [
+    # id, rule, ip, port, allowed -- each rule as --allow-outbound
+    ("/8 first address", "tcp://10.0.0.0/8:*", "10.0.0.0", 1, True),
+    ("/8 last address", "tcp://10.0.0.0/8:*", "10.255.255.255", 1, True),
+    ("/8 one below", "tcp://10.0.0.0/8:*", "9.255.255.255", 1, False),
+    ("/8 one above", "tcp://10.0.0.0/8:*", "11.0.0.0", 1, False),
+    ("/31 pair", "tcp://192.0.2.4/31:*", "192.0.2.5", 1, True),
+    ("/31 next", "tcp://192.0.2.4/31:*", "192.0.2.6", 1, False),
+    ("/0 any v4", "tcp://0.0.0.0/0:*", "203.0.113.9", 1, True),
+    ("/0 v4 not v6", "tcp://0.0.0.0/0:*", "2001:db8::1", 1, False),
+    ("/0 any v6", "tcp://[::]/0:*", "2001:db8::1", 1, True),
+    ("/0 v6 not mapped v4", "tcp://[::]/0:*", "::ffff:203.0.113.9", 1, False),
+    ("/32 exact", "tcp://192.0.2.1/32:*", "192.0.2.1", 1, True),
+    ("/32 neighbour", "tcp://192.0.2.1/32:*", "192.0.2.2", 1, False),
+    ("/128 exact", "tcp://[2001:db8::1/128]:*", "2001:db8::1", 1, True),
+    ("/128 neighbour", "tcp://[2001:db8::1/128]:*", "2001:db8::2", 1, False),
+    ("/64 last", "tcp://[2001:db8::/64]:*", "2001:db8::ffff:ffff:ffff:ffff", 1, True),
+    ("/64 one above", "tcp://[2001:db8::/64]:*", "2001:db8:0:1::", 1, False),
+    ("port * includes 0", "udp://127.0.0.1:*", "127.0.0.1", 0, True),
+    ("port * includes 65535", "udp://127.0.0.1:*", "127.0.0.1", 65535, True),
+    ("port 0 exact", "udp://127.0.0.1:0", "127.0.0.1", 0, True),
+    ("port 0 not 1", "udp://127.0.0.1:0", "127.0.0.1", 1, False),
+    ("port 65535 exact", "udp://127.0.0.1:65535", "127.0.0.1", 65535, True),
+    ("range excludes 0", "udp://127.0.0.1:1-65535", "127.0.0.1", 0, False),
+    ("range high end", "udp://127.0.0.1:1000-2000", "127.0.0.1", 2000, True),
+    ("range one past", "udp://127.0.0.1:1000-2000", "127.0.0.1", 2001, False),
+    ("mapped judged by v4 rule", "udp://127.0.0.1:53", "::ffff:127.0.0.1", 53, True),
+    ("mapped other v4", "udp://127.0.0.1:53", "::ffff:127.0.0.2", 53, False),
+    ("v6 loopback is not v4", "udp://127.0.0.1:53", "::1", 53, False),
+    ("bracketed v6 rule", "udp://[::1]:53", "::1", 53, True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rule", "address", "port", "allowed"),
+    [pytest.param(*row[1:], id=row[0]) for row in BOUNDARIES],
+)
+def test_boundaries(rule: str, address: str, port: int, allowed: bool) -> None:
+    protocol = rule.split(":", 1)[0]
+    policy = Policy.from_flags(allow_outbound=[rule])
+    assert policy.check_address(OUT, protocol, ip(address), port).allowed is allowed
+
+
+@pytest.mark.parametrize(("flags", "name", "allowed"), [
+    ({"allow_resolve": ["*.example.com"]}, "a.b.c.d.example.com", True),
+    ({"allow_resolve": ["*.example.com"]}, "EXAMPLE.COM", False),
+    ({"allow_resolve": ["*.Example.COM."]}, "WWW.example.com.", True),
+    ({"allow_resolve": ["example.com."]}, "Example.Com", True),
+    ({"allow_resolve": ["example.com"]}, "example.com..", False),
+    ({"allow_resolve": ["*"], "deny_resolve": ["EVIL.test."]}, "evil.TEST", False),
+])  # fmt: skip
+def test_resolve_names_case_and_dots(flags: Flags, name: str, allowed: bool) -> None:
+    assert Policy.from_flags(**flags).check_resolve(name).allowed is allowed
+
+
+@pytest.mark.parametrize(("flags", "address", "allowed", "rule"), [
+    ({}, "0.0.0.0", True, None),
+    ({"allow_inbound": ["udp://127.0.0.1:*"]}, "0.0.0.0", True, None),
+    ({"deny_inbound": ["udp://*:*"]}, "0.0.0.0", False, "deny-inbound udp://*:*"),
+    ({"deny_inbound": ["udp://*:*"]}, "::", False, "deny-inbound udp://*:*"),
+    ({"deny_inbound": ["udp://127.0.0.1:*"]}, "0.0.0.0", True, None),
+    ({"deny_inbound": ["tcp://*:*"]}, "0.0.0.0", True, None),
+    ({"deny_inbound": ["udp://*:1-65535"]}, "0.0.0.0", True, None),
+])  # fmt: skip
+def test_check_denied_only_looks_at_deny_rules(flags: Flags, address: str, allowed: bool,
+                                               rule: str | None) -> None:
+    decision = Policy.from_flags(**flags).check_denied(IN, "udp", ip(address), 0)
+    assert decision == Decision(allowed, rule)
+
+
+def test_check_denied_in_a_restricted_layer() -> None:
+    parent = Policy.from_flags(allow_outbound=["udp://*:*"])
+    child = parent.restrict(Policy.from_flags(deny_inbound=["udp://*:*"]))
+    assert parent.check_denied(IN, "udp", ip("0.0.0.0"), 0).allowed
+    assert not child.check_denied(IN, "udp", ip("0.0.0.0"), 0).allowed
+
+
+@pytest.mark.parametrize(("flags", "granted"), [
+    ({}, False),
+    ({"allow_outbound": ["tcp://*:*"]}, False),
+    ({"allow_resolve": ["example.com"]}, True),
+    ({"allow_outbound": ["tcp://svc.test:80"]}, True),
+    ({"allow_inbound": ["udp://localhost:53"]}, True),
+    ({"deny_outbound": ["tcp://svc.test:80"]}, False),
+    ({"allow_resolve": ["*"], "deny_resolve": ["*"]}, False),
+    ({"allow_resolve": ["*"], "deny_resolve": ["evil.test"]}, True),
+])  # fmt: skip
+def test_grants_resolve(flags: Flags, granted: bool) -> None:
+    assert Policy.from_flags(**flags).grants_resolve() is granted
+
+
+def test_grants_resolve_needs_every_layer() -> None:
+    parent = Policy.from_flags(allow_resolve=["*"])
+    assert parent.restrict(Policy.from_flags(allow_resolve=["a.test"])).grants_resolve()
+    assert not parent.restrict(Policy.from_flags(deny_resolve=["x.test"])).grants_resolve()
