@@ -83,7 +83,8 @@ def main() -> None:
     serve = [sys.executable, "-m", "capsock", "serve"]
     n = args.instances
     setups = [
-        ("native CPython (selectors)", lambda p: [sys.executable, str(ROOT / "bench/native_http.py"),
+        ("native CPython (selectors)",
+         lambda p: [sys.executable, str(ROOT / "bench/native_http.py"),
                                                   str(p)]),
         ("capsock, 1 instance", lambda p: [*serve, "--instances", "1",
                                            "--tcplisten", f"127.0.0.1:{p}", wasm]),

@@ -51,6 +51,13 @@ class _Wait:
         yield self
 
 
+class _Yield:
+    """Awaitable: go to the back of the ready queue (a schedule point)."""
+
+    def __await__(self) -> Generator[_Yield, None, None]:
+        yield self
+
+
 class _Sleep:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
@@ -89,11 +96,14 @@ class Loop:
         self._stopped = True
 
     def run(self) -> None:
+        """Run rounds: every ready task steps once, then one poll (without
+        waiting when some task is still ready), so a connection that always
+        has data cannot starve the others."""
         while not self._stopped and (self._ready or self._waiting or self._sleeping):
-            while self._ready:
+            for _ in range(len(self._ready)):
                 self._step(self._ready.popleft())
             if self._waiting or self._sleeping:
-                self._wait_for_events()
+                self._wait_for_events(block=not self._ready)
 
     def _step(self, task: Task) -> None:
         try:
@@ -106,18 +116,20 @@ class Loop:
             task.error = error
             self.failures.append(error)
             return
-        if isinstance(request, _Wait):
+        if isinstance(request, _Yield):
+            self._ready.append(task)
+        elif isinstance(request, _Wait):
             self._waiting[task] = request
         elif isinstance(request, _Sleep):
             self._sleeping[task] = request.deadline
         else:
             raise TypeError(f"tasks may only await loop operations, got {request!r}")
 
-    def _wait_for_events(self) -> None:
+    def _wait_for_events(self, block: bool) -> None:
         tasks = list(self._waiting)
         pollables = [self._pollable(self._waiting[t]) for t in tasks]
-        timeout: float | None = None
-        if self._sleeping:
+        timeout: float | None = None if block else 0.0
+        if self._sleeping and block:
             timeout = max(0.0, min(self._sleeping.values()) - time.monotonic())
         if pollables:
             for index in poll(pollables, timeout):
@@ -181,11 +193,14 @@ class Loop:
     async def recv(self, conn: TcpSocket, size: int) -> bytes:
         while True:
             try:
-                return conn.recv(size)
+                data = conn.recv(size)
             except NetError as error:
                 if error.code != _WOULD_BLOCK:
                     raise
                 await _Wait(conn, "readable")
+                continue
+            await _Yield()  # fairness: let the other connections run
+            return data
 
     async def send(self, conn: TcpSocket, data: bytes | bytearray | memoryview) -> int:
         while True:
