@@ -14,7 +14,7 @@ from .backends.base import Resolver
 from .backends.resolvers import DnsResolver, SystemResolver
 from .core.audit import AuditLog
 from .policy import Policy, PolicyError
-from .runtime import Host, RunError, TcpListenSpec, UdpBindSpec
+from .runtime import DirSpec, Host, RunError, TcpListenSpec, UdpBindSpec
 from .runtime.serve import Server
 
 RULES_HELP = """\
@@ -125,6 +125,11 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                        help="pre-open a bound UDP socket for the guest (repeatable); "
                             "port 0 picks a free port. Datagrams to it are delivered "
                             "from any sender; it needs no --allow-inbound rule")
+    group.add_argument("--dir", action="append", default=[], dest="dirs",
+                       metavar="HOSTDIR::GUESTDIR",
+                       help="pre-open host directory HOSTDIR read-write for the guest's "
+                            "files at GUESTDIR, like `wasmtime run --dir` (repeatable; "
+                            "DIR alone maps DIR to itself)")
     group.add_argument("--dns", default=None, metavar="HOST:PORT",
                        help="resolve names by asking this DNS server (UDP, A and AAAA) "
                             "instead of the system resolver")
@@ -164,6 +169,16 @@ def host_from_args(args: argparse.Namespace) -> Host:
             binds.append(UdpBindSpec.parse(text))
         except ValueError as error:
             raise ConfigError(f"invalid --udpbind: {error}") from None
+    dirs = []
+    for text in args.dirs:
+        try:
+            spec = DirSpec.parse(text)
+            spec.check()
+        except ValueError as error:
+            raise ConfigError(f"invalid --dir: {error}") from None
+        except RunError as error:
+            raise ConfigError(str(error)) from None
+        dirs.append(spec)
     resolver: Resolver = SystemResolver()
     if args.dns is not None:
         try:
@@ -181,7 +196,8 @@ def host_from_args(args: argparse.Namespace) -> Host:
             raise ConfigError(f"cannot open --audit-log {str(args.audit_log)!r}: "
                               f"{error.strerror or error}") from None
     return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
-                resolver=resolver, peer_address=args.peer_address, audit_log=audit)
+                resolver=resolver, peer_address=args.peer_address, audit_log=audit,
+                dirs=dirs)
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:

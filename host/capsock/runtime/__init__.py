@@ -1,6 +1,6 @@
 """Running components: engine, compilation cache, instances."""
 
 from .cache import load_component
-from .host import Host, RunError, TcpListenSpec, UdpBindSpec
+from .host import DirSpec, Host, RunError, TcpListenSpec, UdpBindSpec
 
-__all__ = ["Host", "RunError", "TcpListenSpec", "UdpBindSpec", "load_component"]
+__all__ = ["DirSpec", "Host", "RunError", "TcpListenSpec", "UdpBindSpec", "load_component"]

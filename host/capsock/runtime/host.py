@@ -89,6 +89,33 @@ def open_udp(spec: UdpBindSpec) -> tuple[socket.socket, str]:
     return sock, str(SocketAddress.from_os(sock.getsockname()))
 
 
+@dataclass(frozen=True)
+class DirSpec:
+    """`--dir HOSTDIR::GUESTDIR`: a host directory the guest sees at GUESTDIR.
+
+    Like `wasmtime run --dir`: plain WASI filesystem pre-opens, read-write.
+    Files are not networking, so capsock's policy does not judge them; the
+    operator's grant is the whole rule. `--dir DIR` alone maps DIR to itself.
+    """
+
+    host: Path
+    guest: str
+
+    @classmethod
+    def parse(cls, text: str) -> DirSpec:
+        host, sep, guest = text.partition("::")
+        if not host:
+            raise ValueError(f"{text!r}: no host directory (expected HOSTDIR::GUESTDIR)")
+        if sep and not guest:
+            raise ValueError(f"{text!r}: no guest directory (expected HOSTDIR::GUESTDIR)")
+        return cls(Path(host), guest if sep else host)
+
+    def check(self) -> None:
+        """Fail now, naming the directory, rather than later inside the guest."""
+        if not self.host.is_dir():
+            raise RunError(f"no such host directory {str(self.host)!r} for --dir")
+
+
 @dataclass
 class Host:
     """A configured host: policy, backend, pre-opens. Runs components."""
@@ -106,6 +133,8 @@ class Host:
     peer_address: str = "real"
     #: `--audit-log`: already open, so a bad path fails before any guest runs.
     audit_log: AuditLog | None = None
+    #: `--dir`: host directories pre-opened for the guest's WASI filesystem.
+    dirs: Sequence[DirSpec] = ()
 
     def new_context(self, preopens: list[Preopen] | None = None) -> InstanceContext:
         """A fresh instance context with this host's pre-opens opened
@@ -136,6 +165,8 @@ class Host:
         replaces the pre-opens this Host would open itself; the guest's
         teardown closes them either way.
         """
+        for directory in self.dirs:
+            directory.check()
         component = load_component(self.engine, path, self.cache_dir)
         run_export = _find_run_export(self.engine, component)
         context = self.new_context(preopens)
@@ -151,6 +182,8 @@ class Host:
             wasi.inherit_stdin()
             wasi.inherit_stdout()
             wasi.inherit_stderr()
+            for directory in self.dirs:
+                wasi.preopen_dir(str(directory.host), directory.guest)
             store.set_wasi(wasi)
             instance = linker.instantiate(store, component)
             interface_index = component.get_export_index(run_export)

@@ -3,6 +3,8 @@
 The listening sockets are opened once, here; every instance gets its own
 duplicate (`dup`) of each, so all instances accept from the same kernel
 queue and each instance's teardown closes only its own descriptor.
+`--udpbind` sockets are shared the same way: each datagram reaches one
+instance.
 
 Instances run as threads (one process, one compiled component, one GIL)
 or as forked processes (one GIL each). On two cores, processes scale and
@@ -32,7 +34,7 @@ from types import FrameType
 from wasmtime import Engine
 
 from ..core.context import Preopen
-from .host import Host, open_listener
+from .host import Host, open_listener, open_udp
 
 log = logging.getLogger("capsock")
 
@@ -42,6 +44,8 @@ class _Listener:
     sock: socket.socket
     name: str
     ipv6: bool
+    #: "tcp" (a --tcplisten listener) or "udp" (a --udpbind socket).
+    protocol: str = "tcp"
 
 
 def open_socket_count() -> int:
@@ -85,6 +89,9 @@ class Server:
         for spec in self.host.tcp_listen:
             sock, name = open_listener(spec)
             self.listeners.append(_Listener(sock, name, spec.address.is_ipv6))
+        for udp in self.host.udp_bind:  # shared too: each datagram goes to one instance
+            sock, name = open_udp(udp)
+            self.listeners.append(_Listener(sock, name, udp.address.is_ipv6, "udp"))
         names = ", ".join(listener.name for listener in self.listeners)
         print(f"capsock: serving {Path(self.component).name} on {names} "
               f"with {self.instances} {self.mode} instance(s)", file=sys.stderr, flush=True)
@@ -117,8 +124,10 @@ class Server:
                 pass
 
     def _preopens(self) -> list[Preopen]:
-        return [Preopen(listener.name, "tcp", listener.ipv6,
-                        self.host.backend.adopt_tcp(listener.sock.dup()))
+        backend = self.host.backend
+        return [Preopen(listener.name, listener.protocol, listener.ipv6,
+                        backend.adopt_tcp(listener.sock.dup()) if listener.protocol == "tcp"
+                        else backend.adopt_udp(listener.sock.dup()))
                 for listener in self.listeners]
 
     def _run_one(self, index: int) -> int:
