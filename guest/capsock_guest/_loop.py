@@ -34,6 +34,7 @@ from typing import Any
 from ._errors import NetError
 from ._poll import poll
 from ._tcp import TcpSocket, TcpStream
+from ._udp import UdpSocket
 
 __all__ = ["Loop", "Task"]
 
@@ -43,7 +44,7 @@ _WOULD_BLOCK = "would-block"
 class _Wait:
     """Awaitable: suspend the task until `sock` is ready for `readiness`."""
 
-    def __init__(self, sock: TcpSocket, readiness: str) -> None:
+    def __init__(self, sock: TcpSocket | UdpSocket, readiness: str) -> None:
         self.sock = sock
         self.readiness = readiness
 
@@ -152,14 +153,14 @@ class Loop:
             self._pollables[key] = pollable
         return pollable
 
-    def forget(self, sock: TcpSocket) -> None:
+    def forget(self, sock: TcpSocket | UdpSocket) -> None:
         """Drop the cached pollables of a socket about to be closed."""
         for readiness in ("readable", "writable"):
             pollable = self._pollables.pop((id(sock), readiness), None)
             if pollable is not None:
                 pollable.close()
 
-    def close(self, sock: TcpSocket) -> None:
+    def close(self, sock: TcpSocket | UdpSocket) -> None:
         self.forget(sock)
         sock.close()
 
@@ -227,3 +228,18 @@ class Loop:
                 if error.code != _WOULD_BLOCK:
                     raise
                 await _Wait(conn, "writable")
+
+    async def recvfrom(self, sock: UdpSocket, size: int) -> tuple[bytes, Any]:
+        """One datagram and its sender, waiting with the other tasks (UDP
+        servers that also serve TCP, e.g. syslog, need both in one loop)."""
+        sock.set_blocking(False)
+        while True:
+            try:
+                data, sender = sock.recvfrom(size)
+            except NetError as error:
+                if error.code != _WOULD_BLOCK:
+                    raise
+                await _Wait(sock, "readable")
+                continue
+            await _Yield()
+            return data, sender

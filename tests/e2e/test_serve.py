@@ -40,7 +40,7 @@ def _seen_instances(port: int, limit: int = 600) -> set[str]:
     deadline = time.monotonic() + 60
     with ThreadPoolExecutor(max_workers=16) as pool:
         for batch in range(limit // 16):
-            paths = [f"/r{batch}-{i}" for i in range(16)]
+            paths = [f"/api/instance?r={batch}-{i}" for i in range(16)]
             replies = pool.map(lambda path: _get(port, path), paths)
             seen.update(str(reply["instance"]) for reply in replies)
             if len(seen) == 2 or time.monotonic() > deadline:
@@ -73,7 +73,7 @@ def test_in_flight_request_finishes_after_sigterm(guests: dict[str, Path]) -> No
     try:
         time.sleep(0.5)
         conn = socket.create_connection(("127.0.0.1", port), timeout=30)
-        conn.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n")  # half a request
+        conn.sendall(b"GET /api/instance?slow HTTP/1.1\r\nHost: x\r\n")  # half a request
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
@@ -85,7 +85,7 @@ def test_in_flight_request_finishes_after_sigterm(guests: dict[str, Path]) -> No
         if proc.poll() is None:
             proc.kill()
     assert data.startswith(b"HTTP/1.1 200"), data
-    assert b'"/slow"' in data
+    assert b'"/api/instance?slow"' in data
     assert proc.returncode == 0, err
 
 
