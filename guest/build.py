@@ -7,36 +7,27 @@
     python guest/build.py --bindings      # also write typing stubs for mypy
 
 Each app ``guest/apps/<app>/app.py`` becomes ``<out>/<app>.wasm``, a
-component of the world::
+component of the world ``capsock:app/app`` (capsock's imports plus the
+``wasi:cli/run`` export). The machinery lives in ``host/capsock/builder.py``
+(shared with ``capsock build``); this script picks the apps, runs builds in
+parallel and keeps ``<out>/wit-wasi/`` (the derived WASI WIT, not in git).
 
-    package capsock:app;
-    world app {
-        include capsock:net/imports@0.1.0;
-        export wasi:cli/run@<wasi version>;
-    }
-
-componentize-py ships no WASI WIT, so the WASI packages are derived once
-(per componentize-py version) from a bootstrap component whose world needs
-none, and written to ``<out>/wit-wasi/`` (the app world plus ``deps/``).
-Nothing generated goes into git.
+An ``app.py`` that exports ``Run`` is built as is; one without is a plain
+script (e.g. ``bsdecho``, written against the `socket` module): it is
+wrapped so that ``import socket`` is capsock's BSD layer and the script
+runs at run time, as ``capsock build`` does.
 
 A build is skipped when the content hash of its inputs (the app folder, the
-guest library ``guest/capsock_guest/``, ``wit/*.wit``, the componentize-py
-version and this script) matches ``<out>/<app>.wasm.hash``.
-
-Standard library only; runs the ``componentize-py`` and ``wasm-tools``
-executables found next to ``sys.executable`` or on ``PATH``.
+guest library ``guest/capsock_guest/``, ``wit/*.wit``, the tool versions,
+the builder and this script) matches ``<out>/<app>.wasm.hash``.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import hashlib
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,17 +36,13 @@ from pathlib import Path
 
 GUEST = Path(__file__).resolve().parent
 ROOT = GUEST.parent
-WIT = ROOT / "wit"
 APPS = GUEST / "apps"
-LIBRARY = GUEST / "capsock_guest"
+sys.path.insert(0, str(ROOT / "host"))
 
-NET_WORLD = "capsock:net/imports@0.1.0"
-APP_WORLD = "capsock:app/app"
-#: Package file of capsock's own WIT in the extracted dependencies.
-NET_PACKAGE = re.compile(r"^package\s+capsock:net@", re.M)
-CLI_PACKAGE = re.compile(r"^package\s+wasi:cli@([0-9A-Za-z.+-]+);", re.M)
+from capsock import builder  # noqa: E402  (this checkout's, by the path above)
 
-SKIP_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+BuildError = builder.BuildError
+SOURCES = builder.Sources(ROOT)
 
 _print_lock = threading.Lock()
 
@@ -65,217 +52,51 @@ def say(*parts: object) -> None:
         print(*parts, flush=True)
 
 
-class BuildError(Exception):
-    pass
-
-
-# ---------------------------------------------------------------- tools
-
-
-def find_tool(name: str) -> str:
-    """``name`` next to the running interpreter (a venv), else on PATH."""
-    here = Path(sys.executable).parent
-    found = shutil.which(name, path=str(here)) or shutil.which(name)
-    if not found:
-        raise BuildError(f"{name} not found next to {sys.executable} or on PATH")
-    return found
-
-
-def run(cmd: list[str], cwd: Path | None = None) -> str:
-    proc = subprocess.run(
-        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    if proc.returncode != 0:
-        raise BuildError(
-            f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}"
-        )
-    return proc.stdout
-
-
-def tool_version(exe: str) -> str:
-    return run([exe, "--version"]).strip()
-
-
-# ---------------------------------------------------------------- hashing
-
-
-def iter_files(base: Path) -> list[Path]:
-    if base.is_file():
-        return [base]
-    out = []
-    for path in sorted(base.rglob("*")):
-        rel = path.relative_to(base)
-        if any(part in SKIP_PARTS for part in rel.parts) or path.suffix == ".pyc":
-            continue
-        if path.is_file():
-            out.append(path)
-    return out
-
-
-def input_hash(app_dir: Path, cpy_version: str) -> str:
-    h = hashlib.sha256()
-
-    def add(label: str, data: bytes) -> None:
-        h.update(label.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
-
-    add("componentize-py", cpy_version.encode())
-    add("build.py", Path(__file__).read_bytes())
-    for group, base in (("app", app_dir), ("lib", LIBRARY)):
-        for path in iter_files(base):
-            add(f"{group}/{path.relative_to(base).as_posix()}", path.read_bytes())
-    for path in sorted(WIT.glob("*.wit")):
-        add(f"wit/{path.name}", path.read_bytes())
-    return h.hexdigest()
-
-
-# ---------------------------------------------------------------- WIT
-
-
-BOOT_WIT = f"""package capsock:boot;
-
-world boot {{
-    include {NET_WORLD};
-    export hello: func() -> string;
-}}
-"""
-
-BOOT_APP = """import wit_world
-
-
-class WitWorld(wit_world.WitWorld):
-    def hello(self) -> str:
-        return "hello"
-"""
-
-APP_WIT = """// Generated by guest/build.py; do not edit, not in git.
-package capsock:app;
-
-/// A capsock guest run as a command (`wasmtime run` convention).
-world app {{
-    include {net};
-    export wasi:cli/run@{wasi};
-}}
-"""
-
-RUN_INTERFACE = """
-/// Added by guest/build.py: the command entry point (wasi:cli/run).
-interface run {
-  /// Run the program.
-  run: func() -> result;
-}
-"""
-
-
 def app_wit_dir(out: Path) -> Path:
     return out / "wit-wasi"
-
-
-def ensure_app_wit(out: Path, cpy: str, wasm_tools: str, cpy_version: str) -> Path:
-    """Derive the WASI WIT and write the app world; cached per version.
-
-    Layout: ``<out>/wit-wasi/app.wit`` (package capsock:app) and
-    ``<out>/wit-wasi/deps/*.wit`` (the wasi packages), so one ``-d`` names it
-    and wit-parser orders the deps itself.
-    """
-    target = app_wit_dir(out)
-    stamp = target / "VERSION"
-    key = f"{cpy_version}\n{tool_version(wasm_tools)}\n"
-    if stamp.is_file() and stamp.read_text() == key:
-        return target
-
-    say(f"deriving WASI WIT from a bootstrap component ({cpy_version}) ...")
-    started = time.monotonic()
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="wit-boot-", dir=out) as tmp_name:
-        tmp = Path(tmp_name)
-        (tmp / "world").mkdir()
-        (tmp / "world" / "boot.wit").write_text(BOOT_WIT)
-        (tmp / "py").mkdir()
-        (tmp / "py" / "bootapp.py").write_text(BOOT_APP)
-        boot = tmp / "boot.wasm"
-        run([cpy, "-q", "-d", str(WIT), "-d", str(tmp / "world"),
-             "-w", "capsock:boot/boot", "componentize", "bootapp",
-             "-p", str(tmp / "py"), "-o", str(boot)])
-        extracted = tmp / "extracted"
-        run([wasm_tools, "component", "wit", str(boot), "--out-dir", str(extracted)])
-
-        staged = tmp / "wit-wasi"
-        (staged / "deps").mkdir(parents=True)
-        wasi_version = None
-        for dep in sorted((extracted / "deps").glob("*.wit")):
-            text = dep.read_text()
-            if NET_PACKAGE.search(text):
-                continue  # capsock's own package comes from wit/
-            m = CLI_PACKAGE.search(text)
-            if m:
-                wasi_version = m.group(1)
-                if not re.search(r"^interface\s+run\s*\{", text, re.M):
-                    text = text.rstrip("\n") + "\n" + RUN_INTERFACE
-            (staged / "deps" / dep.name).write_text(text)
-        if wasi_version is None:
-            raise BuildError("bootstrap component imports no wasi:cli package")
-        (staged / "app.wit").write_text(
-            APP_WIT.format(net=NET_WORLD, wasi=wasi_version)
-        )
-        stamp_tmp = staged / "VERSION"
-        stamp_tmp.write_text(key)
-        # Swap in atomically enough for concurrent builders: the loser of a
-        # race keeps the winner's (identical) copy.
-        old = None
-        if target.exists():
-            old = tmp / "old"
-            target.rename(old)
-        try:
-            staged.rename(target)
-        except OSError:
-            if not (stamp.is_file() and stamp.read_text() == key):
-                raise
-    say(f"WASI WIT: wasi:cli@{wasi_version} -> {target} "
-        f"({time.monotonic() - started:.1f}s)")
-    return target
-
-
-def world_args(out: Path) -> list[str]:
-    return ["-d", str(WIT), "-d", str(app_wit_dir(out)), "-w", APP_WORLD]
-
-
-# ---------------------------------------------------------------- apps
 
 
 def list_apps() -> list[str]:
     return sorted(p.parent.name for p in APPS.glob("*/app.py"))
 
 
-def build_app(name: str, out: Path, cpy: str, cpy_version: str, force: bool) -> str:
+def build_app(name: str, out: Path, tools: builder.Tools, force: bool) -> str:
     app_dir = APPS / name
-    if not (app_dir / "app.py").is_file():
-        raise BuildError(f"{name}: no {app_dir / 'app.py'}")
+    app_py = app_dir / "app.py"
+    if not app_py.is_file():
+        raise BuildError(f"{name}: no {app_py}")
     wasm = out / f"{name}.wasm"
     hash_file = out / f"{name}.wasm.hash"
-    digest = input_hash(app_dir, cpy_version)
+    digest = builder.input_hash(SOURCES, tools, [("app", app_dir)],
+                                [("build.py", Path(__file__).read_bytes())])
     if (not force and wasm.is_file() and hash_file.is_file()
             and hash_file.read_text().strip() == digest):
         return f"{name}: up to date ({wasm}, hash {digest[:12]})"
 
     started = time.monotonic()
-    tmp = out / f".{name}.wasm.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        run([cpy, "-q", *world_args(out), "componentize", "app",
-             "-p", str(app_dir), "-p", str(GUEST), "-o", str(tmp)], cwd=ROOT)
-        os.replace(tmp, wasm)
-    finally:
-        tmp.unlink(missing_ok=True)
+    source = app_py.read_text()
+    with tempfile.TemporaryDirectory(prefix=f"capsock-{name}-") as tmp:
+        if builder.is_script(source):
+            wrapper = Path(tmp)
+            (wrapper / f"{builder.WRAPPER_MODULE}.py").write_text(
+                builder.wrapper_source(source, "app.py"))
+            module, paths = builder.WRAPPER_MODULE, [wrapper, app_dir, GUEST]
+        else:
+            module, paths = "app", [app_dir, GUEST]
+        builder.componentize(module, paths, wasm, SOURCES, app_wit_dir(out), tools)
     hash_file.write_text(digest + "\n")
     size = wasm.stat().st_size / 1e6
-    return (f"{name}: built {wasm} ({size:.1f} MB) "
+    kind = " (plain script)" if module != "app" else ""
+    return (f"{name}: built {wasm}{kind} ({size:.1f} MB) "
             f"in {time.monotonic() - started:.1f}s")
 
 
-def write_bindings(out: Path, cpy: str) -> Path:
+def write_bindings(out: Path, tools: builder.Tools) -> Path:
     """Typing stubs of the app world, for mypy (``MYPYPATH=<out>/bindings``)."""
     target = out / "bindings"
     shutil.rmtree(target, ignore_errors=True)
-    run([cpy, "-q", *world_args(out), "bindings", str(target)], cwd=ROOT)
+    builder.run([tools.componentize_py, "-q", *builder.world_args(SOURCES, app_wit_dir(out)),
+                 "bindings", str(target)], cwd=ROOT)
     return target
 
 
@@ -303,20 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out.resolve()
     started = time.monotonic()
     try:
-        cpy = find_tool("componentize-py")
-        wasm_tools = find_tool("wasm-tools")
-        cpy_version = tool_version(cpy)
+        tools = builder.find_tools()
         out.mkdir(parents=True, exist_ok=True)
-        ensure_app_wit(out, cpy, wasm_tools, cpy_version)
+        builder.ensure_app_wit(app_wit_dir(out), SOURCES, tools, say)
         if args.bindings:
-            say(f"bindings: {write_bindings(out, cpy)}")
+            say(f"bindings: {write_bindings(out, tools)}")
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
     failed = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(build_app, a, out, cpy, cpy_version, args.force): a
+        futures = {pool.submit(build_app, a, out, tools, args.force): a
                    for a in apps}
         for fut in concurrent.futures.as_completed(futures):
             try:

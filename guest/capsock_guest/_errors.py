@@ -9,32 +9,49 @@ from typing import Any, TypeVar
 from componentize_py_types import Err
 from wit_world.imports.socket import ErrorCode
 
-__all__ = ["NetError", "call", "code_name"]
+__all__ = ["NetError", "call", "code_name", "ERRORS", "ERRNO", "gaierror"]
 
 T = TypeVar("T")
 
-#: error-code name -> the POSIX errno the WIT documents for it.
-ERRNO: dict[str, int] = {
-    "access-denied": errno.EACCES,
-    "not-supported": errno.EOPNOTSUPP,
-    "invalid-argument": errno.EINVAL,
-    "out-of-memory": errno.ENOMEM,
-    "timeout": errno.ETIMEDOUT,
-    "would-block": errno.EWOULDBLOCK,
-    "invalid-state": errno.EINVAL,
-    "address-in-use": errno.EADDRINUSE,
-    "address-not-bindable": errno.EADDRNOTAVAIL,
-    "remote-unreachable": errno.EHOSTUNREACH,
-    "connection-refused": errno.ECONNREFUSED,
-    "connection-reset": errno.ECONNRESET,
-    "connection-aborted": errno.ECONNABORTED,
-    "datagram-too-large": errno.EMSGSIZE,
-    "name-unresolvable": errno.ENOENT,
-    "temporary-resolver-failure": errno.EAGAIN,
-    "permanent-resolver-failure": errno.EIO,
-    "limit-reached": errno.EMFILE,
-    "unknown": errno.EIO,
+#: getaddrinfo's error numbers (glibc's values, as Linux CPython reports
+#: them in `socket.gaierror.errno`; WASI has no resolver of its own).
+EAI_BADFLAGS, EAI_NONAME, EAI_AGAIN, EAI_FAIL, EAI_FAMILY, EAI_SOCKTYPE, EAI_SERVICE = (
+    -1, -2, -3, -4, -6, -7, -8)
+
+
+class gaierror(OSError):  # noqa: N801  the name Python's socket module uses
+    """A name-resolution failure (``socket.gaierror``); ``errno`` is an EAI_* value."""
+
+
+#: THE table: error-code name -> (errno, the exception class Python's
+#: `socket` module raises for it). `NetError` takes its errno from here and
+#: the BSD layer (`capsock_guest.bsd`) its exception class too; nothing
+#: else maps codes. Name errors are `gaierror` with EAI_* numbers, like
+#: ``socket.getaddrinfo``'s.
+ERRORS: dict[str, tuple[int, type[OSError]]] = {
+    "access-denied": (errno.EACCES, PermissionError),
+    "not-supported": (errno.EOPNOTSUPP, OSError),
+    "invalid-argument": (errno.EINVAL, OSError),
+    "out-of-memory": (errno.ENOMEM, OSError),
+    "timeout": (errno.ETIMEDOUT, TimeoutError),
+    "would-block": (errno.EWOULDBLOCK, BlockingIOError),
+    "invalid-state": (errno.EINVAL, OSError),
+    "address-in-use": (errno.EADDRINUSE, OSError),
+    "address-not-bindable": (errno.EADDRNOTAVAIL, OSError),
+    "remote-unreachable": (errno.EHOSTUNREACH, OSError),
+    "connection-refused": (errno.ECONNREFUSED, ConnectionRefusedError),
+    "connection-reset": (errno.ECONNRESET, ConnectionResetError),
+    "connection-aborted": (errno.ECONNABORTED, ConnectionAbortedError),
+    "datagram-too-large": (errno.EMSGSIZE, OSError),
+    "name-unresolvable": (EAI_NONAME, gaierror),
+    "temporary-resolver-failure": (EAI_AGAIN, gaierror),
+    "permanent-resolver-failure": (EAI_FAIL, gaierror),
+    "limit-reached": (errno.EMFILE, OSError),
+    "unknown": (errno.EIO, OSError),
 }
+
+#: error-code name -> errno (a view of `ERRORS`).
+ERRNO: dict[str, int] = {code: number for code, (number, _) in ERRORS.items()}
 
 
 def code_name(code: ErrorCode) -> str:

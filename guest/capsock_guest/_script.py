@@ -1,0 +1,51 @@
+"""Run a plain Python script as the `wasi:cli/run` export.
+
+``capsock build APP.py`` (and ``guest/build.py`` for an ``app.py`` with no
+``Run``) generate a wrapper module that calls `preload` with the script's
+imports and exports ``Run = script_command(SOURCE, "APP.py")``. The script
+is *compiled* at build time (syntax errors fail the build) and *executed*
+at run time, in a fresh ``__main__`` module with ``sys.argv`` as the host
+passed it, exactly as ``python APP.py ARGS`` would run it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import sys
+import types
+
+from ._cli import Command
+
+__all__ = ["preload", "script_command"]
+
+
+def preload(modules: list[str]) -> list[str]:
+    """Import ``modules`` now (at build time) so componentize-py bundles
+    them; returns those that failed. A failure is not fatal: ``python
+    APP.py`` would only fail if the script really imports it at run time
+    (``try: import ssl except ImportError`` is common)."""
+    failed = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            failed.append(name)
+    return failed
+
+
+def script_command(source: str, filename: str) -> type[Command]:
+    """A ``Run`` export executing ``source`` as ``__main__`` on each run."""
+    code = compile(source, filename, "exec")
+
+    class Run(Command):
+        def main(self, argv: list[str]) -> int | None:
+            main = types.ModuleType("__main__")
+            main.__file__ = filename
+            main.__builtins__ = builtins  # type: ignore[attr-defined]
+            sys.modules["__main__"] = main
+            exec(code, main.__dict__)
+            return 0
+
+    Run.__qualname__ = f"script_command({filename!r})"
+    return Run
