@@ -87,6 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("component", metavar="COMPONENT", help="the component (.wasm) to run")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments passed to the guest")
+    build = commands.add_parser(
+        "build",
+        help="build a Python script or app into a capsock component (componentize-py)",
+        description="Build APP.py into a component that exports wasi:cli/run and imports "
+                    "capsock:net, with componentize-py against capsock's WIT (found in the "
+                    "source tree capsock is installed from). APP.py may be a plain script "
+                    "written for `python APP.py` (its code runs at run time, sys.argv comes "
+                    "from `capsock run ... APP.wasm ARGS`, and `import socket` is capsock's "
+                    "BSD layer), or a module exporting `Run` (capsock_guest.run_main). "
+                    "Builds are cached by the hash of every input. Needs the `build` extra "
+                    "(pip install 'capsock[build]').",
+    )
+    build.add_argument("script", type=Path, metavar="APP.py", help="the script to build")
+    build.add_argument("-o", "--output", type=Path, default=None, metavar="APP.wasm",
+                       help="the component to write (default: APP.wasm next to APP.py)")
+    build.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                       help="build cache (default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     serve = commands.add_parser(
         "serve",
         help="run N instances of a server component on shared pre-opened listeners",
@@ -230,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(message)s", stream=sys.stderr)
+    if args.command == "build":
+        return run_build(args)
     try:
         host = host_from_args(args)
     except ConfigError as error:
@@ -259,6 +280,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a broken component file, a link error
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """`capsock build`: progress on stderr, exit 1 on a failed build."""
+    from . import builder
+    from .runtime.cache import default_cache_dir
+
+    script: Path = args.script
+    output: Path = args.output or script.with_suffix(".wasm")
+
+    def progress(text: str) -> None:
+        if not args.quiet:
+            print(f"capsock build: {text}", file=sys.stderr, flush=True)
+
+    progress(f"{script} -> {output}")
+    try:
+        builder.build_script(script, output, args.cache_dir or default_cache_dir(),
+                             progress, force=args.force)
+    except builder.BuildError as error:
+        print(f"capsock: error: {error}", file=sys.stderr)
+        return 1
+    progress(f"wrote {output}")
+    return 0
 
 
 if __name__ == "__main__":
