@@ -8,6 +8,7 @@ raise :class:`capsock.errors.NetError` for every expected failure.
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..addresses import IPAddress, SocketAddress
@@ -71,9 +72,24 @@ class Resolver(Protocol):
 
 
 class Backend(Protocol):
-    """Creates sockets. One backend may serve many guest instances."""
+    """Creates sockets and waits for them. One backend may serve many guest
+    instances; every socket a guest polls was made by the same backend, so
+    readiness is the backend's business (poll(2) for the OS, a condition
+    variable for the in-memory network), never the binding layer's."""
 
     def tcp_socket(self, ipv6: bool) -> StreamSocket: ...
+
+    def open_listener(self, address: SocketAddress, backlog: int) -> StreamSocket:
+        """A listening socket the operator pre-opens (`--tcplisten`).
+
+        Port 0 picks a free port; the caller names the pre-open after
+        `local_address()`. Failures raise NetError (e.g. `address-in-use`).
+        """
+        ...
+
+    def open_udp(self, address: SocketAddress) -> DatagramSocket:
+        """A bound UDP socket the operator pre-opens (`--udpbind`)."""
+        ...
 
     def adopt_tcp(self, sock: socket.socket) -> StreamSocket:
         """Wrap a listening socket the operator pre-opened on the host."""
@@ -83,4 +99,22 @@ class Backend(Protocol):
 
     def adopt_udp(self, sock: socket.socket) -> DatagramSocket:
         """Wrap a bound UDP socket the operator pre-opened (`--udpbind`)."""
+        ...
+
+    def poll(self, waits: Sequence[tuple[StreamSocket | DatagramSocket, bool]],
+             timeout: float | None) -> list[int]:
+        """Wait until at least one `(socket, readable)` entry is ready.
+
+        `readable` False means writable (or, for a connecting TCP socket,
+        connected). A closed socket, or one in error, counts as ready so a
+        waiting guest wakes up and finds out. Returns the ready indexes in
+        ascending order; empty when `timeout` seconds passed (None: wait
+        as long as it takes, 0: do not wait).
+        """
+        ...
+
+    def default_resolver(self) -> Resolver:
+        """The resolver that belongs to this backend's network, used when
+        the host is given none (the system's for the OS; the virtual
+        network's name table for the in-memory backend)."""
         ...

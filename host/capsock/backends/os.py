@@ -6,13 +6,16 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import select
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ..addresses import SocketAddress
 from ..errors import ErrorCode, NetError
+from .base import DatagramSocket, StreamSocket
 from .errno_map import net_error
+from .resolvers import SystemResolver
 
 T = TypeVar("T")
 
@@ -221,3 +224,69 @@ class OsBackend:
     def adopt_udp(self, sock: socket.socket) -> OsDatagramSocket:
         """Wrap a bound UDP socket the operator pre-opened."""
         return OsDatagramSocket(sock)
+
+    def open_listener(self, address: SocketAddress, backlog: int) -> OsStreamSocket:
+        """Bind and listen with SO_REUSEADDR (a restarted host gets its port
+        back at once) and IPV6_V6ONLY (`[::]` never captures IPv4)."""
+        sock = self.tcp_socket(address.is_ipv6)
+        try:
+            _os_call(lambda: sock.raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1))
+            sock.bind(address)
+            sock.listen(backlog)
+        except NetError:
+            sock.close()
+            raise
+        return sock
+
+    def open_udp(self, address: SocketAddress) -> OsDatagramSocket:
+        sock = self.udp_socket(address.is_ipv6)
+        try:
+            sock.bind(address)
+        except NetError:
+            sock.close()
+            raise
+        return sock
+
+    def poll(self, waits: Sequence[tuple[StreamSocket | DatagramSocket, bool]],
+             timeout: float | None) -> list[int]:
+        """poll(2) over the sockets' descriptors: no busy loop. A closed
+        socket (no descriptor) is ready at once; POLLERR/POLLHUP/POLLNVAL
+        count as ready for either direction."""
+        poller = select.poll()
+        ready: list[int] = []
+        by_fd: dict[int, list[int]] = {}
+        for index, (sock, _) in enumerate(waits):
+            fd = _fileno(sock)
+            if fd < 0:
+                ready.append(index)
+                continue
+            by_fd.setdefault(fd, []).append(index)
+        if ready:
+            timeout = 0.0
+        if by_fd:
+            # One registration per descriptor: a socket polled for both
+            # directions registers the union of its events.
+            for fd, indexes in by_fd.items():
+                events = 0
+                for index in indexes:
+                    events |= select.POLLIN if waits[index][1] else select.POLLOUT
+                poller.register(fd, events)
+            millis = None if timeout is None else max(0, int(timeout * 1000))
+            failed = select.POLLERR | select.POLLHUP | select.POLLNVAL
+            for fd, events in poller.poll(millis):
+                for index in by_fd.get(fd, []):
+                    wanted = select.POLLIN if waits[index][1] else select.POLLOUT
+                    if events & (wanted | failed):
+                        ready.append(index)
+        return sorted(set(ready))
+
+    def default_resolver(self) -> SystemResolver:
+        return SystemResolver()
+
+
+def _fileno(sock: StreamSocket | DatagramSocket) -> int:
+    """The descriptor, or -1 once the socket is closed."""
+    try:
+        return int(sock.fileno())
+    except (OSError, ValueError):
+        return -1

@@ -20,12 +20,12 @@ from wasmtime.component import Component, Linker
 from ..addresses import SocketAddress, parse_host_port
 from ..backends.base import Backend, Resolver
 from ..backends.os import OsBackend
-from ..backends.resolvers import SystemResolver
 from ..binding.handles import HandleTable
 from ..binding.interfaces import interfaces_for
 from ..binding.registrar import link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
+from ..errors import NetError
 from ..policy import Policy
 from .cache import load_component
 
@@ -49,19 +49,13 @@ class TcpListenSpec:
 
 
 def open_listener(spec: TcpListenSpec) -> tuple[socket.socket, str]:
-    """Open a pre-opened listener; its name is its real bound address."""
-    family = socket.AF_INET6 if spec.address.is_ipv6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    """Open an OS listener for sharing (`capsock serve` dups it per
+    instance); its name is its real bound address."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if spec.address.is_ipv6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(spec.address.to_os())
-        sock.listen(spec.backlog)
-    except OSError as error:
-        sock.close()
-        raise RunError(f"cannot listen on {spec.address}: {error.strerror or error}") from None
-    return sock, str(SocketAddress.from_os(sock.getsockname()))
+        sock = OsBackend().open_listener(spec.address, spec.backlog)
+    except NetError as error:
+        raise RunError(f"cannot listen on {spec.address}: {error.detail or error}") from None
+    return sock.raw, str(sock.local_address())
 
 
 @dataclass(frozen=True)
@@ -76,17 +70,12 @@ class UdpBindSpec:
 
 
 def open_udp(spec: UdpBindSpec) -> tuple[socket.socket, str]:
-    """Open a pre-opened UDP socket; its name is its real bound address."""
-    family = socket.AF_INET6 if spec.address.is_ipv6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    """Open an OS UDP socket for sharing; its name is its real bound address."""
     try:
-        if spec.address.is_ipv6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(spec.address.to_os())
-    except OSError as error:
-        sock.close()
-        raise RunError(f"cannot bind UDP {spec.address}: {error.strerror or error}") from None
-    return sock, str(SocketAddress.from_os(sock.getsockname()))
+        sock = OsBackend().open_udp(spec.address)
+    except NetError as error:
+        raise RunError(f"cannot bind UDP {spec.address}: {error.detail or error}") from None
+    return sock.raw, str(sock.local_address())
 
 
 @dataclass(frozen=True)
@@ -127,8 +116,10 @@ class Host:
     engine: Engine = field(default_factory=Engine)
     #: `--udpbind`: UDP sockets bound before the guest starts.
     udp_bind: Sequence[UdpBindSpec] = ()
-    #: Where names are resolved (`--dns` makes a DnsResolver).
-    resolver: Resolver = field(default_factory=SystemResolver)
+    #: Where names are resolved (`--dns` makes a DnsResolver). None: the
+    #: backend's own (`default_resolver()`: the system's for the OS, the
+    #: virtual network's name table for the in-memory backend).
+    resolver: Resolver | None = None
     #: `--peer-address`: "real", or "hidden" for the reserved stand-ins.
     peer_address: str = "real"
     #: `--audit-log`: already open, so a bad path fails before any guest runs.
@@ -139,8 +130,9 @@ class Host:
     def new_context(self, preopens: list[Preopen] | None = None) -> InstanceContext:
         """A fresh instance context with this host's pre-opens opened
         (or with `preopens` already opened by the caller, e.g. `serve`)."""
+        resolver = self.resolver if self.resolver is not None else self.backend.default_resolver()
         if preopens is not None:
-            return InstanceContext(self.policy, self.backend, preopens, resolver=self.resolver,
+            return InstanceContext(self.policy, self.backend, preopens, resolver=resolver,
                                    hide_peers=self.peer_address == "hidden",
                                    audit=self.audit_log)
         preopens = []
@@ -153,12 +145,13 @@ class Host:
             for preopen in preopens:
                 preopen.socket.close()
             raise
-        return InstanceContext(self.policy, self.backend, preopens, resolver=self.resolver,
+        return InstanceContext(self.policy, self.backend, preopens, resolver=resolver,
                                hide_peers=self.peer_address == "hidden", audit=self.audit_log)
 
     def run(self, path: str | Path, args: Sequence[str] = (), *,
             env: Sequence[tuple[str, str]] = (),
-            preopens: list[Preopen] | None = None) -> int:
+            preopens: list[Preopen] | None = None,
+            stdout: str | Path | None = None) -> int:
         """Run the component's `wasi:cli/run`; returns its exit code.
 
         `env` becomes the guest's environment. `preopens`, when given,
@@ -180,7 +173,10 @@ class Host:
             wasi.argv = [Path(path).name, *args]
             wasi.env = [list(pair) for pair in env]
             wasi.inherit_stdin()
-            wasi.inherit_stdout()
+            if stdout is None:
+                wasi.inherit_stdout()
+            else:  # e.g. the conformance harness reads the guest's report
+                wasi.stdout_file = str(stdout)
             wasi.inherit_stderr()
             for directory in self.dirs:
                 wasi.preopen_dir(str(directory.host), directory.guest)
@@ -208,12 +204,20 @@ class Host:
             self._teardown(context, table)
 
     def _preopen(self, spec: TcpListenSpec) -> Preopen:
-        sock, name = open_listener(spec)
-        return Preopen(name, "tcp", spec.address.is_ipv6, self.backend.adopt_tcp(sock))
+        """A listener made by the backend: an OS socket, or a virtual one
+        on the in-memory network."""
+        try:
+            sock = self.backend.open_listener(spec.address, spec.backlog)
+        except NetError as error:
+            raise RunError(f"cannot listen on {spec.address}: {error.detail or error}") from None
+        return Preopen(str(sock.local_address()), "tcp", spec.address.is_ipv6, sock)
 
     def _preopen_udp(self, spec: UdpBindSpec) -> Preopen:
-        sock, name = open_udp(spec)
-        return Preopen(name, "udp", spec.address.is_ipv6, self.backend.adopt_udp(sock))
+        try:
+            sock = self.backend.open_udp(spec.address)
+        except NetError as error:
+            raise RunError(f"cannot bind UDP {spec.address}: {error.detail or error}") from None
+        return Preopen(str(sock.local_address()), "udp", spec.address.is_ipv6, sock)
 
     @staticmethod
     def _teardown(context: InstanceContext, table: HandleTable) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import select
-from typing import Any
 
+from ...backends.base import DatagramSocket, StreamSocket
 from ...core.context import InstanceContext, Preopen
 from ...errors import ErrorCode, NetError
 from ..wit_values import duration_to_seconds
@@ -36,15 +35,17 @@ _POLLABLE_IDS = itertools.count(1)
 class Pollable:
     """`resource pollable`: readiness of one socket for one direction.
 
-    It holds the socket object, not its handle: once the socket is closed
-    it reports ready, so a waiting guest wakes up and notices. It is
+    It holds the backend socket object, not its handle: once the socket is
+    closed it reports ready, so a waiting guest wakes up and notices. It is
     registered in its instance's `pollables` under an id that `poll`
-    takes (see the WIT for why ids and not borrows).
+    takes (see the WIT for why ids and not borrows). Waiting itself is the
+    backend's job (`Backend.poll`): this layer knows no descriptors.
     """
 
-    def __init__(self, context: InstanceContext, sock: Any, readable: bool) -> None:
+    def __init__(self, context: InstanceContext, sock: StreamSocket | DatagramSocket,
+                 readable: bool) -> None:
         self.sock = sock
-        self.events = select.POLLIN if readable else select.POLLOUT
+        self.readable = readable
         self.context = context
         self.pollable_id = next(_POLLABLE_IDS) & 0xFFFF_FFFF
         context.pollables[self.pollable_id] = self
@@ -55,40 +56,16 @@ class Pollable:
     def drop(self) -> None:
         self.context.pollables.pop(self.pollable_id, None)
 
-    def fileno(self) -> int:
-        try:
-            return int(self.sock.fileno())
-        except (OSError, ValueError):
-            return -1
-
     def ready(self) -> bool:
-        return bool(_wait([self], 0.0))
+        return bool(_wait(self.context, [self], 0.0))
 
     def block(self) -> None:
-        _wait([self], None)
+        _wait(self.context, [self], None)
 
 
-def _wait(pollables: list[Pollable], timeout: float | None) -> list[int]:
-    poller = select.poll()
-    ready: list[int] = []
-    by_fd: dict[int, list[int]] = {}
-    for index, pollable in enumerate(pollables):
-        fd = pollable.fileno()
-        if fd < 0:
-            ready.append(index)
-            continue
-        by_fd.setdefault(fd, []).append(index)
-        poller.register(fd, pollable.events)
-    if ready:
-        timeout = 0.0
-    if by_fd:
-        millis = None if timeout is None else max(0, int(timeout * 1000))
-        for fd, events in poller.poll(millis):
-            for index in by_fd.get(fd, []):
-                wanted = pollables[index].events | select.POLLERR | select.POLLHUP | select.POLLNVAL
-                if events & wanted:
-                    ready.append(index)
-    return sorted(set(ready))
+def _wait(context: InstanceContext, pollables: list[Pollable],
+          timeout: float | None) -> list[int]:
+    return context.backend.poll([(p.sock, p.readable) for p in pollables], timeout)
 
 
 class Socket:
@@ -112,4 +89,4 @@ class Socket:
             pollables = [live[i] for i in ids]
         except KeyError as missing:
             raise NetError(ErrorCode.INVALID_ARGUMENT, f"no live pollable {missing}") from None
-        return _wait(pollables, duration_to_seconds(timeout))
+        return _wait(self.context, pollables, duration_to_seconds(timeout))
