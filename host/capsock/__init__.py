@@ -1,15 +1,38 @@
 """capsock: capability-based networking for WebAssembly components.
 
-The embedder API: build a :class:`Policy`, give it to a :class:`Host`, run
-a component. See README.md.
+The embedder API (see docs/embedding.md): build a :class:`Policy`, choose a
+:class:`Backend` (:class:`OsBackend`, the default, or a
+:class:`MemoryBackend` over a :class:`VirtualNetwork`) and a
+:class:`Resolver`, give them to a :class:`Host`, run a component. Any
+backend or resolver is plain Python implementing the protocols in
+:mod:`capsock.backends.base`; the binding layer never changes for it.
 """
 
 from .addresses import SocketAddress
-from .backends.resolvers import DnsResolver, SystemResolver
+from .backends import (
+    Backend,
+    DatagramSocket,
+    DictResolver,
+    DnsResolver,
+    MemoryBackend,
+    MemoryResolver,
+    OsBackend,
+    Resolver,
+    StreamSocket,
+    SystemResolver,
+    VirtualConnection,
+    VirtualDatagram,
+    VirtualListener,
+    VirtualNetwork,
+)
 from .core.audit import AuditLog
+from .core.context import Preopen
 from .errors import ErrorCode, NetError
 from .policy import Policy, PolicyError
 from .runtime import Host, RunError, TcpListenSpec, UdpBindSpec
 
-__all__ = ["AuditLog", "DnsResolver", "ErrorCode", "Host", "NetError", "Policy", "PolicyError",
-           "RunError", "SocketAddress", "SystemResolver", "TcpListenSpec", "UdpBindSpec"]
+__all__ = ["AuditLog", "Backend", "DatagramSocket", "DictResolver", "DnsResolver", "ErrorCode",
+           "Host", "MemoryBackend", "MemoryResolver", "NetError", "OsBackend", "Policy",
+           "PolicyError", "Preopen", "Resolver", "RunError", "SocketAddress", "StreamSocket",
+           "SystemResolver", "TcpListenSpec", "UdpBindSpec", "VirtualConnection",
+           "VirtualDatagram", "VirtualListener", "VirtualNetwork"]

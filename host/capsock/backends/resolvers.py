@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable, Mapping
 
 import dns.exception
 import dns.message
@@ -121,4 +122,38 @@ class DnsResolver:
         return addresses
 
 
-__all__ = ["DnsResolver", "SystemResolver"]
+class DictResolver:
+    """Answers from a table: the simplest resolver an embedder can hand to
+    `Host(resolver=...)`, and a deterministic one for tests.
+
+    Keys are domain names (case and a trailing dot do not matter); values
+    are IP address strings, or an :class:`ErrorCode` to make that name
+    fail the way a real resolver would (`temporary-resolver-failure`...).
+    Names absent from the table are `name-unresolvable`. The table is read
+    at every query, so a caller may keep a reference and change it.
+    """
+
+    def __init__(self, table: Mapping[str, Iterable[str] | ErrorCode] | None = None) -> None:
+        self.table: dict[str, list[IPAddress] | ErrorCode] = {}
+        for name, answer in (table or {}).items():
+            self.set(name, answer)
+
+    def set(self, name: str, answer: Iterable[str] | ErrorCode) -> None:
+        """Add or replace one name's answer (addresses are checked now)."""
+        key = name.lower().rstrip(".")
+        if isinstance(answer, ErrorCode):
+            self.table[key] = answer
+        else:
+            self.table[key] = [ipaddress.ip_address(text) for text in answer]
+
+    def resolve(self, name: str, ipv6: bool | None) -> list[IPAddress]:
+        answer = self.table.get(name.lower().rstrip("."))
+        if isinstance(answer, ErrorCode):
+            raise NetError(answer, name)
+        addresses = [ip for ip in answer or [] if ipv6 is None or (ip.version == 6) == ipv6]
+        if not addresses:
+            raise NetError(ErrorCode.NAME_UNRESOLVABLE, name)
+        return _unique(addresses)
+
+
+__all__ = ["DictResolver", "DnsResolver", "SystemResolver"]
