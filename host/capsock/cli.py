@@ -10,8 +10,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .addresses import parse_host_port
-from .backends.base import Resolver
-from .backends.resolvers import DnsResolver, SystemResolver
+from .backends.base import Backend, Resolver
+from .backends.memory import MemoryBackend, VirtualNetwork
+from .backends.os import OsBackend
+from .backends.resolvers import DnsResolver
 from .core.audit import AuditLog
 from .policy import Policy, PolicyError
 from .runtime import DirSpec, Host, RunError, TcpListenSpec, UdpBindSpec
@@ -152,6 +154,12 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dns", default=None, metavar="HOST:PORT",
                        help="resolve names by asking this DNS server (UDP, A and AAAA) "
                             "instead of the system resolver")
+    group.add_argument("--backend", choices=("os", "memory"), default="os",
+                       help="os (default): real sockets. memory: a virtual in-process "
+                            "network (no OS sockets; --tcplisten/--udpbind make virtual "
+                            "sockets on 127.0.0.0/8 and ::1, reachable only from Python "
+                            "code in the same process: for tests and embedders; names "
+                            "resolve from its empty name table). Not with serve or --dns")
     group.add_argument("--peer-address", choices=("real", "hidden"), default="real",
                        help="hidden: accept, remote-address (of accepted sockets) and UDP "
                             "receive return 192.0.0.8:0 / [100::]:0 instead of the peer "
@@ -198,7 +206,17 @@ def host_from_args(args: argparse.Namespace) -> Host:
         except RunError as error:
             raise ConfigError(str(error)) from None
         dirs.append(spec)
-    resolver: Resolver = SystemResolver()
+    backend: Backend = OsBackend()
+    resolver: Resolver | None = None  # the backend's own
+    if args.backend == "memory":
+        if getattr(args, "command", None) == "serve":
+            raise ConfigError("--backend memory: serve shares OS listeners between instances; "
+                              "a virtual network is reachable only in-process (use run, or "
+                              "the Python API)")
+        if args.dns is not None:
+            raise ConfigError("--backend memory: --dns would query a real DNS server; "
+                              "the virtual network resolves from its own name table")
+        backend = MemoryBackend(VirtualNetwork())
     if args.dns is not None:
         try:
             server = parse_host_port(args.dns)
@@ -215,7 +233,8 @@ def host_from_args(args: argparse.Namespace) -> Host:
             raise ConfigError(f"cannot open --audit-log {str(args.audit_log)!r}: "
                               f"{error.strerror or error}") from None
     return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
-                resolver=resolver, peer_address=args.peer_address, audit_log=audit,
+                resolver=resolver, backend=backend, peer_address=args.peer_address,
+                audit_log=audit,
                 dirs=dirs)
 
 
