@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
-APPS = ("echo", "client", "probe", "bypass", "poll", "http", "udpecho", "resolve")
+APPS = ("echo", "client", "probe", "bypass", "poll", "http", "kv", "syslog", "udpecho",
+        "resolve", "conformance", "bsdecho", "bsdprobe")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -89,6 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("component", metavar="COMPONENT", help="the component (.wasm) to run")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments passed to the guest")
+    conformance = commands.add_parser(
+        "conformance",
+        help="check a host against the capsock:net contract, case by case",
+        description="Run the conformance guest case by case: for each setup, start its "
+                    "peers (echo servers, a DNS server...), grant its rules, run the guest, "
+                    "and compare each outcome with the case table "
+                    "(capsock/conformance/cases.py). Exit 0 when every case passes.",
+    )
+    conformance.add_argument("--backend", choices=("os", "memory"), default="os",
+                             help="the backend to check (default: os)")
+    conformance.add_argument("--component", type=Path, default=None, metavar="WASM",
+                             help="the conformance guest (default: build/conformance.wasm)")
+    conformance.add_argument("--json", type=Path, default=None, metavar="FILE",
+                             help="also write the results as JSON")
+    conformance.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                             help="also write the results as JUnit XML")
+    conformance.add_argument("-k", "--select", default=None, metavar="TEXT",
+                             help="only cases whose id contains TEXT")
     build = commands.add_parser(
         "build",
         help="build a Python script or app into a capsock component (componentize-py)",
@@ -270,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(message)s", stream=sys.stderr)
     if args.command == "build":
         return run_build(args)
+    if args.command == "conformance":
+        return run_conformance(args)
     try:
         host = host_from_args(args)
     except ConfigError as error:
@@ -299,6 +320,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a broken component file, a link error
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
+
+
+def run_conformance(args: argparse.Namespace) -> int:
+    from .conformance import harness  # imports dnspython; only this command needs it
+
+    component = args.component or Path("build/conformance.wasm")
+    if not component.is_file():
+        print(f"capsock: error: no conformance guest at {component}: build it with "
+              "`just build conformance` or pass --component", file=sys.stderr)
+        return 2
+    factory = harness.peers_factory(args.backend)
+    selected = args.select
+    results = harness.run_all(component, factory,
+                              (lambda case: selected in case.id) if selected else lambda case: True)
+    print(harness.table(results))
+    if args.json:
+        args.json.write_text(json.dumps(harness.to_json(results, args.backend), indent=2) + "\n")
+    if args.junit:
+        args.junit.write_text(harness.to_junit(results, args.backend))
+    return 0 if all(result.passed for result in results) else 1
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""A tiny real DNS server on loopback for tests (UDP, a thread, dnspython).
+"""A tiny real DNS server on loopback (UDP, a thread, dnspython), for tests
+and the conformance harness.
 
 It serves a zone given as ``{"svc.test": ["127.0.0.1"], "v6.test": ["::1"]}``
 (A and AAAA records; other names are NXDOMAIN) and records every query it

@@ -1,0 +1,472 @@
+"""The conformance cases: the one place that says what a host must do.
+
+Each :class:`Case` names a probe of the conformance guest
+(``guest/apps/conformance/app.py``), its arguments, and the outcome a
+conforming host returns: ``"ok"``, an error-code name, or ``"value:..."``
+(a ``re:`` prefix makes it a regular expression). Cases are grouped by
+:class:`Setup`: the rules, pre-opens and peers the host side prepares
+before one run of the guest.
+
+Placeholders in rules and arguments are filled by the harness from the
+peers it started for the run:
+
+==================  ==========================================================
+``{echo}``          a TCP echo server, ``127.0.0.1:PORT`` (``{echo_port}``)
+``{echo6}``         the same on ``[::1]`` (``{echo6_port}``)
+``{silent}``        a TCP server that accepts and never sends
+``{closed}``        a TCP port nobody listens on (``{closed_port}``)
+``{udp_echo}``      a UDP echo server (``{udp_port}``); ``{udp_echo6}`` on ::1
+``{dns}``           a DNS server for ``ZONE`` (OS backend: real DNS)
+==================  ==========================================================
+
+To check another host of `capsock:net`, see docs/conformance.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: The names the harness's DNS server (or memory resolver) answers.
+ZONE: dict[str, list[str]] = {
+    "svc.test": ["127.0.0.1"],
+    "v6.test": ["::1"],
+    "dual.test": ["127.0.0.1", "::1"],
+    "a.wild.test": ["127.0.0.1"],
+    "deep.a.wild.test": ["127.0.0.1"],
+    "wild.test": ["127.0.0.1"],
+    "bad.wild.test": ["127.0.0.1"],
+    "name.test": ["127.0.0.1"],
+    "other.test": ["127.0.0.1"],
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the host side prepares for one run of the guest."""
+
+    name: str
+    doc: str
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    tcplisten: tuple[str, ...] = ()
+    udpbind: tuple[str, ...] = ()
+    peer_address: str = "real"
+    dns: bool = False
+    ipv6: bool = False  # needs IPv6 on loopback
+
+
+@dataclass(frozen=True)
+class Case:
+    """One named contract check."""
+
+    id: str
+    setup: str
+    kind: str
+    args: tuple[object, ...]
+    expect: str
+    doc: str
+
+
+TCP_PEERS = ["tcp://127.0.0.1:{echo_port}", "tcp://127.0.0.1:{silent_port}",
+             "tcp://127.0.0.1:{closed_port}"]
+
+SETUPS: dict[str, Setup] = {s.name: s for s in [
+    Setup("none", "no rules and no pre-opens: nothing is granted"),
+    Setup("tcp", "TCP to the peers, binds on 127.0.0.1",
+          {"allow-outbound": TCP_PEERS, "allow-inbound": ["tcp://127.0.0.1:*"]}),
+    Setup("tcp6", "TCP over IPv6 loopback",
+          {"allow-outbound": ["tcp://[::1]:{echo6_port}"], "allow-inbound": ["tcp://[::1]:*"]},
+          ipv6=True),
+    Setup("tcp-any-bind", "binds and listens anywhere", {"allow-inbound": ["tcp://*:*"]}),
+    Setup("tcp-deny", "everything on 127.0.0.1 but the echo port",
+          {"allow-outbound": ["tcp://127.0.0.1:*"],
+           "deny-outbound": ["tcp://127.0.0.1:{echo_port}"],
+           "allow-inbound": ["tcp://127.0.0.1:*"], "deny-inbound": ["tcp://127.0.0.1:1-1023"]}),
+    Setup("tcp-v6-rules-only", "only IPv6 rules: mapped IPv4 must not slip through",
+          {"allow-outbound": ["tcp://[::]/0:*"]}),
+    Setup("tcp-cidr", "a CIDR rule", {"allow-outbound": ["tcp://127.0.0.0/30:{echo_port}"]}),
+    Setup("addr-pool", "WAMR --addr-pool", {"addr-pool": ["127.0.0.1/32"]}),
+    Setup("preopens", "a TCP and a UDP pre-open, not consumed",
+          tcplisten=("127.0.0.1:0",), udpbind=("127.0.0.1:0",)),
+    Setup("preopen-accept", "the guest connects to its own pre-opened listener",
+          {"allow-outbound": ["tcp://127.0.0.1:*"]}, tcplisten=("127.0.0.1:0",)),
+    Setup("preopen-peer", "accept reports the real peer",
+          {"allow-outbound": ["tcp://127.0.0.1:*"]}, tcplisten=("127.0.0.1:0",)),
+    Setup("preopen-hidden", "accept hides the peer",
+          {"allow-outbound": ["tcp://127.0.0.1:*"]}, tcplisten=("127.0.0.1:0",),
+          peer_address="hidden"),
+    Setup("preopen-hidden6", "accept hides the IPv6 peer",
+          {"allow-outbound": ["tcp://[::1]:*"]}, tcplisten=("[::1]:0",),
+          peer_address="hidden", ipv6=True),
+    Setup("preopen-udp", "a UDP pre-open used for sending",
+          {"allow-outbound": ["udp://127.0.0.1:{udp_port}"]}, udpbind=("127.0.0.1:0",)),
+    Setup("preopen-udp-as-tcp", "a UDP pre-open given to tcp-socket.from-socket",
+          udpbind=("127.0.0.1:0",)),
+    Setup("preopen-tcp-as-udp", "a TCP pre-open given to udp-socket.from-socket",
+          tcplisten=("127.0.0.1:0",)),
+    Setup("udp", "UDP to the echo peer, binds on 127.0.0.1",
+          {"allow-outbound": ["udp://127.0.0.1:{udp_port}"],
+           "allow-inbound": ["udp://127.0.0.1:*"]}),
+    Setup("udp6", "UDP over IPv6 loopback",
+          {"allow-outbound": ["udp://[::1]:{udp6_port}"], "allow-inbound": ["udp://[::1]:*"]},
+          ipv6=True),
+    Setup("udp-hidden", "UDP with hidden peers",
+          {"allow-outbound": ["udp://127.0.0.1:{udp_port}"]}, peer_address="hidden"),
+    Setup("resolve", "names through the DNS peer",
+          {"allow-resolve": ["svc.test", "v6.test", "dual.test", "*.wild.test", "nx.test"],
+           "deny-resolve": ["bad.wild.test"],
+           "allow-outbound": ["tcp://name.test:{echo_port}"]}, dns=True),
+]}
+
+_CASES: list[Case] = []
+
+
+def case(case_id: str, setup: str, kind: str, args: tuple[object, ...], expect: str,
+         doc: str) -> None:
+    _CASES.append(Case(case_id, setup, kind, args, expect, doc))
+
+
+# -- socket ---------------------------------------------------------------------
+case("socket.preopens.none", "none", "preopen-taken-once", (), "value:0",
+     "with no pre-opens the list is empty")
+case("socket.preopens.tcp-protocol", "preopens", "preopen-protocol", ("tcp",), "value:tcp",
+     "a --tcplisten pre-open says tcp")
+case("socket.preopens.udp-protocol", "preopens", "preopen-protocol", ("udp",), "value:udp",
+     "a --udpbind pre-open says udp")
+case("socket.preopens.family", "preopens", "preopen-family", ("tcp",), "value:ipv4",
+     "pre-open address family")
+case("socket.preopens.name", "preopens", "preopen-name", ("tcp",),
+     r"re:value:127\.0\.0\.1:\d+", "a pre-open is named by its bound address")
+case("socket.preopens.taken-once", "preopens", "preopen-taken-once", (), "value:0",
+     "each pre-open is handed out once")
+case("socket.poll.empty", "tcp", "poll-empty", (), "invalid-argument",
+     "poll needs at least one pollable")
+case("socket.poll.unknown-id", "tcp", "poll-unknown-id", (), "invalid-argument",
+     "an id never issued")
+case("socket.poll.dropped-id", "tcp", "poll-dropped-id", ("{silent}",), "invalid-argument",
+     "the id of a dropped pollable")
+case("socket.poll.timeout", "tcp", "poll-timeout", ("{silent}", 200), "value:[] waited>=200ms:True",
+     "nothing ready: returns empty after the timeout")
+case("socket.poll.readable", "tcp", "poll-readable-after-data", ("{echo}",), "value:[0]",
+     "echoed data makes the socket readable")
+case("socket.poll.writable", "tcp", "poll-writable", ("{echo}",), "value:[0]",
+     "a connected socket is writable")
+case("socket.poll.several", "tcp", "poll-several", ("{silent}",), "value:[1]",
+     "only the ready one of two pollables is reported")
+case("socket.pollable.not-ready", "tcp", "pollable-ready", ("{silent}",), "value:False",
+     "ready() without data")
+case("socket.pollable.socket-dropped", "tcp", "pollable-after-socket-drop", ("{silent}",),
+     "value:True", "a pollable of a dropped socket reports ready")
+case("socket.pollable.ids-distinct", "tcp", "pollable-ids-distinct", ("{silent}",),
+     "value:True", "two pollables have different ids")
+
+# -- socket-tcp: capability and creation ------------------------------------------
+case("tcp.network.none", "none", "tcp-network", (), "value:none",
+     "no TCP rule: no TCP capability")
+case("tcp.network.granted", "tcp", "tcp-network", (), "value:some", "a TCP rule grants it")
+case("tcp.network.udp-only", "udp", "tcp-network", (), "value:none",
+     "UDP rules grant no TCP")
+case("tcp.create.ipv4", "tcp", "tcp-create", ("ipv4",), "value:ipv4", "create an IPv4 socket")
+case("tcp.create.ipv6", "tcp6", "tcp-create", ("ipv6",), "value:ipv6", "create an IPv6 socket")
+
+# -- socket-tcp: connect ------------------------------------------------------------
+case("tcp.connect.allowed", "tcp", "tcp-connect", ("{echo}",), "ok", "allowed by an exact rule")
+case("tcp.connect.other-port", "tcp", "tcp-connect", ("127.0.0.1:9",), "access-denied",
+     "a port no rule names")
+case("tcp.connect.other-address", "tcp", "tcp-connect", ("127.0.0.2:{echo_port}",),
+     "access-denied", "an address no rule names")
+case("tcp.connect.deny-wins", "tcp-deny", "tcp-connect", ("{echo}",), "access-denied",
+     "a deny rule beats an allow rule")
+case("tcp.connect.deny-leaves-others", "tcp-deny", "tcp-connect", ("{closed}",),
+     "connection-refused", "the allow rule still covers other ports")
+case("tcp.connect.refused", "tcp", "tcp-connect", ("{closed}",), "connection-refused",
+     "nobody listens")
+case("tcp.connect.port-zero", "tcp", "tcp-connect", ("127.0.0.1:0",), "invalid-argument",
+     "port 0 is not a destination")
+case("tcp.connect.unspecified", "tcp", "tcp-connect", ("0.0.0.0:80",), "invalid-argument",
+     "the unspecified address is not a destination")
+case("tcp.connect.multicast", "tcp", "tcp-connect", ("224.0.0.1:80",), "invalid-argument",
+     "multicast is not a TCP destination")
+case("tcp.connect.broadcast", "tcp", "tcp-connect", ("255.255.255.255:80",), "invalid-argument",
+     "broadcast is not a TCP destination")
+case("tcp.connect.family-mismatch", "tcp", "tcp-connect", ("{echo}", "ipv6"), "invalid-argument",
+     "an IPv4 address on an IPv6 socket")
+case("tcp.connect.twice", "tcp", "tcp-connect-twice", ("{echo}",), "invalid-state",
+     "connect on a connected socket")
+case("tcp.connect.listening", "tcp", "tcp-connect-listening", ("127.0.0.1:0", "{echo}"),
+     "invalid-state", "connect on a listening socket")
+case("tcp.connect.nonblocking", "tcp", "tcp-connect-nonblocking", ("{echo}",),
+     "re:value:(would-block,ok|ok)", "non-blocking connect completes after writable")
+case("tcp.connect.ipv6", "tcp6", "tcp-connect", ("{echo6}", "ipv6"), "ok", "IPv6 connect")
+case("tcp.connect.mapped-ipv4", "tcp-v6-rules-only", "tcp-connect",
+     ("[::ffff:127.0.0.1]:{echo_port}", "ipv6"), "access-denied",
+     "an IPv4-mapped address is judged by IPv4 rules (none here)")
+case("tcp.connect.cidr-in", "tcp-cidr", "tcp-connect", ("{echo}",), "ok", "inside the CIDR rule")
+case("tcp.connect.cidr-out", "tcp-cidr", "tcp-connect", ("127.0.0.9:{echo_port}",),
+     "access-denied", "outside the CIDR rule")
+case("tcp.connect.addr-pool-in", "addr-pool", "tcp-connect", ("{echo}",), "ok",
+     "inside --addr-pool")
+case("tcp.connect.addr-pool-out", "addr-pool", "tcp-connect", ("127.0.0.2:{echo_port}",),
+     "access-denied", "outside --addr-pool")
+case("tcp.connect.no-capability", "none", "tcp-connect", ("{echo}",), "value:no-network",
+     "no capability, no socket")
+
+# -- socket-tcp: bind, listen, accept -------------------------------------------------
+case("tcp.bind.allowed", "tcp", "tcp-bind", ("127.0.0.1:0",), "ok", "allowed by an inbound rule")
+case("tcp.bind.denied", "tcp", "tcp-bind", ("127.0.0.2:0",), "access-denied",
+     "an address no inbound rule names")
+case("tcp.bind.deny-wins", "tcp-deny", "tcp-bind", ("127.0.0.1:80",), "access-denied",
+     "a deny-inbound rule beats an allow")
+case("tcp.bind.twice", "tcp", "tcp-bind-twice", ("127.0.0.1:0",), "invalid-state",
+     "bind on a bound socket")
+case("tcp.bind.in-use", "tcp", "tcp-bind-in-use", ("127.0.0.1:0",), "address-in-use",
+     "a port another socket listens on")
+case("tcp.bind.not-local", "tcp-any-bind", "tcp-bind", ("192.0.2.1:0",),
+     "address-not-bindable", "an address of no local interface")
+case("tcp.bind.family-mismatch", "tcp", "tcp-bind", ("127.0.0.1:0", "ipv6"), "invalid-argument",
+     "an IPv4 address on an IPv6 socket")
+case("tcp.bind.ephemeral", "tcp", "tcp-bind-ephemeral", ("127.0.0.1:0",), "value:True",
+     "port 0 picks a port")
+case("tcp.bind.ipv6", "tcp6", "tcp-bind", ("[::1]:0", "ipv6"), "ok", "IPv6 bind")
+case("tcp.listen.bound", "tcp", "tcp-listen", ("127.0.0.1:0",), "value:True",
+     "bind then listen")
+case("tcp.listen.implicit-bind", "tcp-any-bind", "tcp-listen", (), "value:True",
+     "listen binds the unspecified address first")
+case("tcp.listen.implicit-bind-denied", "tcp", "tcp-listen", (), "access-denied",
+     "the implicit bind is checked like an explicit one")
+case("tcp.listen.twice", "tcp", "tcp-listen-twice", ("127.0.0.1:0",), "invalid-state",
+     "listen on a listening socket")
+case("tcp.listen.connected", "tcp", "tcp-listen-connected", ("{echo}",), "invalid-state",
+     "listen on a connected socket")
+case("tcp.accept.fresh", "tcp", "tcp-accept-fresh", (), "invalid-state",
+     "accept on an unbound socket")
+case("tcp.accept.bound", "tcp", "tcp-accept-bound", ("127.0.0.1:0",), "invalid-state",
+     "accept before listen")
+case("tcp.accept.nonblocking", "tcp", "tcp-accept-nonblocking", ("127.0.0.1:0",),
+     "would-block", "no pending connection")
+case("tcp.accept.timeout", "tcp", "tcp-accept-timeout", ("127.0.0.1:0", 100), "timeout",
+     "the socket's timeout passes")
+case("tcp.accept.preopen", "preopen-accept", "tcp-accept-preopen-echo", (),
+     "value:through the pre-open", "accept on a pre-opened listener, data flows")
+case("tcp.accept.peer-real", "preopen-peer", "tcp-accept-preopen-peer", (), "value:real",
+     "accept and remote-address report the real peer")
+case("tcp.accept.peer-hidden", "preopen-hidden", "tcp-accept-preopen-peer", (),
+     "value:192.0.0.8:0 192.0.0.8:0", "--peer-address=hidden: IPv4 stand-in")
+case("tcp.accept.peer-hidden-ipv6", "preopen-hidden6", "tcp-accept-preopen-peer", (),
+     "value:[100::]:0 [100::]:0", "--peer-address=hidden: IPv6 stand-in")
+
+# -- socket-tcp: data ---------------------------------------------------------------------
+case("tcp.receive.unconnected", "tcp", "tcp-receive-unconnected", (), "invalid-state",
+     "receive before connect")
+case("tcp.receive.end-of-stream", "tcp", "tcp-receive-eof", ("{echo}",), "value:bye|b''",
+     "an empty receive means the peer closed")
+case("tcp.receive.nonblocking", "tcp", "tcp-receive-nonblocking", ("{silent}",), "would-block",
+     "no data on a non-blocking socket")
+case("tcp.receive.timeout", "tcp", "tcp-receive-timeout", ("{silent}", 100), "timeout",
+     "no data within the timeout")
+case("tcp.receive.zero", "tcp", "tcp-receive-zero", ("{silent}",), "value:0",
+     "max-len 0 returns no bytes")
+case("tcp.peek.keeps-data", "tcp", "tcp-peek", ("{echo}",), "value:hello|hello",
+     "peeked bytes are received again")
+case("tcp.send.unconnected", "tcp", "tcp-send-unconnected", (), "invalid-state",
+     "send before connect")
+case("tcp.send.after-shutdown", "tcp", "tcp-send-after-shutdown", ("{echo}",), "invalid-state",
+     "send after shutdown(send)")
+case("tcp.send.echo-small", "tcp", "tcp-echo", ("{echo}", 100), "value:100 exact:True",
+     "bytes come back unchanged")
+case("tcp.send.echo-1mib", "tcp", "tcp-echo", ("{echo}", 1 << 20),
+     "value:1048576 exact:True", "1 MiB comes back unchanged")
+case("tcp.send.echo-ipv6", "tcp6", "tcp-echo", ("{echo6}", 1000, "ipv6"), "value:1000 exact:True",
+     "IPv6 data path")
+case("tcp.shutdown.unconnected", "tcp", "tcp-shutdown-unconnected", (), "invalid-state",
+     "shutdown before connect")
+case("tcp.shutdown.both", "tcp", "tcp-shutdown-both", ("{echo}",), "ok", "shutdown both ways")
+case("tcp.local-address.unbound", "tcp", "tcp-local-address-unbound", (), "invalid-state",
+     "no local address before bind")
+case("tcp.local-address.bound", "tcp", "tcp-local-address-bound", ("127.0.0.1:0",),
+     "value:False", "port 0 is replaced by the real port")
+case("tcp.remote-address.unconnected", "tcp", "tcp-remote-address-unconnected", (),
+     "invalid-state", "no peer before connect")
+case("tcp.remote-address.connected", "tcp", "tcp-remote-address", ("{echo}",), "value:True",
+     "the connected peer")
+case("tcp.is-listening.fresh", "tcp", "tcp-is-listening-fresh", (), "value:False",
+     "a fresh socket is not listening")
+
+# -- socket-tcp: options and modes ---------------------------------------------------------
+case("tcp.set-timeout.zero", "tcp", "tcp-set-timeout-zero", (), "invalid-argument",
+     "a zero timeout is refused")
+case("tcp.option.keep-alive", "tcp", "tcp-option", ("keep_alive_enabled", True), "value:True",
+     "SO_KEEPALIVE round trip")
+case("tcp.option.no-delay", "tcp", "tcp-option", ("no_delay", True), "value:True",
+     "TCP_NODELAY round trip")
+case("tcp.option.hop-limit", "tcp", "tcp-option", ("hop_limit", 42), "value:True",
+     "a hop limit is kept")
+case("tcp.option.hop-limit-zero", "tcp", "tcp-option", ("hop_limit", 0), "invalid-argument",
+     "hop limit 0 is refused")
+case("tcp.option.receive-buffer", "tcp", "tcp-option", ("receive_buffer_size", 65536),
+     "value:True", "SO_RCVBUF set and read")
+case("tcp.option.receive-buffer-zero", "tcp", "tcp-option", ("receive_buffer_size", 0),
+     "invalid-argument", "a zero buffer is refused")
+case("tcp.option.send-buffer", "tcp", "tcp-option", ("send_buffer_size", 65536), "value:True",
+     "SO_SNDBUF set and read")
+case("tcp.option.send-buffer-zero", "tcp", "tcp-option", ("send_buffer_size", 0),
+     "invalid-argument", "a zero buffer is refused")
+case("tcp.option.reuse-address", "tcp", "tcp-option", ("reuse_address", True), "value:True",
+     "SO_REUSEADDR before bind")
+case("tcp.option.reuse-address-after-bind", "tcp", "tcp-reuse-after-bind", ("127.0.0.1:0",),
+     "invalid-state", "SO_REUSEADDR only before bind")
+case("tcp.from-socket.udp", "preopen-udp-as-tcp", "tcp-from-socket", ("udp",),
+     "invalid-argument", "a UDP pre-open is not a TCP socket")
+
+# -- socket-tcp: attenuation ----------------------------------------------------------
+case("tcp.restrict.narrower", "tcp", "tcp-restrict-connect",
+     (["allow-outbound=tcp://127.0.0.1:{closed_port}"], "{echo}"), "access-denied",
+     "a narrowed handle denies what its rules do not allow")
+case("tcp.restrict.still-allows", "tcp", "tcp-restrict-connect",
+     (["allow-outbound=tcp://127.0.0.1:{echo_port}"], "{echo}"), "ok",
+     "a narrowed handle allows what both allow")
+case("tcp.restrict.cannot-widen", "tcp", "tcp-restrict-connect",
+     (["allow-outbound=tcp://*:*"], "127.0.0.2:{echo_port}"), "access-denied",
+     "restrict never widens")
+case("tcp.restrict.invalid-rule", "tcp", "tcp-restrict-connect",
+     (["allow-outbound=tcp://1.2.3:80"], "{echo}"), "invalid-argument", "a malformed rule")
+case("tcp.restrict.udp-rule", "tcp", "tcp-restrict-connect",
+     (["allow-outbound=udp://127.0.0.1:53"], "{echo}"), "invalid-argument",
+     "a UDP rule on a TCP handle")
+
+# -- socket-udp -----------------------------------------------------------------------
+case("udp.network.none", "none", "udp-network", (), "value:none", "no UDP rule: no capability")
+case("udp.network.granted", "udp", "udp-network", (), "value:some", "a UDP rule grants it")
+case("udp.network.tcp-only", "tcp", "udp-network", (), "value:none", "TCP rules grant no UDP")
+case("udp.create.ipv4", "udp", "udp-create", ("ipv4",), "value:ipv4", "create an IPv4 socket")
+case("udp.create.ipv6", "udp6", "udp-create", ("ipv6",), "value:ipv6", "create an IPv6 socket")
+case("udp.bind.allowed", "udp", "udp-bind", ("127.0.0.1:0",), "ok", "an inbound rule allows it")
+case("udp.bind.denied", "udp", "udp-bind", ("127.0.0.2:0",), "access-denied",
+     "no inbound rule names it")
+case("udp.bind.twice", "udp", "udp-bind-twice", ("127.0.0.1:0",), "invalid-state",
+     "bind on a bound socket")
+case("udp.bind.in-use", "udp", "udp-bind-in-use", ("127.0.0.1:0",), "address-in-use",
+     "a port another socket holds")
+case("udp.bind.family-mismatch", "udp", "udp-bind", ("127.0.0.1:0", "ipv6"),
+     "invalid-argument", "an IPv4 address on an IPv6 socket")
+case("udp.send.echo", "udp", "udp-echo", ("{udp_echo}",), "value:datagram from-target:True",
+     "a datagram goes out and the reply comes back with its sender")
+case("udp.send.echo-ipv6", "udp6", "udp-echo", ("{udp_echo6}", "ipv6"),
+     "value:datagram from-target:True", "IPv6 datagrams")
+case("udp.send.denied", "udp", "udp-send", ("127.0.0.1:9",), "access-denied",
+     "a destination no rule names")
+case("udp.send.port-zero", "udp", "udp-send", ("127.0.0.1:0",), "invalid-argument",
+     "port 0 is not a destination")
+case("udp.send.no-destination", "udp", "udp-send-unconnected-no-address", (),
+     "invalid-argument", "no address on an unconnected socket")
+case("udp.send.too-large", "udp", "udp-send", ("{udp_echo}", 70000), "datagram-too-large",
+     "larger than a datagram can be")
+case("udp.connect.allowed", "udp", "udp-connect", ("{udp_echo}",), "ok", "connect to the peer")
+case("udp.connect.denied", "udp", "udp-connect", ("127.0.0.1:9",), "access-denied",
+     "connect to a peer no rule names")
+case("udp.connect.echo", "udp", "udp-connected-echo", ("{udp_echo}",),
+     "value:connected remote:True", "send without an address goes to the connected peer")
+case("udp.disconnect.unconnected", "udp", "udp-disconnect-unconnected", (), "invalid-state",
+     "disconnect without a peer")
+case("udp.disconnect.forgets-peer", "udp", "udp-disconnect", ("{udp_echo}",), "invalid-state",
+     "after disconnect there is no remote address")
+case("udp.remote-address.unconnected", "udp", "udp-remote-unconnected", (), "invalid-state",
+     "no peer before connect")
+case("udp.local-address.unbound", "udp", "udp-local-unbound", (), "invalid-state",
+     "no local address before bind")
+case("udp.receive.unbound", "udp", "udp-receive-unbound", (), "invalid-state",
+     "receive before bind")
+case("udp.receive.nonblocking", "udp", "udp-receive-nonblocking", ("127.0.0.1:0",),
+     "would-block", "nothing queued")
+case("udp.receive.timeout", "udp", "udp-receive-timeout", ("127.0.0.1:0", 100), "timeout",
+     "nothing within the timeout")
+case("udp.peek.keeps-datagram", "udp", "udp-peek", ("{udp_echo}",), "value:peeked|peeked",
+     "a peeked datagram is received again")
+case("udp.receive.hidden-sender", "udp-hidden", "udp-hidden-sender", ("{udp_echo}",),
+     "value:192.0.0.8:0", "--peer-address=hidden hides the sender")
+case("udp.option.hop-limit", "udp", "udp-option", ("unicast_hop_limit", 7), "value:True",
+     "unicast hop limit round trip")
+case("udp.option.hop-limit-zero", "udp", "udp-option", ("unicast_hop_limit", 0),
+     "invalid-argument", "hop limit 0 is refused")
+case("udp.option.receive-buffer", "udp", "udp-option", ("receive_buffer_size", 65536),
+     "value:True", "SO_RCVBUF")
+case("udp.option.send-buffer-zero", "udp", "udp-option", ("send_buffer_size", 0),
+     "invalid-argument", "a zero buffer is refused")
+case("udp.from-socket.preopen", "preopen-udp", "udp-preopen-echo", ("{udp_echo}",),
+     "value:from the pre-open", "a --udpbind pre-open sends and receives")
+case("udp.from-socket.tcp", "preopen-tcp-as-udp", "udp-from-socket", ("tcp",),
+     "invalid-argument", "a TCP pre-open is not a UDP socket")
+case("udp.restrict.narrower", "udp", "udp-restrict-send",
+     (["allow-outbound=udp://127.0.0.1:9"], "{udp_echo}"), "access-denied",
+     "a narrowed UDP handle")
+case("udp.restrict.tcp-rule", "udp", "udp-restrict-send",
+     (["allow-outbound=tcp://127.0.0.1:9"], "{udp_echo}"), "invalid-argument",
+     "a TCP rule on a UDP handle")
+
+# -- ip-resolve-address (order matters in the "resolve" setup: the name-rule
+# cases that expect a denial run before name.test is resolved) -----------------
+case("resolve.resolver.none", "none", "resolver", (), "value:none",
+     "no resolve rule: no resolver")
+case("resolve.resolver.granted", "resolve", "resolver", (), "value:some",
+     "--allow-resolve grants a resolver")
+case("resolve.allowed", "resolve", "resolve", ("svc.test",), "value:127.0.0.1",
+     "an allowed name")
+case("resolve.ipv6", "resolve", "resolve", ("v6.test",), "value:::1", "AAAA records")
+case("resolve.both-families", "resolve", "resolve", ("dual.test",), "value:127.0.0.1,::1",
+     "A and AAAA together")
+case("resolve.family-filter", "resolve", "resolve", ("dual.test", "ipv4"), "value:127.0.0.1",
+     "only the requested family")
+case("resolve.family-missing", "resolve", "resolve", ("v6.test", "ipv4"), "name-unresolvable",
+     "no address of the requested family")
+case("resolve.denied", "resolve", "resolve", ("other.test",), "access-denied",
+     "a name no rule allows")
+case("resolve.wildcard", "resolve", "resolve", ("a.wild.test",), "value:127.0.0.1",
+     "*.wild.test matches a subdomain")
+case("resolve.wildcard-depth", "resolve", "resolve", ("deep.a.wild.test",), "value:127.0.0.1",
+     "at any depth")
+case("resolve.wildcard-not-bare", "resolve", "resolve", ("wild.test",), "access-denied",
+     "but not the bare domain")
+case("resolve.deny-wins", "resolve", "resolve", ("bad.wild.test",), "access-denied",
+     "deny-resolve beats the wildcard")
+case("resolve.case-insensitive", "resolve", "resolve", ("SVC.Test",), "value:127.0.0.1",
+     "names compare case-insensitively")
+case("resolve.trailing-dot", "resolve", "resolve", ("svc.test.",), "value:127.0.0.1",
+     "a trailing dot is the same name")
+case("resolve.nxdomain", "resolve", "resolve", ("nx.test",), "name-unresolvable",
+     "allowed but nonexistent")
+case("resolve.ip-literal", "resolve", "resolve", ("127.0.0.1",), "invalid-argument",
+     "an IP literal is not a name")
+case("resolve.empty", "resolve", "resolve", ("",), "invalid-argument", "an empty name")
+case("resolve.too-long", "resolve", "resolve", (".".join(["x" * 60] * 5) + ".test",),
+     "invalid-argument", "longer than 253 bytes")
+case("resolve.control-characters", "resolve", "resolve", ("svc\n.test",), "invalid-argument",
+     "control characters")
+case("resolve.restrict.narrower", "resolve", "resolve-restricted",
+     (["allow-resolve=v6.test"], "svc.test"), "access-denied", "a narrowed resolver")
+case("resolve.restrict.cannot-widen", "resolve", "resolve-restricted",
+     (["allow-resolve=*"], "other.test"), "access-denied", "restrict never widens")
+case("resolve.restrict.invalid-rule", "resolve", "resolve-restricted",
+     (["allow-outbound=tcp://x:1"], "svc.test"), "invalid-argument", "not a resolve rule")
+case("resolve.name-rule.other-name", "resolve", "resolve-connect", ("svc.test", "{echo_port}"),
+     "access-denied", "the same IP obtained through another name is still denied")
+case("resolve.name-rule.unresolved", "resolve", "tcp-connect", ("{echo}",), "access-denied",
+     "an IP used without resolving the name is denied the IP used without resolving")
+case("resolve.name-rule.implies-resolve", "resolve", "resolve", ("name.test",),
+     "value:127.0.0.1", "tcp://name.test:PORT implies resolving name.test")
+case("resolve.name-rule.connect", "resolve", "resolve-connect", ("name.test", "{echo_port}"),
+     "ok", "an address obtained by resolving the rule's name may be connected to")
+
+CASES: tuple[Case, ...] = tuple(_CASES)
+
+
+def check_table() -> None:
+    """Every case names a known setup and the ids are unique."""
+    ids = [c.id for c in CASES]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:
+        raise ValueError(f"duplicate case ids: {sorted(duplicates)}")
+    unknown = {c.setup for c in CASES} - set(SETUPS)
+    if unknown:
+        raise ValueError(f"cases name unknown setups: {sorted(unknown)}")
+
+
+check_table()

@@ -1,0 +1,285 @@
+"""Run the conformance cases: prepare each setup, run the guest, compare.
+
+For every :class:`~capsock.conformance.cases.Setup` the harness starts the
+peers it needs (echo servers, a silent server, a closed port, a DNS
+server), builds a :class:`~capsock.Host` with the setup's rules and
+pre-opens on the chosen backend, runs the conformance guest once with the
+setup's cases, and compares each reported outcome with the table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from xml.sax.saxutils import escape, quoteattr
+
+from ..addresses import SocketAddress
+from ..backends.resolvers import DnsResolver
+from ..policy import Policy
+from ..runtime.host import Host, TcpListenSpec, UdpBindSpec
+from .cases import CASES, SETUPS, ZONE, Case, Setup
+from .dns_server import DnsServer
+
+
+@dataclass
+class Result:
+    case: Case
+    expected: str
+    got: str
+    passed: bool
+    skipped: bool = False
+
+
+class Peers(Protocol):
+    """The host-side peers of a run, and how to reach them."""
+
+    def values(self) -> dict[str, str]: ...
+    def host_for(self, setup: Setup, flags: dict[str, list[str]]) -> Host: ...
+
+
+def ipv6_available() -> bool:
+    """A real probe of the machine: can we bind ::1?"""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+# -- OS peers ---------------------------------------------------------------------------
+
+def _serve_tcp(sock: socket.socket, handler: Callable[[socket.socket], None],
+               stop: threading.Event) -> None:
+    sock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            continue
+        threading.Thread(target=handler, args=(conn,), daemon=True).start()
+
+
+def _echo(conn: socket.socket) -> None:
+    with conn:
+        conn.settimeout(30)
+        try:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+        except OSError:
+            pass
+
+
+def _silent(conn: socket.socket) -> None:
+    with conn:
+        conn.settimeout(30)
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
+def _serve_udp(sock: socket.socket, stop: threading.Event) -> None:
+    sock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            data, peer = sock.recvfrom(65536)
+            sock.sendto(data, peer)
+        except OSError:
+            continue
+
+
+class OsPeers:
+    """Real peers on loopback, for the OS backend."""
+
+    def __init__(self, stack: ExitStack, ipv6: bool) -> None:
+        self._stop = threading.Event()
+        stack.callback(self._stop.set)
+        self._values: dict[str, str] = {}
+        self._tcp("echo", "127.0.0.1", _echo, stack)
+        self._tcp("silent", "127.0.0.1", _silent, stack)
+        self._udp("udp", "127.0.0.1", stack)
+        if ipv6:
+            self._tcp("echo6", "::1", _echo, stack)
+            self._udp("udp6", "::1", stack)
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        self._values.update(closed=f"127.0.0.1:{port}", closed_port=str(port))
+        self.dns = stack.enter_context(DnsServer(ZONE))
+        self._values["dns"] = self.dns.address
+
+    def _tcp(self, name: str, host: str, handler: Callable[[socket.socket], None],
+             stack: ExitStack) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        stack.callback(sock.close)
+        sock.bind((host, 0))
+        sock.listen(64)
+        port = sock.getsockname()[1]
+        threading.Thread(target=_serve_tcp, args=(sock, handler, self._stop), daemon=True).start()
+        shown = f"[{host}]" if ":" in host else host
+        self._values.update({name: f"{shown}:{port}", f"{name}_port": str(port)})
+
+    def _udp(self, name: str, host: str, stack: ExitStack) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        stack.callback(sock.close)
+        sock.bind((host, 0))
+        port = sock.getsockname()[1]
+        threading.Thread(target=_serve_udp, args=(sock, self._stop), daemon=True).start()
+        shown = f"[{host}]" if ":" in host else host
+        key = "udp_echo6" if name == "udp6" else "udp_echo"
+        self._values.update({key: f"{shown}:{port}", f"{name}_port": str(port)})
+
+    def values(self) -> dict[str, str]:
+        return dict(self._values)
+
+    def host_for(self, setup: Setup, flags: dict[str, list[str]]) -> Host:
+        resolver_kwargs: dict[str, Any] = {}
+        if setup.dns:
+            resolver_kwargs["resolver"] = DnsResolver(
+                SocketAddress.from_os(("127.0.0.1", self.dns.port)))
+        return Host(policy=_policy(flags),
+                    tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
+                    udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
+                    peer_address=setup.peer_address, **resolver_kwargs)
+
+
+def _policy(flags: dict[str, list[str]]) -> Policy:
+    return Policy.from_flags(**{name.replace("-", "_"): rules for name, rules in flags.items()})
+
+
+# -- running ---------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{([a-z0-9_]+)\}")
+
+
+def fill(value: Any, values: dict[str, str]) -> Any:
+    """Replace {placeholders} in strings (recursively in lists/tuples)."""
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            return values[match.group(1)]
+        filled = _PLACEHOLDER.sub(replace, value)
+        return int(filled) if value.startswith("{") and value.endswith("_port}") else filled
+    if isinstance(value, (list, tuple)):
+        return [fill(item, values) for item in value]
+    return value
+
+
+def matches(expected: str, got: str) -> bool:
+    if expected.startswith("re:"):
+        return re.fullmatch(expected[3:], got) is not None
+    return expected == got
+
+
+def run_setup(setup: Setup, cases: Sequence[Case], peers: Peers, component: Path,
+              workdir: Path) -> list[Result]:
+    values = peers.values()
+    flags = {name: [fill(rule, values) for rule in rules] for name, rules in setup.flags.items()}
+    plan = [[c.id, c.kind, fill(list(c.args), values)] for c in cases]
+    host = peers.host_for(setup, flags)
+    report = workdir / f"{setup.name}.jsonl"
+    host.run(component, [json.dumps(plan)], stdout=report)
+    outcomes: dict[str, str] = {}
+    for line in report.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            outcomes[record["case"]] = record["got"]
+        except (ValueError, KeyError, TypeError):
+            continue
+    results = []
+    for case in cases:
+        got = outcomes.get(case.id, "crashed")
+        results.append(Result(case, case.expect, got, matches(case.expect, got)))
+    return results
+
+
+PeersFactory = Callable[[ExitStack, bool], Peers]
+
+
+def peers_factory(backend: str) -> PeersFactory:
+    """The peers for a backend: real loopback ones, or virtual ones."""
+    if backend == "os":
+        return OsPeers
+    raise ValueError(f"no conformance peers for backend {backend!r}")
+
+
+def run_all(component: Path, peers_factory: PeersFactory,
+            select: Callable[[Case], bool] = lambda case: True) -> list[Result]:
+    """Run every selected case; IPv6 setups are skipped without IPv6."""
+    has_ipv6 = ipv6_available()
+    results: list[Result] = []
+    chosen = [case for case in CASES if select(case)]
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        peers = peers_factory(stack, has_ipv6)
+        for name, setup in SETUPS.items():
+            group = [case for case in chosen if case.setup == name]
+            if not group:
+                continue
+            if setup.ipv6 and not has_ipv6:
+                results += [Result(c, c.expect, "skipped: no IPv6 on loopback", True, True)
+                            for c in group]
+                continue
+            results += run_setup(setup, group, peers, component, Path(tmp))
+    order = {case.id: index for index, case in enumerate(CASES)}
+    return sorted(results, key=lambda result: order[result.case.id])
+
+
+# -- reports ---------------------------------------------------------------------------
+
+def table(results: Sequence[Result]) -> str:
+    width = max(len(r.case.id) for r in results)
+    lines = [f"{'case':{width}}  {'expected':28}  {'got':28}  result"]
+    for r in results:
+        verdict = "skip" if r.skipped else "pass" if r.passed else "FAIL"
+        lines.append(f"{r.case.id:{width}}  {r.expected[:28]:28}  {r.got[:28]:28}  {verdict}")
+    passed = sum(r.passed and not r.skipped for r in results)
+    failed = sum(not r.passed for r in results)
+    skipped = sum(r.skipped for r in results)
+    lines.append(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+    return "\n".join(lines)
+
+
+def to_json(results: Sequence[Result], backend: str) -> dict[str, Any]:
+    return {
+        "backend": backend,
+        "passed": sum(r.passed and not r.skipped for r in results),
+        "failed": sum(not r.passed for r in results),
+        "skipped": sum(r.skipped for r in results),
+        "cases": [{"case": r.case.id, "interface": r.case.id.split(".")[0],
+                   "setup": r.case.setup, "doc": r.case.doc, "expected": r.expected,
+                   "got": r.got, "result": "skip" if r.skipped else
+                   "pass" if r.passed else "fail"} for r in results],
+    }
+
+
+def to_junit(results: Sequence[Result], backend: str) -> str:
+    failures = sum(not r.passed for r in results)
+    skipped = sum(r.skipped for r in results)
+    out = [f'<testsuite name={quoteattr("capsock-conformance-" + backend)} '
+           f'tests="{len(results)}" failures="{failures}" skipped="{skipped}">']
+    for r in results:
+        name = quoteattr(r.case.id)
+        classname = quoteattr(r.case.id.split(".")[0])
+        if r.skipped:
+            out.append(f"  <testcase name={name} classname={classname}><skipped/></testcase>")
+        elif r.passed:
+            out.append(f"  <testcase name={name} classname={classname}/>")
+        else:
+            message = quoteattr(f"expected {r.expected}, got {r.got}")
+            out.append(f"  <testcase name={name} classname={classname}>"
+                       f"<failure message={message}>{escape(r.case.doc)}</failure></testcase>")
+    out.append("</testsuite>")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,71 @@
+"""The conformance suite passes on the OS backend, and it can fail."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from capsock.backends.errno_map import ERRNO_TO_CODE
+from capsock.backends.os import OsBackend, OsStreamSocket
+from capsock.conformance import CASES, OsPeers, run_all
+from capsock.conformance.cases import Setup
+from capsock.errors import ErrorCode, NetError
+from capsock.runtime.host import Host
+
+from ..conftest import capsock_command, capsock_env
+
+
+def test_os_backend_passes_every_case(guests: dict[str, Path], tmp_path: Path) -> None:
+    report = tmp_path / "conformance.json"
+    junit = tmp_path / "conformance.xml"
+    done = subprocess.run(capsock_command("conformance", "--component", str(guests["conformance"]),
+                                          "--json", str(report), "--junit", str(junit)),
+                          capture_output=True, text=True, env=capsock_env(), timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(report.read_text())
+    assert len(CASES) >= 100
+    assert [case["case"] for case in data["cases"]] == [case.id for case in CASES]
+    assert data["failed"] == 0
+    assert all(case["result"] in ("pass", "skip") for case in data["cases"])
+    assert junit.read_text().count("<testcase ") == len(CASES)
+    assert f"{data['passed']} passed, 0 failed" in done.stdout
+
+
+class _RefusedBecomesReset(OsStreamSocket):
+    """A deliberately wrong backend: a refused connection says reset."""
+
+    def connect(self, address: Any) -> None:
+        try:
+            super().connect(address)
+        except NetError as error:
+            if error.code is ErrorCode.CONNECTION_REFUSED:
+                raise NetError(ErrorCode.CONNECTION_RESET, "wrong on purpose") from None
+            raise
+
+
+class _BrokenBackend(OsBackend):
+    def tcp_socket(self, ipv6: bool) -> OsStreamSocket:
+        return _RefusedBecomesReset(super().tcp_socket(ipv6).raw)
+
+
+class _BrokenPeers(OsPeers):
+    def host_for(self, setup: Setup, flags: dict[str, list[str]]) -> Host:
+        host = super().host_for(setup, flags)
+        host.backend = _BrokenBackend()
+        return host
+
+
+def test_suite_reports_exactly_the_broken_cases(guests: dict[str, Path]) -> None:
+    assert ERRNO_TO_CODE  # the real table is untouched; only the subclass lies
+    results = run_all(guests["conformance"], lambda stack, ipv6: _BrokenPeers(stack, ipv6))
+    failed = {result.case.id for result in results if not result.passed}
+    assert failed == {"tcp.connect.refused", "tcp.connect.deny-leaves-others"}
+    assert len(results) == len(CASES)
+
+
+def test_case_table_is_consistent() -> None:
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids))
+    assert {case.id.split(".")[0] for case in CASES} == {"socket", "tcp", "udp", "resolve"}
