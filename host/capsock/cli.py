@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                              help="also write the results as JUnit XML")
     conformance.add_argument("-k", "--select", default=None, metavar="TEXT",
                              help="only cases whose id contains TEXT")
+    conformance.add_argument("--host-command", default=None, metavar="TEMPLATE",
+                             help="check ANOTHER host: a shell command template with "
+                                  "{flags} (the setup's rules as capsock flags), {component} "
+                                  "and {args}; its stdout is the guest's report. See "
+                                  "docs/conformance.md")
     build = commands.add_parser(
         "build",
         help="build a Python script or app into a capsock component (componentize-py)",
@@ -333,7 +338,8 @@ def run_conformance(args: argparse.Namespace) -> int:
     factory = harness.peers_factory(args.backend)
     selected = args.select
     results = harness.run_all(component, factory,
-                              (lambda case: selected in case.id) if selected else lambda case: True)
+                              (lambda case: selected in case.id) if selected else lambda case: True,
+                              args.host_command)
     print(harness.table(results))
     if args.json:
         args.json.write_text(json.dumps(harness.to_json(results, args.backend), indent=2) + "\n")

@@ -69,3 +69,14 @@ def test_case_table_is_consistent() -> None:
     ids = [case.id for case in CASES]
     assert len(ids) == len(set(ids))
     assert {case.id.split(".")[0] for case in CASES} == {"socket", "tcp", "udp", "resolve"}
+
+
+def test_another_host_is_checked_through_host_command(guests: dict[str, Path]) -> None:
+    """The documented way to check another host, with capsock as that host."""
+    other_host = " ".join(capsock_command("run")) + " {flags} {component} {args}"
+    env = capsock_env()
+    done = subprocess.run(capsock_command("conformance", "--component", str(guests["conformance"]),
+                                          "-k", "tcp.connect", "--host-command", other_host),
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 failed" in done.stdout

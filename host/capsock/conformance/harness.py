@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import socket
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -184,14 +186,39 @@ def matches(expected: str, got: str) -> bool:
     return expected == got
 
 
+def command_flags(setup: Setup, flags: dict[str, list[str]], values: dict[str, str]) -> list[str]:
+    """The setup as `capsock run` flags: what another host must be told."""
+    out = [f"--{name}={rule}" for name, rules in flags.items() for rule in rules]
+    out += [f"--tcplisten={spec}" for spec in setup.tcplisten]
+    out += [f"--udpbind={spec}" for spec in setup.udpbind]
+    if setup.peer_address != "real":
+        out.append(f"--peer-address={setup.peer_address}")
+    if setup.dns:
+        out.append(f"--dns={values['dns']}")
+    return out
+
+
 def run_setup(setup: Setup, cases: Sequence[Case], peers: Peers, component: Path,
-              workdir: Path) -> list[Result]:
+              workdir: Path, host_command: str | None = None) -> list[Result]:
+    """Run one setup's cases in one guest run.
+
+    With `host_command` (e.g. ``"otherhost run {flags} {component} {args}"``)
+    another host runs the guest instead of this one: the placeholders are
+    replaced by the setup's flags in capsock syntax, the component path and
+    the case plan (one shell-quoted argument), and its stdout is the report.
+    """
     values = peers.values()
     flags = {name: [fill(rule, values) for rule in rules] for name, rules in setup.flags.items()}
     plan = [[c.id, c.kind, fill(list(c.args), values)] for c in cases]
-    host = peers.host_for(setup, flags)
     report = workdir / f"{setup.name}.jsonl"
-    host.run(component, [json.dumps(plan)], stdout=report)
+    if host_command is None:
+        peers.host_for(setup, flags).run(component, [json.dumps(plan)], stdout=report)
+    else:
+        command = host_command.format(
+            flags=" ".join(shlex.quote(flag) for flag in command_flags(setup, flags, values)),
+            component=shlex.quote(str(component)), args=shlex.quote(json.dumps(plan)))
+        with report.open("w") as out:
+            subprocess.run(command, shell=True, stdout=out, timeout=600, check=False)
     outcomes: dict[str, str] = {}
     for line in report.read_text().splitlines():
         try:
@@ -217,7 +244,8 @@ def peers_factory(backend: str) -> PeersFactory:
 
 
 def run_all(component: Path, peers_factory: PeersFactory,
-            select: Callable[[Case], bool] = lambda case: True) -> list[Result]:
+            select: Callable[[Case], bool] = lambda case: True,
+            host_command: str | None = None) -> list[Result]:
     """Run every selected case; IPv6 setups are skipped without IPv6."""
     has_ipv6 = ipv6_available()
     results: list[Result] = []
@@ -232,7 +260,7 @@ def run_all(component: Path, peers_factory: PeersFactory,
                 results += [Result(c, c.expect, "skipped: no IPv6 on loopback", True, True)
                             for c in group]
                 continue
-            results += run_setup(setup, group, peers, component, Path(tmp))
+            results += run_setup(setup, group, peers, component, Path(tmp), host_command)
     order = {case.id: index for index, case in enumerate(CASES)}
     return sorted(results, key=lambda result: order[result.case.id])
 
