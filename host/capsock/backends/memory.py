@@ -166,17 +166,19 @@ class VirtualNetwork:
             raise
         return VirtualListener(sock, timeout)
 
-    def connect(self, address: AddressLike, *, source: str | None = None,
+    def connect(self, address: AddressLike, *, source: str | None = None, source_port: int = 0,
                 timeout: float | None = 10.0) -> VirtualConnection:
         """Connect an in-process client. `source` is the client's IP
         (default: the address the guest's machine would use), e.g. a
-        remote address to test what a guest sees of its peers."""
+        remote address to test what a guest sees of its peers;
+        `source_port` its port (default: an ephemeral one)."""
         target = to_address(address)
         sock = MemoryStreamSocket(self, target.is_ipv6, peer=True)
         sock.set_timeout(timeout)
         try:
-            if source is not None:
-                sock.bind(SocketAddress(ipaddress.ip_address(source), 0))
+            if source is not None or source_port:
+                ip = ipaddress.ip_address(source) if source else _unspecified(target.is_ipv6)
+                sock.bind(SocketAddress(ip, source_port))
             sock.connect(target)
         except NetError:
             sock.close()
