@@ -182,18 +182,21 @@ _EAI_TEXT = {
 # ---------------------------------------------------------------- errors
 
 
-def _exception(code: str, number: int | None = None) -> OSError:
+def _exception(code: str, number: int | None = None, detail: str | None = None) -> OSError:
     """The exception Python's socket module raises for an error-code (from
     the one table); ``number`` overrides the errno (its class follows from
-    it, as ``OSError(errno, ...)`` does in CPython)."""
+    it, as ``OSError(errno, ...)`` does in CPython). ``strerror`` is the
+    usual text plus the capsock code (and ``detail``, when the guest
+    library knows why), e.g. ``Permission denied (capsock: access-denied)``."""
     table_errno, cls = ERRORS.get(code, ERRORS["unknown"])
+    why = f"(capsock: {detail or code})"
     if cls is gaierror:
-        return gaierror(table_errno, f"{_EAI_TEXT.get(table_errno, code)} (capsock: {code})")
+        return gaierror(table_errno, f"{_EAI_TEXT.get(table_errno, code)} {why}")
     if cls is TimeoutError and number is None:
-        return TimeoutError(table_errno, f"timed out (capsock: {code})")
+        return TimeoutError(table_errno, f"timed out {why}")
     if number is not None:
-        return OSError(number, f"{os.strerror(number)} (capsock: {code})")
-    return cls(table_errno, f"{os.strerror(table_errno)} (capsock: {code})")
+        return OSError(number, f"{os.strerror(number)} {why}")
+    return cls(table_errno, f"{os.strerror(table_errno)} {why}")
 
 
 def _translate(err: Err[Any], invalid_state: int | None = None) -> OSError:
@@ -203,7 +206,7 @@ def _translate(err: Err[Any], invalid_state: int | None = None) -> OSError:
 
 
 def _from_net_error(e: NetError) -> OSError:
-    return _exception(e.code)
+    return _exception(e.code, detail=e.strerror)
 
 
 def _bad_fd() -> OSError:
