@@ -8,7 +8,7 @@ backend or resolver is plain Python implementing the protocols in
 :mod:`capsock.backends.base`; the binding layer never changes for it.
 """
 
-from .addresses import SocketAddress
+from .addresses import IPAddress, SocketAddress
 from .backends import (
     Backend,
     DatagramSocket,
@@ -32,7 +32,7 @@ from .policy import Policy, PolicyError
 from .runtime import Host, RunError, TcpListenSpec, UdpBindSpec
 
 __all__ = ["AuditLog", "Backend", "DatagramSocket", "DictResolver", "DnsResolver", "ErrorCode",
-           "Host", "MemoryBackend", "MemoryResolver", "NetError", "OsBackend", "Policy",
-           "PolicyError", "Preopen", "Resolver", "RunError", "SocketAddress", "StreamSocket",
-           "SystemResolver", "TcpListenSpec", "UdpBindSpec", "VirtualConnection",
+           "Host", "IPAddress", "MemoryBackend", "MemoryResolver", "NetError", "OsBackend",
+           "Policy", "PolicyError", "Preopen", "Resolver", "RunError", "SocketAddress",
+           "StreamSocket", "SystemResolver", "TcpListenSpec", "UdpBindSpec", "VirtualConnection",
            "VirtualDatagram", "VirtualListener", "VirtualNetwork"]
