@@ -378,3 +378,36 @@ def test_capsock_build_reports_errors(tmp_path: Path) -> None:
     assert "bad.py:1" in done.stderr
     missing = run_capsock("build", str(tmp_path / "missing.py"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_udp_sendto_recvfrom_connect(guests: dict[str, Path], host: str) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as peer:
+        peer.bind((host, 0))
+        peer.settimeout(WAIT)
+        port = peer.getsockname()[1]
+
+        def echo() -> None:
+            for _ in range(2):
+                data, sender = peer.recvfrom(64)
+                peer.sendto(data, sender)
+
+        thread = threading.Thread(target=echo, daemon=True)
+        thread.start()
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        out = probe_try(guests, "udp", target, f"--allow-outbound=udp://{target}")
+        thread.join(timeout=WAIT)
+    assert out == f"ok ping pong from {host}:{port}"
+
+
+def test_udp_sendto_denied_is_permission_error(guests: dict[str, Path]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        port = peer.getsockname()[1]
+        out = probe_try(guests, "udp", f"127.0.0.1:{port}",
+                        f"--allow-outbound=udp://127.0.0.1:{port + 1}")
+        peer.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            peer.recvfrom(64)  # no datagram reached it
+    assert out == "PermissionError errno=EACCES socket.error"

@@ -10,7 +10,9 @@ programmers write it against `socket`, `selectors`, `http.server` and
                                denied HOST:PORT, timeout HOST:PORT (a silent
                                server), wouldblock HOST:PORT, noname NAME,
                                denied-name NAME, bind-denied HOST:PORT,
-                               connect-ex HOST:PORT, options HOST:PORT
+                               connect-ex HOST:PORT, options HOST:PORT,
+                               udp HOST:PORT (an echo peer: sendto/recvfrom_into,
+                               then connect/send/recv)
     bsdprobe http-serve HOST:PORT N   http.server.HTTPServer with a
                                BaseHTTPRequestHandler subclass; serves N
                                requests (prints "listening on HOST:PORT")
@@ -81,6 +83,18 @@ def try_kind(kind, arg):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         with s:
             return f"connect_ex={errno.errorcode.get(s.connect_ex(split(arg)), 0)}"
+    if kind == "udp":
+        host, port = split(arg)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(b"ping", (host, port))
+            buf = bytearray(64)
+            n, sender = s.recvfrom_into(buf)
+            s.connect((host, port))
+            s.send(b"pong")
+            data = s.recv(64)
+            return f"{bytes(buf[:n]).decode()} {data.decode()} from {sender[0]}:{sender[1]}"
     if kind == "options":
         with socket.create_connection(split(arg), timeout=5) as s:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,0 +1,59 @@
+"""`capsock build`'s pure parts: telling plain scripts from Run-exporting
+apps, finding the imports to bundle, and the generated wrapper."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from capsock import builder
+
+
+@pytest.mark.parametrize(("source", "plain"), [
+    ("import socket\nprint('hi')\n", True),
+    ("def main(argv): ...\nRun = run_main(main)\n", False),
+    ("class Run(Command):\n    pass\n", False),
+    ("from app_impl import Run\n", False),
+    ("Run: type = make()\n", False),
+    ("def f():\n    Run = 1\n", True),  # not top level
+    ("if __name__ == '__main__':\n    main()\n", True),
+])
+def test_is_script(source: str, plain: bool) -> None:
+    assert builder.is_script(source) is plain
+
+
+def test_script_imports_finds_nested_and_from_imports() -> None:
+    source = (
+        "import socket, sys\n"
+        "from http import server\n"
+        "from urllib.parse import urlsplit\n"
+        "from . import local\n"
+        "def f():\n"
+        "    import json\n"
+        "    try:\n"
+        "        import ssl\n"
+        "    except ImportError:\n"
+        "        pass\n"
+        "from os import *\n"
+    )
+    assert sorted(builder.script_imports(source)) == sorted([
+        "socket", "sys", "http", "http.server", "urllib.parse", "urllib.parse.urlsplit",
+        "json", "ssl", "os"])
+
+
+def test_wrapper_installs_bsd_first_and_embeds_the_source() -> None:
+    source = "import socket\nprint(socket.gethostname())\n"
+    wrapper = builder.wrapper_source(source, "hello.py")
+    tree = ast.parse(wrapper)
+    first = tree.body[1]  # after the docstring
+    assert isinstance(first, ast.Import) and first.names[0].name == "capsock_guest.use_bsd"
+    assert repr(source) in wrapper
+    assert "'socket'" in wrapper  # preloaded, hence bundled
+    assert "Run = script_command(" in wrapper
+
+
+def test_find_sources_is_this_checkout() -> None:
+    sources = builder.find_sources()
+    assert (sources.wit / "socket.wit").is_file()
+    assert (sources.library / "bsd.py").is_file()
