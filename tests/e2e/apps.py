@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,16 +35,6 @@ def run_tool(*args: str, timeout: float = 60, stdin: str | None = None
     """Run a client tool to completion (bounded in time)."""
     return subprocess.run([tool(args[0]), *args[1:]], capture_output=True, text=True,
                           timeout=timeout, input=stdin)
-
-
-@contextmanager
-def running(*args: str) -> Iterator[Running]:
-    """`capsock ARGS` in the background, killed (and reaped) afterwards."""
-    app = Running(*args)
-    try:
-        yield app
-    finally:
-        app.kill()
 
 
 def port_of(line: str) -> int:
