@@ -42,9 +42,9 @@ def wait_listening(port: int, timeout: float = 60) -> None:
 
 
 def wrk(port: int, duration: int, connections: int) -> tuple[float, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency",
-                          f"http://127.0.0.1:{port}/bench"], capture_output=True, text=True,
-                         timeout=duration + 60).stdout
+    url = f"http://127.0.0.1:{port}/api/instance"  # the http guest's JSON route
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
+                         capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     p99_ms = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
