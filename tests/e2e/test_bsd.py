@@ -411,3 +411,15 @@ def test_udp_sendto_denied_is_permission_error(guests: dict[str, Path]) -> None:
         with pytest.raises(BlockingIOError):
             peer.recvfrom(64)  # no datagram reached it
     assert out == "PermissionError errno=EACCES socket.error"
+
+
+def test_getaddrinfo_answers_literals_locally(guests: dict[str, Path]) -> None:
+    # No rule at all: no resolver capability, yet literals and None work,
+    # and AI_NUMERICHOST refuses a name without asking anyone.
+    out = probe_try(guests, "gai", "svc.test")
+    assert out == (
+        "ok passive=('0.0.0.0', 8080) loop=('::1', 80, 0, 0) "
+        "v6=[(<AddressFamily.AF_INET6: 10>, <SocketKind.SOCK_DGRAM: 2>, 17, '', "
+        "('::1', 53, 0, 0))] "
+        "kinds=[('AF_INET', 'SOCK_STREAM', 6), ('AF_INET', 'SOCK_DGRAM', 17)] "
+        "byname=10.1.2.3 numeric=EAI_NONAME")

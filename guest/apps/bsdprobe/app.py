@@ -11,6 +11,7 @@ programmers write it against `socket`, `selectors`, `http.server` and
                                server), wouldblock HOST:PORT, noname NAME,
                                denied-name NAME, bind-denied HOST:PORT,
                                connect-ex HOST:PORT, options HOST:PORT,
+                               gai NAME (local getaddrinfo answers),
                                udp HOST:PORT (an echo peer: sendto/recvfrom_into,
                                then connect/send/recv)
     bsdprobe http-serve HOST:PORT N   http.server.HTTPServer with a
@@ -83,6 +84,21 @@ def try_kind(kind, arg):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         with s:
             return f"connect_ex={errno.errorcode.get(s.connect_ex(split(arg)), 0)}"
+    if kind == "gai":
+        # IP literals and None need no resolver capability at all.
+        passive = socket.getaddrinfo(None, 8080, socket.AF_INET, socket.SOCK_STREAM,
+                                     flags=socket.AI_PASSIVE)
+        loop = socket.getaddrinfo(None, "http", socket.AF_INET6, socket.SOCK_STREAM)
+        v6 = socket.getaddrinfo("::1", 53, type=socket.SOCK_DGRAM)
+        both = socket.getaddrinfo("127.0.0.1", 7)
+        try:
+            socket.getaddrinfo(arg, 80, flags=socket.AI_NUMERICHOST)
+            numeric = "resolved"
+        except socket.gaierror as e:
+            numeric = "EAI_NONAME" if e.errno == socket.EAI_NONAME else str(e.errno)
+        return (f"passive={passive[0][4]} loop={loop[0][4]} v6={v6} "
+                f"kinds={[(f.name, k.name, p) for f, k, p, _, _ in both]} "
+                f"byname={socket.gethostbyname('10.1.2.3')} numeric={numeric}")
     if kind == "udp":
         host, port = split(arg)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
