@@ -33,6 +33,18 @@ def test_os_backend_passes_every_case(guests: dict[str, Path], tmp_path: Path) -
     assert f"{data['passed']} passed, 0 failed" in done.stdout
 
 
+def test_memory_backend_passes_every_case(guests: dict[str, Path], tmp_path: Path) -> None:
+    report = tmp_path / "memory.json"
+    done = subprocess.run(capsock_command("conformance", "--backend", "memory", "--component",
+                                          str(guests["conformance"]), "--json", str(report)),
+                          capture_output=True, text=True, env=capsock_env(), timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(report.read_text())
+    assert data["backend"] == "memory"
+    assert data["failed"] == 0 and data["skipped"] == 0
+    assert len(data["cases"]) == len(CASES)
+
+
 class _RefusedBecomesReset(OsStreamSocket):
     """A deliberately wrong backend: a refused connection says reset."""
 

@@ -24,7 +24,9 @@ from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from ..addresses import SocketAddress
+from ..backends.memory import MemoryBackend, VirtualConnection, VirtualNetwork
 from ..backends.resolvers import DnsResolver
+from ..errors import ErrorCode, NetError
 from ..policy import Policy
 from ..runtime.host import Host, TcpListenSpec, UdpBindSpec
 from .cases import CASES, SETUPS, ZONE, Case, Setup
@@ -159,6 +161,90 @@ class OsPeers:
                     peer_address=setup.peer_address, **resolver_kwargs)
 
 
+class MemoryPeers:
+    """The same peers as virtual services on an in-memory network.
+
+    Each connection gets its own thread, like the OS peers, so a probe that
+    keeps a connection open never blocks the next one.
+    """
+
+    def __init__(self, stack: ExitStack, ipv6: bool) -> None:
+        self.network = VirtualNetwork(names=ZONE)
+        self._stop = threading.Event()
+        stack.callback(self._stop.set)
+        self._values: dict[str, str] = {"dns": "memory"}
+        for name, host in (("echo", "127.0.0.1"), ("echo6", "::1")):
+            self._tcp(name, host, 7001, _virtual_echo, stack)
+        self._tcp("silent", "127.0.0.1", 7002, _virtual_silent, stack)
+        self._values.update(closed="127.0.0.1:7003", closed_port="7003")
+        for name, host in (("udp", "127.0.0.1"), ("udp6", "::1")):
+            self._udp(name, host, 7004, stack)
+
+    def _tcp(self, name: str, host: str, port: int,
+             handler: Callable[[VirtualConnection], None], stack: ExitStack) -> None:
+        listener = self.network.listen((host, port), timeout=0.5)
+        stack.callback(listener.close)
+
+        def accept_loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except NetError as error:
+                    if error.code is ErrorCode.TIMEOUT:
+                        continue
+                    return
+                threading.Thread(target=handler, args=(conn,), daemon=True).start()
+
+        threading.Thread(target=accept_loop, daemon=True).start()
+        shown = f"[{host}]" if ":" in host else host
+        self._values.update({name: f"{shown}:{port}", f"{name}_port": str(port)})
+
+    def _udp(self, name: str, host: str, port: int, stack: ExitStack) -> None:
+        peer = self.network.udp_bind((host, port), timeout=0.5)
+        stack.callback(peer.close)
+
+        def echo_loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    data, sender = peer.recvfrom()
+                    peer.sendto(data, sender)
+                except NetError as error:
+                    if error.code is not ErrorCode.TIMEOUT:
+                        return
+
+        threading.Thread(target=echo_loop, daemon=True).start()
+        shown = f"[{host}]" if ":" in host else host
+        key = "udp_echo6" if name == "udp6" else "udp_echo"
+        self._values.update({key: f"{shown}:{port}", f"{name}_port": str(port)})
+
+    def values(self) -> dict[str, str]:
+        return dict(self._values)
+
+    def host_for(self, setup: Setup, flags: dict[str, list[str]]) -> Host:
+        return Host(policy=_policy(flags), backend=MemoryBackend(self.network),
+                    tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
+                    udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
+                    peer_address=setup.peer_address, resolver=self.network.resolver())
+
+
+def _virtual_echo(conn: VirtualConnection) -> None:
+    with conn:
+        try:
+            while data := conn.recv():
+                conn.sendall(data)
+        except NetError:
+            pass
+
+
+def _virtual_silent(conn: VirtualConnection) -> None:
+    with conn:
+        try:
+            while conn.recv():
+                pass
+        except NetError:
+            pass
+
+
 def _policy(flags: dict[str, list[str]]) -> Policy:
     return Policy.from_flags(**{name.replace("-", "_"): rules for name, rules in flags.items()})
 
@@ -240,6 +326,8 @@ def peers_factory(backend: str) -> PeersFactory:
     """The peers for a backend: real loopback ones, or virtual ones."""
     if backend == "os":
         return OsPeers
+    if backend == "memory":
+        return MemoryPeers
     raise ValueError(f"no conformance peers for backend {backend!r}")
 
 
