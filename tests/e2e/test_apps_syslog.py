@@ -5,7 +5,10 @@ every message must appear in the file, parsed."""
 from __future__ import annotations
 
 import json
+import re
+import signal
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from ..conftest import capsock_command, capsock_env
 from .apps import port_of, run_tool
 from .helpers import Running
 
@@ -119,3 +123,36 @@ def test_not_syslog_is_kept_whole(syslog: Syslog) -> None:
         sock.sendto(text.encode(), ("127.0.0.1", syslog.udp))
     [record] = syslog.wait_for(text)
     assert record["format"] == "unknown" and record["msg"] == text
+
+
+def test_serve_shares_udpbind_between_instances(guests: dict[str, Path], tmp_path: Path) -> None:
+    """`capsock serve` hands every instance the --udpbind socket too; all
+    messages land (each in one instance) and SIGTERM ends them all."""
+    proc = subprocess.Popen(capsock_command(
+        "serve", "--instances", "2", "--mode", "process", "--grace", "10",
+        "--udpbind", "127.0.0.1:0", "--tcplisten", "127.0.0.1:0",
+        "--dir", f"{tmp_path}::/data", str(guests["syslog"])),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=capsock_env())
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", first)]
+        assert len(ports) == 2, first
+        tcp, udp = ports  # listeners first, then UDP sockets
+        log = Syslog(udp, tcp, tmp_path / "syslog.jsonl")
+        time.sleep(1.0)  # both instances started
+        tag = uuid.uuid4().hex
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for i in range(40):
+                sock.sendto(f"<14>1 - h app - - - {tag} {i}".encode(), ("127.0.0.1", udp))
+                time.sleep(0.005)
+        records = log.wait_for(tag, count=40)
+        assert sorted(int(r["msg"].split()[-1]) for r in records) == list(range(40))
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "0 socket(s) still open" in err

@@ -19,6 +19,12 @@ from .resolvers import SystemResolver
 
 T = TypeVar("T")
 
+
+
+def _shut_down_error() -> NetError:
+    """A UDP receive on a socket the host shut down."""
+    return NetError(ErrorCode.CONNECTION_ABORTED, "the host shut this socket down")
+
 #: Option names of the contract -> (level, optname) of `setsockopt`.
 OPTIONS: dict[str, tuple[int, int]] = {
     "keep-alive": (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
@@ -170,8 +176,25 @@ class OsDatagramSocket:
 
     def receive(self, max_len: int, peek: bool) -> tuple[bytes, SocketAddress]:
         flags = socket.MSG_PEEK if peek else 0
-        data, sender = _os_call(lambda: self._sock.recvfrom(min(max_len, MAX_DATAGRAM), flags))
+        try:
+            data, sender = self._sock.recvfrom(min(max_len, MAX_DATAGRAM), flags)
+        except OSError as error:
+            if isinstance(error, (BlockingIOError, TimeoutError)) and self._shut_down():
+                raise _shut_down_error() from error
+            raise net_error(error) from error
+        if sender is None:  # a blocking receive on a shut-down socket returns at once
+            raise _shut_down_error()
         return data, SocketAddress.from_os(sender)
+
+    def _shut_down(self) -> bool:
+        """Whether the socket was `shutdown(2)` (by `capsock serve` at a
+        graceful stop). Linux then reports it readable, yet every receive
+        would block: without this check a guest waiting for datagrams would
+        spin forever instead of learning that the socket is gone."""
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN)
+        hangup = select.POLLHUP | getattr(select, "POLLRDHUP", 0)
+        return any(events & hangup for _fd, events in poller.poll(0))
 
     def local_address(self) -> SocketAddress:
         return SocketAddress.from_os(_os_call(self._sock.getsockname))

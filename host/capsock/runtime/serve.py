@@ -4,7 +4,8 @@ The listening sockets are opened once, here; every instance gets its own
 duplicate (`dup`) of each, so all instances accept from the same kernel
 queue and each instance's teardown closes only its own descriptor.
 `--udpbind` sockets are shared the same way: each datagram reaches one
-instance.
+instance; at a graceful stop they are shut down too, and a guest's UDP
+`receive` then fails with `connection-aborted` (see the OS backend).
 
 Instances run as threads (one process, one compiled component, one GIL)
 or as forked processes (one GIL each). On two cores, processes scale and
