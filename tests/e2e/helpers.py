@@ -27,6 +27,17 @@ class Running:
         self.process = subprocess.Popen(capsock_command(*args), stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=capsock_env())
         self.lines: list[str] = []
+        # stderr is drained by a thread so the guest never blocks on a full
+        # pipe; stdout is only ever read through one buffered file object
+        # (mixing it with communicate() loses lines already buffered).
+        self._stderr: list[str] = []
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._stderr.append(line)
 
     def wait_for(self, prefix: str, timeout: float = TIMEOUT) -> str:
         """The first stdout line starting with `prefix`."""
@@ -35,21 +46,26 @@ class Running:
         while time.monotonic() < deadline:
             line = stdout.readline()
             if not line:
+                self._drain.join(timeout=5)
                 raise AssertionError(f"capsock exited before {prefix!r}: "
-                                     f"{self.lines} {self.process.stderr.read()}")  # type: ignore[union-attr]
+                                     f"{self.lines} {''.join(self._stderr)}")
             self.lines.append(line.rstrip("\n"))
             if line.startswith(prefix):
                 return line.rstrip("\n")
         raise AssertionError(f"no {prefix!r} within {timeout}s: {self.lines}")
 
     def finish(self, timeout: float = TIMEOUT) -> tuple[int, str, str]:
-        out, err = self.process.communicate(timeout=timeout)
-        return self.process.returncode, out, err
+        """Wait for exit; the rest of stdout, and all of stderr."""
+        code = self.process.wait(timeout=timeout)
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()
+        self._drain.join(timeout=10)
+        return code, out, "".join(self._stderr)
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-            self.process.communicate(timeout=10)
+            self.process.wait(timeout=10)
 
 
 @dataclass
