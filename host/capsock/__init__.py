@@ -27,12 +27,14 @@ from .backends import (
 )
 from .core.audit import AuditLog
 from .core.context import Preopen
+from .core.limits import Limits
 from .errors import ErrorCode, NetError
 from .policy import Policy, PolicyError
 from .runtime import Host, RunError, TcpListenSpec, UdpBindSpec
 
 __all__ = ["AuditLog", "Backend", "DatagramSocket", "DictResolver", "DnsResolver", "ErrorCode",
-           "Host", "IPAddress", "MemoryBackend", "MemoryResolver", "NetError", "OsBackend",
+           "Host", "IPAddress", "Limits", "MemoryBackend", "MemoryResolver", "NetError",
+           "OsBackend",
            "Policy", "PolicyError", "Preopen", "Resolver", "RunError", "SocketAddress",
            "StreamSocket", "SystemResolver", "TcpListenSpec", "UdpBindSpec", "VirtualConnection",
            "VirtualDatagram", "VirtualListener", "VirtualNetwork"]

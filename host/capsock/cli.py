@@ -16,6 +16,7 @@ from .backends.memory import MemoryBackend, VirtualNetwork
 from .backends.os import OsBackend
 from .backends.resolvers import DnsResolver
 from .core.audit import AuditLog
+from .core.limits import Limits
 from .policy import Policy, PolicyError
 from .runtime import DirSpec, Host, RunError, TcpListenSpec, UdpBindSpec
 from .runtime.serve import Server
@@ -196,6 +197,38 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                             "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
     group.add_argument("-v", "--verbose", action="store_true",
                        help="log every denied operation to stderr")
+    limits = parser.add_argument_group(
+        "per-instance limits",
+        "quotas refuse with limit-reached and an audit line; caps shrink a request")
+    defaults = Limits()
+    for flag, name, kind, text in _LIMIT_FLAGS:
+        limits.add_argument(flag, dest=f"limit_{name}", type=kind, default=getattr(defaults, name),
+                            metavar="N", help=f"{text} (default: %(default)s)")
+
+
+#: (flag, Limits field, type, help) of every `--max-*` flag.
+_LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
+    ("--max-sockets", "max_sockets", int, "sockets a guest may hold open (quota)"),
+    ("--max-backlog", "max_backlog", int, "largest listen backlog (cap)"),
+    ("--max-io-bytes", "max_io_bytes", int, "bytes per receive or send call (cap)"),
+    ("--max-buffer-bytes", "max_buffer_bytes", int,
+     "largest socket send/receive buffer a guest may set (cap)"),
+    ("--max-pollables", "max_pollables", int, "pollables per poll call (quota)"),
+    ("--max-datagram", "max_datagram", int, "largest UDP payload (datagram-too-large beyond)"),
+    ("--max-resolves-per-second", "resolves_per_second", float,
+     "name resolutions per second, bursts up to one second's worth (quota)"),
+]
+
+
+def limits_from_args(args: argparse.Namespace) -> Limits:
+    """The `--max-*` flags as Limits; a bad value names its flag."""
+    values = {name: getattr(args, f"limit_{name}", getattr(Limits(), name))
+              for _, name, _, _ in _LIMIT_FLAGS}
+    try:
+        return Limits(**values)
+    except ValueError as error:
+        flag = next((f for f, name, _, _ in _LIMIT_FLAGS if str(error).startswith(name)), "--max-*")
+        raise ConfigError(f"invalid {flag}: {error}") from None
 
 
 class ConfigError(Exception):
@@ -208,6 +241,7 @@ def host_from_args(args: argparse.Namespace) -> Host:
         policy = policy_from_args(args)
     except PolicyError as error:
         raise ConfigError(str(error)) from None
+    limits = limits_from_args(args)
     listens = []
     for text in args.tcplisten:
         try:
@@ -259,7 +293,7 @@ def host_from_args(args: argparse.Namespace) -> Host:
     return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
                 resolver=resolver, backend=backend, peer_address=args.peer_address,
                 audit_log=audit,
-                dirs=dirs)
+                dirs=dirs, limits=limits)
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:

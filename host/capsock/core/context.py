@@ -15,6 +15,7 @@ from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Decision, Direction, Policy
 from .audit import AuditLog
+from .limits import Limits, TokenBucket
 
 log = logging.getLogger("capsock")
 
@@ -63,6 +64,37 @@ class InstanceContext:
     hide_peers: bool = False
     audit: AuditLog | None = None
     instance_id: str = field(default_factory=new_instance_id)
+    #: What this instance may take from the host (core/limits.py).
+    limits: Limits = field(default_factory=Limits)
+    #: Sockets the guest holds now (counted against `limits.max_sockets`).
+    open_sockets: int = 0
+
+    def __post_init__(self) -> None:
+        self.resolve_bucket = TokenBucket(self.limits.resolves_per_second)
+
+    def limit_reached(self, operation: str, protocol: str, target: str, name: str) -> NetError:
+        """Audit a refused request and return the `limit-reached` error.
+
+        The audit line (operation ``limit``) lets an operator tell a guest
+        hitting its limits from one denied by the policy.
+        """
+        value = getattr(self.limits, name)
+        self.record("limit", protocol, f"{operation} {target}",
+                    Decision(False, f"limit {name}={value}"))
+        return NetError(ErrorCode.LIMIT_REACHED, f"{operation}: {name}={value} reached")
+
+    def acquire_socket(self, operation: str, protocol: str) -> None:
+        """Count one more open socket, or refuse (before any syscall)."""
+        with self.lock:
+            if self.open_sockets < self.limits.max_sockets:
+                self.open_sockets += 1
+                return
+        raise self.limit_reached(operation, protocol, "socket", "max_sockets")
+
+    def release_socket(self) -> None:
+        """A counted socket was closed."""
+        with self.lock:
+            self.open_sockets = max(0, self.open_sockets - 1)
 
     def check(self, policy: Policy, direction: Direction, protocol: str,
               address: SocketAddress, operation: str | None = None) -> Decision:

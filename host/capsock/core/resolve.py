@@ -61,6 +61,11 @@ class NameResolver:
         self.context.record("resolve", "dns", normalized, decision)
         if not decision.allowed:
             raise NetError(ErrorCode.ACCESS_DENIED, f"resolve {normalized}")
+        # After the policy (a denied name costs nothing and stays
+        # `access-denied`), before the resolver sends any query.
+        if not self.context.resolve_bucket.take():
+            raise self.context.limit_reached("resolve", "dns", normalized,
+                                             "resolves_per_second")
         backend = self.context.resolver
         if backend is None:
             raise NetError(ErrorCode.NOT_SUPPORTED, "this host has no resolver")

@@ -26,10 +26,6 @@ from ..errors import ErrorCode, NetError
 from ..policy import Direction, Policy
 from .context import InstanceContext
 
-#: The most bytes one receive returns, whatever the guest asks for.
-MAX_RECEIVE = 1 << 20
-#: The backlog a listen is capped at.
-MAX_BACKLOG = 1024
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
@@ -55,6 +51,29 @@ def check_remote(address: SocketAddress, ipv6: bool) -> None:
         raise NetError(ErrorCode.INVALID_ARGUMENT, f"cannot connect to {address}")
 
 
+def cap_option(context: InstanceContext, name: str, value: int) -> int:
+    """Validate an option value; cap buffer sizes at `max_buffer_bytes`."""
+    if name in ("hop-limit", "receive-buffer-size", "send-buffer-size") and value <= 0:
+        raise NetError(ErrorCode.INVALID_ARGUMENT, f"{name} must be positive")
+    if name in ("receive-buffer-size", "send-buffer-size"):
+        return min(value, context.limits.max_buffer_bytes)
+    return value
+
+
+def open_tcp(context: InstanceContext, policy: Policy, ipv6: bool) -> TcpSocket:
+    """A new guest socket, counted against `max_sockets` before the backend
+    makes it."""
+    context.acquire_socket("create", "tcp")
+    try:
+        sock = context.backend.tcp_socket(ipv6)
+    except BaseException:
+        context.release_socket()
+        raise
+    core = TcpSocket(context, policy, sock, ipv6)
+    core.counted = True
+    return core
+
+
 def check_family(address: SocketAddress, ipv6: bool) -> None:
     if address.is_ipv6 != ipv6:
         raise NetError(ErrorCode.INVALID_ARGUMENT, "address family does not match the socket's")
@@ -78,6 +97,9 @@ class TcpSocket:
         #: `--peer-address=hidden` (a socket the guest connected itself
         #: already knows its peer, so hiding it there would protect nothing).
         self.accepted = False
+        #: Counted in `context.open_sockets` (created or accepted by the
+        #: guest; pre-opens are the operator's and are not counted).
+        self.counted = False
 
     def _require(self, operation: str, *states: TcpState) -> None:
         if self.state not in states:
@@ -95,14 +117,22 @@ class TcpSocket:
         if self.state is TcpState.UNBOUND:
             unspecified = ipaddress.ip_address("::" if self.ipv6 else "0.0.0.0")
             self.bind(SocketAddress(unspecified, 0))
-        self.sock.listen(max(1, min(backlog, MAX_BACKLOG)))
+        self.sock.listen(max(1, min(backlog, self.context.limits.max_backlog)))
         self.state = TcpState.LISTENING
 
     def accept(self) -> tuple[TcpSocket, SocketAddress]:
         self._require("accept", TcpState.LISTENING)
-        conn, peer = self.sock.accept()
+        # Refused before accept(): the connection stays queued, the host
+        # holds no new descriptor for a guest over its quota.
+        self.context.acquire_socket("accept", "tcp")
+        try:
+            conn, peer = self.sock.accept()
+        except BaseException:
+            self.context.release_socket()
+            raise
         child = TcpSocket(self.context, self.policy, conn, self.ipv6, TcpState.CONNECTED)
         child.accepted = True
+        child.counted = True
         return child, self.context.peer(peer)
 
     def connect(self, address: SocketAddress) -> None:
@@ -143,13 +173,14 @@ class TcpSocket:
         self._require("receive", TcpState.CONNECTED)
         if max_len == 0:
             return b""
-        return self.sock.receive(min(max_len, MAX_RECEIVE), peek)
+        return self.sock.receive(min(max_len, self.context.limits.max_io_bytes), peek)
 
     def send(self, data: bytes) -> int:
         self._require("send", TcpState.CONNECTED)
         if self.send_closed:
             raise NetError(ErrorCode.INVALID_STATE, "send after shutdown(send)")
-        return self.sock.send(data)
+        # A partial send is what send() may do anyway: the guest loops.
+        return self.sock.send(data[:self.context.limits.max_io_bytes])
 
     def shutdown(self, receive: bool, send: bool) -> None:
         self._require("shutdown", TcpState.CONNECTED)
@@ -189,11 +220,14 @@ class TcpSocket:
     def set_option(self, name: str, value: int) -> None:
         if name == "reuse-address" and self.state is not TcpState.UNBOUND:
             raise _invalid_state("set-reuse-address", self.state)
-        if name in ("hop-limit", "receive-buffer-size", "send-buffer-size") and value <= 0:
-            raise NetError(ErrorCode.INVALID_ARGUMENT, f"{name} must be positive")
-        self.sock.set_option(name, value)
+        self.sock.set_option(name, cap_option(self.context, name, value))
 
     def close(self) -> None:
         if self.state is not TcpState.CLOSED:
             self.state = TcpState.CLOSED
-            self.sock.close()
+            try:
+                self.sock.close()
+            finally:
+                if self.counted:
+                    self.counted = False
+                    self.context.release_socket()

@@ -40,9 +40,10 @@ from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Decision, Direction, Policy
 from .context import InstanceContext
-from .tcp import check_family
+from .tcp import cap_option, check_family
 
-#: The largest payload one datagram can carry (IPv4 and IPv6 without jumbograms).
+#: The largest payload one datagram can carry (IPv4 and IPv6 without
+#: jumbograms); `Limits.max_datagram` may lower it per instance.
 MAX_DATAGRAM = 65535
 #: How many recent senders a socket may reply to without an outbound rule.
 MAX_REPLY_PEERS = 1024
@@ -57,6 +58,20 @@ class UdpState(enum.Enum):
 
 def _invalid_state(operation: str, state: UdpState) -> NetError:
     return NetError(ErrorCode.INVALID_STATE, f"{operation} on a {state.value} udp socket")
+
+
+def open_udp(context: InstanceContext, policy: Policy, ipv6: bool) -> UdpSocket:
+    """A new guest socket, counted against `max_sockets` before the backend
+    makes it."""
+    context.acquire_socket("create", "udp")
+    try:
+        sock = context.backend.udp_socket(ipv6)
+    except BaseException:
+        context.release_socket()
+        raise
+    core = UdpSocket(context, policy, sock, ipv6)
+    core.counted = True
+    return core
 
 
 def check_destination(address: SocketAddress, ipv6: bool) -> None:
@@ -88,6 +103,8 @@ class UdpSocket:
         self._audited_senders: set[SocketAddress] = set()
         #: Recent senders of accepted datagrams: replies to them are allowed.
         self._reply_peers: OrderedDict[tuple[IPAddress, int], None] = OrderedDict()
+        #: Counted in `context.open_sockets` (see `open_udp`).
+        self.counted = False
 
     def _require(self, operation: str, *states: UdpState) -> None:
         if self.state not in states:
@@ -125,7 +142,7 @@ class UdpSocket:
 
     def send(self, data: bytes, address: SocketAddress | None) -> int:
         self._require("send", UdpState.UNBOUND, UdpState.BOUND, UdpState.CONNECTED)
-        if len(data) > MAX_DATAGRAM:
+        if len(data) > self.context.limits.max_datagram:
             raise NetError(ErrorCode.DATAGRAM_TOO_LARGE, f"{len(data)} bytes")
         if self.state is UdpState.CONNECTED:
             if address is not None and address != self.peer:
@@ -150,7 +167,7 @@ class UdpSocket:
         (within the blocking mode and timeout), never shown to the guest.
         """
         self._require("receive", UdpState.BOUND, UdpState.CONNECTED)
-        size = max(0, min(max_len, MAX_DATAGRAM))
+        size = max(0, min(max_len, self.context.limits.max_datagram))
         deadline = None
         if self.blocking and self.timeout is not None:
             deadline = time.monotonic() + self.timeout
@@ -237,14 +254,18 @@ class UdpSocket:
     def set_option(self, name: str, value: int) -> None:
         if name == "reuse-address" and self.state is not UdpState.UNBOUND:
             raise _invalid_state("set-reuse-address", self.state)
-        if name in ("hop-limit", "receive-buffer-size", "send-buffer-size") and value <= 0:
-            raise NetError(ErrorCode.INVALID_ARGUMENT, f"{name} must be positive")
-        self.sock.set_option(name, value)
+        self.sock.set_option(name, cap_option(self.context, name, value))
 
     def close(self) -> None:
         if self.state is not UdpState.CLOSED:
             self.state = UdpState.CLOSED
-            self.sock.close()
+            try:
+                self.sock.close()
+            finally:
+                if self.counted:
+                    self.counted = False
+                    self.context.release_socket()
 
 
-__all__ = ["MAX_DATAGRAM", "MAX_REPLY_PEERS", "UdpSocket", "UdpState", "check_destination"]
+__all__ = ["MAX_DATAGRAM", "MAX_REPLY_PEERS", "UdpSocket", "UdpState", "check_destination",
+           "open_udp"]

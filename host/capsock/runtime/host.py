@@ -25,6 +25,7 @@ from ..binding.interfaces import interfaces_for
 from ..binding.registrar import link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
+from ..core.limits import Limits
 from ..errors import NetError
 from ..policy import Policy
 from .cache import load_component
@@ -126,6 +127,8 @@ class Host:
     audit_log: AuditLog | None = None
     #: `--dir`: host directories pre-opened for the guest's WASI filesystem.
     dirs: Sequence[DirSpec] = ()
+    #: Per-instance limits (`--max-*`): each instance gets its own quotas.
+    limits: Limits = field(default_factory=Limits)
 
     def new_context(self, preopens: list[Preopen] | None = None) -> InstanceContext:
         """A fresh instance context with this host's pre-opens opened
@@ -134,7 +137,7 @@ class Host:
         if preopens is not None:
             return InstanceContext(self.policy, self.backend, preopens, resolver=resolver,
                                    hide_peers=self.peer_address == "hidden",
-                                   audit=self.audit_log)
+                                   audit=self.audit_log, limits=self.limits)
         preopens = []
         try:
             for spec in self.tcp_listen:
@@ -146,7 +149,8 @@ class Host:
                 preopen.socket.close()
             raise
         return InstanceContext(self.policy, self.backend, preopens, resolver=resolver,
-                               hide_peers=self.peer_address == "hidden", audit=self.audit_log)
+                               hide_peers=self.peer_address == "hidden", audit=self.audit_log,
+                               limits=self.limits)
 
     def run(self, path: str | Path, args: Sequence[str] = (), *,
             env: Sequence[tuple[str, str]] = (),

@@ -9,9 +9,6 @@ from ...core.context import InstanceContext, Preopen
 from ...errors import ErrorCode, NetError
 from ..wit_values import duration_to_seconds
 
-#: The most pollables one `poll` call may wait on.
-MAX_POLLABLES = 4096
-
 
 class PreopenedSocket:
     """`resource socket`: a pre-open not yet turned into a typed socket."""
@@ -82,8 +79,9 @@ class Socket:
     def poll(self, ids: list[int], timeout: int | None) -> list[int]:
         if not ids:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "poll needs at least one pollable")
-        if len(ids) > MAX_POLLABLES:
-            raise NetError(ErrorCode.LIMIT_REACHED, f"more than {MAX_POLLABLES} pollables")
+        if len(ids) > self.context.limits.max_pollables:
+            raise self.context.limit_reached("poll", "socket", f"{len(ids)} pollables",
+                                             "max_pollables")
         live = self.context.pollables
         try:
             pollables = [live[i] for i in ids]

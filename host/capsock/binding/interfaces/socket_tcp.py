@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from ...backends.base import StreamSocket
 from ...core.context import InstanceContext
-from ...core.tcp import TcpSocket, TcpState
+from ...core.tcp import TcpSocket, TcpState, open_tcp
 from ...errors import ErrorCode, NetError
 from ...policy import Policy
 from ..codec import Case
@@ -24,8 +24,7 @@ class TcpCapableNetwork:
 
     def create_tcp_socket(self, family: str) -> TcpSocketResource:
         ipv6 = family_is_ipv6(family)
-        sock = self.context.backend.tcp_socket(ipv6)
-        return TcpSocketResource(TcpSocket(self.context, self.policy, sock, ipv6))
+        return TcpSocketResource(open_tcp(self.context, self.policy, ipv6))
 
     def restrict(self, rules: list[str]) -> TcpCapableNetwork:
         narrower = self.policy.restrict(parse_restriction(rules, "tcp"))
@@ -106,13 +105,13 @@ class TcpSocketResource:
         return self.core.get_option("receive-buffer-size")
 
     def set_receive_buffer_size(self, value: int) -> None:
-        self.core.set_option("receive-buffer-size", min(value, 1 << 30))
+        self.core.set_option("receive-buffer-size", value)
 
     def send_buffer_size(self) -> int:
         return self.core.get_option("send-buffer-size")
 
     def set_send_buffer_size(self, value: int) -> None:
-        self.core.set_option("send-buffer-size", min(value, 1 << 30))
+        self.core.set_option("send-buffer-size", value)
 
     def reuse_address(self) -> bool:
         return bool(self.core.get_option("reuse-address"))

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from ...backends.base import DatagramSocket
 from ...core.context import InstanceContext
-from ...core.udp import UdpSocket, UdpState
+from ...core.udp import UdpSocket, UdpState, open_udp
 from ...errors import ErrorCode, NetError
 from ...policy import Policy
 from ..codec import Case
@@ -24,8 +24,7 @@ class UdpCapableNetwork:
 
     def create_udp_socket(self, family: str) -> UdpSocketResource:
         ipv6 = family_is_ipv6(family)
-        sock = self.context.backend.udp_socket(ipv6)
-        return UdpSocketResource(UdpSocket(self.context, self.policy, sock, ipv6))
+        return UdpSocketResource(open_udp(self.context, self.policy, ipv6))
 
     def restrict(self, rules: list[str]) -> UdpCapableNetwork:
         narrower = self.policy.restrict(parse_restriction(rules, "udp"))
@@ -87,13 +86,13 @@ class UdpSocketResource:
         return self.core.get_option("receive-buffer-size")
 
     def set_receive_buffer_size(self, value: int) -> None:
-        self.core.set_option("receive-buffer-size", min(value, 1 << 30))
+        self.core.set_option("receive-buffer-size", value)
 
     def send_buffer_size(self) -> int:
         return self.core.get_option("send-buffer-size")
 
     def set_send_buffer_size(self, value: int) -> None:
-        self.core.set_option("send-buffer-size", min(value, 1 << 30))
+        self.core.set_option("send-buffer-size", value)
 
     def reuse_address(self) -> bool:
         return bool(self.core.get_option("reuse-address"))

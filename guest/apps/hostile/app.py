@@ -1,0 +1,227 @@
+"""A guest that misbehaves on purpose, for the limits and teardown tests.
+
+    hostile hold tcp|udp N             create N sockets and keep them all;
+                                       print "held K" then "result: CODE"
+                                       for the call that failed (if any)
+    hostile accept-at-limit HOST:PORT  listen on HOST:PORT, connect to it,
+                                       accept: "result: ..." of the accept
+    hostile receive TARGET SEND ASK    connect, send SEND bytes, receive(ASK)
+                                       once: "received K"
+    hostile send TARGET N              connect, one send of N bytes: "sent K"
+    hostile poll-many TARGET N         N pollables of one socket in one poll
+    hostile buffer tcp|udp N           set-receive-buffer-size(N), print the
+                                       value read back: "buffer K"
+    hostile crash raise|exit|trap TARGET [N]
+                                       connect to TARGET, send a line,
+                                       subscribe, then fail without closing:
+                                       an exception, exit(3), or a real trap
+                                       (use of a dropped handle); with N, first
+                                       open N more sockets (a listener, UDP)
+    hostile drop-order TARGET LOCAL    drop handles in hostile orders (network
+                                       before its sockets, listener before its
+                                       accepted child, socket before its
+                                       pollable, pollable after the socket),
+                                       printing "step NAME: RESULT"
+
+Raw WIT bindings (like the conformance guest), so nothing in the guest
+library tidies up behind the test's back.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from componentize_py_types import Err
+from wit_world.imports import socket as wsocket
+from wit_world.imports import socket_tcp as wtcp
+from wit_world.imports import socket_udp as wudp
+
+import capsock_guest as cg
+
+V4 = wsocket.IpAddressFamily.IPV4
+HELD: list[Any] = []  # keeps handles alive until the process ends
+
+
+def code(error: Err[Any]) -> str:
+    return str(error.value.name).lower().replace("_", "-")
+
+
+def addr(text: str) -> Any:
+    return cg.to_wit(cg.parse_address(text))
+
+
+def step(name: str, action: Callable[[], object]) -> object:
+    try:
+        value = action()
+    except Err as error:
+        print(f"step {name}: {code(error)}", flush=True)
+        return None
+    print(f"step {name}: ok", flush=True)
+    return value
+
+
+def tcp_network() -> wtcp.TcpCapableNetwork:
+    network = wtcp.network()
+    assert network is not None, "no TCP capability"
+    return network
+
+
+def connected(target: str) -> wtcp.TcpSocket:
+    sock = tcp_network().create_tcp_socket(V4)
+    sock.connect(addr(target))
+    return sock
+
+
+def hold(protocol: str, count: str) -> int:
+    create: Callable[[], Any]
+    if protocol == "tcp":
+        create = lambda: tcp_network().create_tcp_socket(V4)  # noqa: E731
+    else:
+        network = wudp.network()
+        assert network is not None
+        create = lambda: network.create_udp_socket(V4)  # noqa: E731
+    try:
+        for _ in range(int(count)):
+            HELD.append(create())
+    except Err as error:
+        print(f"held {len(HELD)}", flush=True)
+        print(f"result: {code(error)}", flush=True)
+        return 0
+    print(f"held {len(HELD)}", flush=True)
+    return 0
+
+
+def accept_at_limit(local: str) -> int:
+    listener = tcp_network().create_tcp_socket(V4)
+    listener.bind(addr(local))
+    listener.listen(8)
+    client = tcp_network().create_tcp_socket(V4)
+    client.connect(listener.local_address())
+    HELD.extend([listener, client])
+    try:
+        HELD.append(listener.accept())
+    except Err as error:
+        print(f"result: {code(error)}", flush=True)
+        return 0
+    print("result: ok", flush=True)
+    return 0
+
+
+def receive(target: str, send: str, ask: str) -> int:
+    sock = connected(target)
+    data = b"x" * int(send)
+    sent = 0
+    while sent < len(data):
+        sent += sock.send(data[sent:])
+    poll = sock.subscribe(wtcp.Readiness.READABLE)
+    wsocket.poll([poll.id()], 5_000_000_000)
+    print(f"received {len(sock.receive(int(ask)))}", flush=True)
+    return 0
+
+
+def send(target: str, count: str) -> int:
+    print(f"sent {connected(target).send(b'y' * int(count))}", flush=True)
+    return 0
+
+
+def poll_many(target: str, count: str) -> int:
+    sock = connected(target)
+    pollables = [sock.subscribe(wtcp.Readiness.WRITABLE) for _ in range(int(count))]
+    try:
+        ready = wsocket.poll([p.id() for p in pollables], 1_000_000_000)
+    except Err as error:
+        print(f"result: {code(error)}", flush=True)
+        return 0
+    print(f"result: ok {len(ready)}", flush=True)
+    return 0
+
+
+def buffer(protocol: str, size: str) -> int:
+    sock: Any
+    if protocol == "tcp":
+        sock = tcp_network().create_tcp_socket(V4)
+    else:
+        network = wudp.network()
+        assert network is not None
+        sock = network.create_udp_socket(V4)
+    sock.set_receive_buffer_size(int(size))
+    print(f"buffer {sock.receive_buffer_size()}", flush=True)
+    return 0
+
+
+def crash(how: str, target: str, extra: str = "0") -> int:
+    sock = connected(target)
+    sock.send(b"half a request\n")
+    HELD.append(sock.subscribe(wtcp.Readiness.READABLE))
+    HELD.append(sock)
+    for _ in range(int(extra)):
+        listener = tcp_network().create_tcp_socket(V4)
+        listener.listen(4)
+        HELD.append(listener)
+        network = wudp.network()
+        if network is not None:
+            HELD.append(network.create_udp_socket(V4))
+    if how == "exit":
+        sys.exit(3)
+    if how == "trap":
+        dead = tcp_network().create_tcp_socket(V4)
+        dead.__exit__(None, None, None)
+        dead.address_family()  # a dropped handle: the component model traps
+    raise RuntimeError("the guest gives up mid-connection")
+
+
+def drop_order(target: str, local: str) -> int:
+    network = tcp_network()
+    orphan = network.create_tcp_socket(V4)
+    network.__exit__(None, None, None)
+    step("socket-after-network-dropped", lambda: orphan.connect(addr(target)))
+    step("send-after-network-dropped", lambda: orphan.send(b"still mine\n"))
+
+    listener = tcp_network().create_tcp_socket(V4)
+    listener.bind(addr(local))
+    listener.listen(4)
+    client = tcp_network().create_tcp_socket(V4)
+    client.connect(listener.local_address())
+    child, _ = listener.accept()
+    listener.__exit__(None, None, None)
+    step("child-after-listener-dropped", lambda: child.send(b"hello"))
+    step("child-receive", lambda: client.receive(5))
+
+    pollable = child.subscribe(wtcp.Readiness.READABLE)
+    ident = pollable.id()
+    child.__exit__(None, None, None)
+    step("poll-after-socket-dropped", lambda: wsocket.poll([ident], 0))
+    pollable.__exit__(None, None, None)
+    step("poll-after-pollable-dropped", lambda: wsocket.poll([ident], 0))
+
+    pending = tcp_network().create_tcp_socket(V4)
+    pending.bind(addr(local.rsplit(":", 1)[0] + ":0"))
+    pending.listen(4)
+    pending.set_blocking(False)
+    step("accept-nothing-pending", lambda: pending.accept())
+    late = tcp_network().create_tcp_socket(V4)
+    late.connect(pending.local_address())
+    pending.__exit__(None, None, None)  # dropped with a connection queued
+    step("peer-of-dropped-listener", lambda: late.send(b"x"))
+    client.__exit__(None, None, None)
+    orphan.__exit__(None, None, None)
+    print("done", flush=True)
+    return 0
+
+
+COMMANDS: dict[str, Callable[..., int]] = {
+    "hold": hold, "accept-at-limit": accept_at_limit, "receive": receive, "send": send,
+    "poll-many": poll_many, "buffer": buffer, "crash": crash, "drop-order": drop_order,
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]](*argv[1:])
+
+
+Run = cg.run_main(main)
