@@ -24,6 +24,7 @@ from ..addresses import SocketAddress
 from ..backends.base import StreamSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Direction, Policy
+from .common import SocketCore
 from .context import InstanceContext
 
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
@@ -51,15 +52,6 @@ def check_remote(address: SocketAddress, ipv6: bool) -> None:
         raise NetError(ErrorCode.INVALID_ARGUMENT, f"cannot connect to {address}")
 
 
-def cap_option(context: InstanceContext, name: str, value: int) -> int:
-    """Validate an option value; cap buffer sizes at `max_buffer_bytes`."""
-    if name in ("hop-limit", "receive-buffer-size", "send-buffer-size") and value <= 0:
-        raise NetError(ErrorCode.INVALID_ARGUMENT, f"{name} must be positive")
-    if name in ("receive-buffer-size", "send-buffer-size"):
-        return min(value, context.limits.max_buffer_bytes)
-    return value
-
-
 def open_tcp(context: InstanceContext, policy: Policy, ipv6: bool) -> TcpSocket:
     """A new guest socket, counted against `max_sockets` before the backend
     makes it."""
@@ -79,14 +71,14 @@ def check_family(address: SocketAddress, ipv6: bool) -> None:
         raise NetError(ErrorCode.INVALID_ARGUMENT, "address family does not match the socket's")
 
 
-class TcpSocket:
+class TcpSocket(SocketCore):
     """A guest's TCP socket: state, policy, and the backend socket."""
 
     def __init__(self, context: InstanceContext, policy: Policy, sock: StreamSocket,
                  ipv6: bool, state: TcpState = TcpState.UNBOUND) -> None:
         self.context = context
         self.policy = policy
-        self.sock = sock
+        self.sock: StreamSocket = sock
         self.ipv6 = ipv6
         self.state = state
         self.send_closed = False
@@ -197,37 +189,3 @@ class TcpSocket:
         self._require("remote-address", TcpState.CONNECTED)
         peer = self.sock.remote_address()
         return self.context.peer(peer) if self.accepted else peer
-
-    def set_blocking(self, blocking: bool) -> None:
-        self.blocking = blocking
-        self._apply_timeout()
-
-    def set_timeout(self, seconds: float | None) -> None:
-        if seconds is not None and seconds <= 0:
-            raise NetError(ErrorCode.INVALID_ARGUMENT, "timeout must be positive")
-        self.timeout = seconds
-        self._apply_timeout()
-
-    def _apply_timeout(self) -> None:
-        if not self.blocking:
-            self.sock.set_blocking(False)
-        else:
-            self.sock.set_timeout(self.timeout)
-
-    def get_option(self, name: str) -> int:
-        return self.sock.get_option(name)
-
-    def set_option(self, name: str, value: int) -> None:
-        if name == "reuse-address" and self.state is not TcpState.UNBOUND:
-            raise _invalid_state("set-reuse-address", self.state)
-        self.sock.set_option(name, cap_option(self.context, name, value))
-
-    def close(self) -> None:
-        if self.state is not TcpState.CLOSED:
-            self.state = TcpState.CLOSED
-            try:
-                self.sock.close()
-            finally:
-                if self.counted:
-                    self.counted = False
-                    self.context.release_socket()

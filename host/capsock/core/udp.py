@@ -39,8 +39,9 @@ from ..addresses import IPAddress, SocketAddress
 from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Decision, Direction, Policy
+from .common import SocketCore
 from .context import InstanceContext
-from .tcp import cap_option, check_family
+from .tcp import check_family
 
 #: The largest payload one datagram can carry (IPv4 and IPv6 without
 #: jumbograms); `Limits.max_datagram` may lower it per instance.
@@ -81,7 +82,7 @@ def check_destination(address: SocketAddress, ipv6: bool) -> None:
         raise NetError(ErrorCode.INVALID_ARGUMENT, f"cannot send to {address}")
 
 
-class UdpSocket:
+class UdpSocket(SocketCore):
     """A guest's UDP socket: state, policy, and the backend socket."""
 
     def __init__(self, context: InstanceContext, policy: Policy, sock: DatagramSocket,
@@ -89,7 +90,7 @@ class UdpSocket:
                  preopened: bool = False) -> None:
         self.context = context
         self.policy = policy
-        self.sock = sock
+        self.sock: DatagramSocket = sock
         self.ipv6 = ipv6
         self.state = state
         self.blocking = True
@@ -231,40 +232,6 @@ class UdpSocket:
     def remote_address(self) -> SocketAddress:
         self._require("remote-address", UdpState.CONNECTED)
         return self.sock.remote_address()
-
-    def set_blocking(self, blocking: bool) -> None:
-        self.blocking = blocking
-        self._apply_timeout()
-
-    def set_timeout(self, seconds: float | None) -> None:
-        if seconds is not None and seconds <= 0:
-            raise NetError(ErrorCode.INVALID_ARGUMENT, "timeout must be positive")
-        self.timeout = seconds
-        self._apply_timeout()
-
-    def _apply_timeout(self) -> None:
-        if not self.blocking:
-            self.sock.set_blocking(False)
-        else:
-            self.sock.set_timeout(self.timeout)
-
-    def get_option(self, name: str) -> int:
-        return self.sock.get_option(name)
-
-    def set_option(self, name: str, value: int) -> None:
-        if name == "reuse-address" and self.state is not UdpState.UNBOUND:
-            raise _invalid_state("set-reuse-address", self.state)
-        self.sock.set_option(name, cap_option(self.context, name, value))
-
-    def close(self) -> None:
-        if self.state is not UdpState.CLOSED:
-            self.state = UdpState.CLOSED
-            try:
-                self.sock.close()
-            finally:
-                if self.counted:
-                    self.counted = False
-                    self.context.release_socket()
 
 
 __all__ = ["MAX_DATAGRAM", "MAX_REPLY_PEERS", "UdpSocket", "UdpState", "check_destination",

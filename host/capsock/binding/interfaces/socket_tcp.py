@@ -11,8 +11,9 @@ from ...errors import ErrorCode, NetError
 from ...policy import Policy
 from ..codec import Case
 from ..restriction import parse_restriction
-from ..wit_values import address_from_wit, address_to_wit, duration_to_seconds, family_is_ipv6
-from .socket import Pollable, PreopenedSocket
+from ..wit_values import address_from_wit, address_to_wit, family_is_ipv6
+from .common import SocketResource
+from .socket import PreopenedSocket
 
 
 class TcpCapableNetwork:
@@ -31,11 +32,11 @@ class TcpCapableNetwork:
         return TcpCapableNetwork(self.context, narrower)
 
 
-class TcpSocketResource:
+class TcpSocketResource(SocketResource):
     """`resource tcp-socket`: WIT conversions around a core TcpSocket."""
 
     def __init__(self, core: TcpSocket) -> None:
-        self.core = core
+        self.core: TcpSocket = core
 
     def address_family(self) -> str:
         return "ipv6" if self.core.ipv6 else "ipv4"
@@ -74,15 +75,6 @@ class TcpSocketResource:
     def shutdown(self, shutdown_type: str) -> None:
         self.core.shutdown(shutdown_type in ("receive", "both"), shutdown_type in ("send", "both"))
 
-    def set_blocking(self, value: bool) -> None:
-        self.core.set_blocking(value)
-
-    def set_timeout(self, timeout: int | None) -> None:
-        self.core.set_timeout(duration_to_seconds(timeout))
-
-    def subscribe(self, readiness: str) -> Pollable:
-        return Pollable(self.core.context, self.core.sock, readable=readiness == "readable")
-
     def keep_alive_enabled(self) -> bool:
         return bool(self.core.get_option("keep-alive"))
 
@@ -100,27 +92,6 @@ class TcpSocketResource:
 
     def set_hop_limit(self, value: int) -> None:
         self.core.set_option("hop-limit", value)
-
-    def receive_buffer_size(self) -> int:
-        return self.core.get_option("receive-buffer-size")
-
-    def set_receive_buffer_size(self, value: int) -> None:
-        self.core.set_option("receive-buffer-size", value)
-
-    def send_buffer_size(self) -> int:
-        return self.core.get_option("send-buffer-size")
-
-    def set_send_buffer_size(self, value: int) -> None:
-        self.core.set_option("send-buffer-size", value)
-
-    def reuse_address(self) -> bool:
-        return bool(self.core.get_option("reuse-address"))
-
-    def set_reuse_address(self, value: bool) -> None:
-        self.core.set_option("reuse-address", int(value))
-
-    def drop(self) -> None:
-        self.core.close()
 
 
 class SocketTcp:

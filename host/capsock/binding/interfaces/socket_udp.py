@@ -11,8 +11,9 @@ from ...errors import ErrorCode, NetError
 from ...policy import Policy
 from ..codec import Case
 from ..restriction import parse_restriction
-from ..wit_values import address_from_wit, address_to_wit, duration_to_seconds, family_is_ipv6
-from .socket import Pollable, PreopenedSocket
+from ..wit_values import address_from_wit, address_to_wit, family_is_ipv6
+from .common import SocketResource
+from .socket import PreopenedSocket
 
 
 class UdpCapableNetwork:
@@ -31,11 +32,11 @@ class UdpCapableNetwork:
         return UdpCapableNetwork(self.context, narrower)
 
 
-class UdpSocketResource:
+class UdpSocketResource(SocketResource):
     """`resource udp-socket`: WIT conversions around a core UdpSocket."""
 
     def __init__(self, core: UdpSocket) -> None:
-        self.core = core
+        self.core: UdpSocket = core
 
     def address_family(self) -> str:
         return "ipv6" if self.core.ipv6 else "ipv4"
@@ -67,41 +68,11 @@ class UdpSocketResource:
         data, sender = self.core.receive(max_len, peek=True)
         return {"data": data, "remote-address": address_to_wit(sender)}
 
-    def set_blocking(self, value: bool) -> None:
-        self.core.set_blocking(value)
-
-    def set_timeout(self, timeout: int | None) -> None:
-        self.core.set_timeout(duration_to_seconds(timeout))
-
-    def subscribe(self, readiness: str) -> Pollable:
-        return Pollable(self.core.context, self.core.sock, readable=readiness == "readable")
-
     def unicast_hop_limit(self) -> int:
         return self.core.get_option("hop-limit")
 
     def set_unicast_hop_limit(self, value: int) -> None:
         self.core.set_option("hop-limit", value)
-
-    def receive_buffer_size(self) -> int:
-        return self.core.get_option("receive-buffer-size")
-
-    def set_receive_buffer_size(self, value: int) -> None:
-        self.core.set_option("receive-buffer-size", value)
-
-    def send_buffer_size(self) -> int:
-        return self.core.get_option("send-buffer-size")
-
-    def set_send_buffer_size(self, value: int) -> None:
-        self.core.set_option("send-buffer-size", value)
-
-    def reuse_address(self) -> bool:
-        return bool(self.core.get_option("reuse-address"))
-
-    def set_reuse_address(self, value: bool) -> None:
-        self.core.set_option("reuse-address", int(value))
-
-    def drop(self) -> None:
-        self.core.close()
 
 
 class SocketUdp:
