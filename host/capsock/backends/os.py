@@ -42,8 +42,8 @@ def _os_call(operation: Callable[[], T]) -> T:
         raise net_error(error) from error
 
 
-class OsStreamSocket:
-    """A TCP socket of the host OS."""
+class _OsSocket:
+    """What TCP and UDP sockets of the host OS share."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
@@ -55,32 +55,8 @@ class OsStreamSocket:
     def bind(self, address: SocketAddress) -> None:
         _os_call(lambda: self._sock.bind(address.to_os()))
 
-    def listen(self, backlog: int) -> None:
-        _os_call(lambda: self._sock.listen(backlog))
-
-    def accept(self) -> tuple[OsStreamSocket, SocketAddress]:
-        conn, peer = _os_call(self._sock.accept)
-        return OsStreamSocket(conn), SocketAddress.from_os(peer)
-
     def connect(self, address: SocketAddress) -> None:
         _os_call(lambda: self._sock.connect(address.to_os()))
-
-    def receive(self, max_len: int, peek: bool) -> bytes:
-        flags = socket.MSG_PEEK if peek else 0
-        return _os_call(lambda: self._sock.recv(max_len, flags))
-
-    def send(self, data: bytes) -> int:
-        if self._sock.gettimeout() == 0.0:
-            return _os_call(lambda: self._sock.send(data, socket.MSG_NOSIGNAL))
-        _os_call(lambda: self._sock.sendall(data, socket.MSG_NOSIGNAL))
-        return len(data)
-
-    def shutdown(self, receive: bool, send: bool) -> None:
-        if receive and send:
-            how = socket.SHUT_RDWR
-        else:
-            how = socket.SHUT_RD if receive else socket.SHUT_WR
-        _os_call(lambda: self._sock.shutdown(how))
 
     def local_address(self) -> SocketAddress:
         return SocketAddress.from_os(_os_call(self._sock.getsockname))
@@ -107,6 +83,34 @@ class OsStreamSocket:
 
     def close(self) -> None:
         self._sock.close()
+
+
+class OsStreamSocket(_OsSocket):
+    """A TCP socket of the host OS."""
+
+    def listen(self, backlog: int) -> None:
+        _os_call(lambda: self._sock.listen(backlog))
+
+    def accept(self) -> tuple[OsStreamSocket, SocketAddress]:
+        conn, peer = _os_call(self._sock.accept)
+        return OsStreamSocket(conn), SocketAddress.from_os(peer)
+
+    def receive(self, max_len: int, peek: bool) -> bytes:
+        flags = socket.MSG_PEEK if peek else 0
+        return _os_call(lambda: self._sock.recv(max_len, flags))
+
+    def send(self, data: bytes) -> int:
+        if self._sock.gettimeout() == 0.0:
+            return _os_call(lambda: self._sock.send(data, socket.MSG_NOSIGNAL))
+        _os_call(lambda: self._sock.sendall(data, socket.MSG_NOSIGNAL))
+        return len(data)
+
+    def shutdown(self, receive: bool, send: bool) -> None:
+        if receive and send:
+            how = socket.SHUT_RDWR
+        else:
+            how = socket.SHUT_RD if receive else socket.SHUT_WR
+        _os_call(lambda: self._sock.shutdown(how))
 
 
 def _option(name: str, sock: socket.socket) -> tuple[int, int]:
@@ -144,21 +148,8 @@ def _connect_unspec(fd: int) -> None:
         raise OSError(code, os.strerror(code))
 
 
-class OsDatagramSocket:
+class OsDatagramSocket(_OsSocket):
     """A UDP socket of the host OS."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-
-    @property
-    def raw(self) -> socket.socket:
-        return self._sock
-
-    def bind(self, address: SocketAddress) -> None:
-        _os_call(lambda: self._sock.bind(address.to_os()))
-
-    def connect(self, address: SocketAddress) -> None:
-        _os_call(lambda: self._sock.connect(address.to_os()))
 
     def disconnect(self) -> None:
         try:
@@ -195,32 +186,6 @@ class OsDatagramSocket:
         poller.register(self._sock.fileno(), select.POLLIN)
         hangup = select.POLLHUP | getattr(select, "POLLRDHUP", 0)
         return any(events & hangup for _fd, events in poller.poll(0))
-
-    def local_address(self) -> SocketAddress:
-        return SocketAddress.from_os(_os_call(self._sock.getsockname))
-
-    def remote_address(self) -> SocketAddress:
-        return SocketAddress.from_os(_os_call(self._sock.getpeername))
-
-    def set_blocking(self, blocking: bool) -> None:
-        self._sock.setblocking(blocking)
-
-    def set_timeout(self, seconds: float | None) -> None:
-        self._sock.settimeout(seconds)
-
-    def get_option(self, name: str) -> int:
-        level, optname = _option(name, self._sock)
-        return int(_os_call(lambda: self._sock.getsockopt(level, optname)))
-
-    def set_option(self, name: str, value: int) -> None:
-        level, optname = _option(name, self._sock)
-        _os_call(lambda: self._sock.setsockopt(level, optname, value))
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 class OsBackend:
