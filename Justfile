@@ -19,9 +19,9 @@ test *ARGS: build
 demo: build
     {{python}} examples/demo.py
 
-# measure host-call cost and echo throughput (not a test)
-bench: build
-    {{python}} bench/foundation.py
+# one echo program natively, on the wasmtime CLI, jco and capsock, side by side (not a test)
+bench *ARGS: build
+    {{python}} bench/compare.py {{ARGS}}
 
 # type-check and lint the host, guest library and tests
 check:
