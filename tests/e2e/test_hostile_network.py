@@ -364,11 +364,6 @@ def resolve_connect(guests: dict[str, Path], dns_address: str, rules: list[str],
             if line.startswith("result: ")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "host bug: DnsResolver._query keeps every answer rrset of the asked type "
-    "whatever its owner name (no check that it is the question or a CNAME target), "
-    "so a lying server's A record for another name is remembered as the asked "
-    "name's address and the name rule reaches it"))
 def test_records_for_other_names_grant_nothing(
         guests: dict[str, Path], lying_dns: LyingDns,
         listener_on: Callable[[str], socket.socket]) -> None:

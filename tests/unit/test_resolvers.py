@@ -96,3 +96,21 @@ def test_denied_name_sends_no_query_and_allowed_is_remembered(server: DnsServer)
     assert len(server.queries) == before
     assert core.resolve("SVC.test.", None) == [ipaddress.ip_address("127.0.0.1")]
     assert context.resolved == {"svc.test": frozenset({ipaddress.ip_address("127.0.0.1")})}
+
+
+def test_only_records_for_the_question_or_its_cname_chain_count() -> None:
+    """A reply that also carries records for other names grants nothing."""
+    import dns.message
+    import dns.rdatatype
+    import dns.rrset
+
+    from capsock.backends.resolvers import answered_addresses
+
+    query = dns.message.make_query("svc.test.", "A")
+    response = dns.message.make_response(query)
+    response.answer.append(dns.rrset.from_text("real.test.", 60, "IN", "A", "127.0.0.5"))
+    response.answer.append(dns.rrset.from_text("svc.test.", 60, "IN", "CNAME", "alias.test."))
+    response.answer.append(dns.rrset.from_text("alias.test.", 60, "IN", "CNAME", "real.test."))
+    response.answer.append(dns.rrset.from_text("other.test.", 60, "IN", "A", "127.0.0.9"))
+    addresses = answered_addresses(response, query.question[0].name, dns.rdatatype.A)
+    assert [str(ip) for ip in addresses] == ["127.0.0.5"]

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import dns.exception
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -115,11 +116,31 @@ class DnsResolver:
         if rcode != dns.rcode.NOERROR:
             raise NetError(ErrorCode.PERMANENT_RESOLVER_FAILURE,
                            f"{name}: {dns.rcode.to_text(rcode)}")
-        addresses: list[IPAddress] = []
-        for rrset in response.answer:
-            if rrset.rdtype == rdtype:  # CNAME chains: only the final records
-                addresses.extend(ipaddress.ip_address(rdata.address) for rdata in rrset)
-        return addresses
+        return answered_addresses(response, query.question[0].name, rdtype)
+
+
+def answered_addresses(response: dns.message.Message, question: dns.name.Name,
+                       rdtype: dns.rdatatype.RdataType) -> list[IPAddress]:
+    """The addresses the answer gives *for the question*.
+
+    Only records owned by the asked name, or by a name a CNAME chain from it
+    leads to, count. A server that adds records for other names (a lying
+    or poisoned one) must not get them remembered as this name's addresses:
+    name rules (`tcp://svc.test:80`) allow exactly what the name resolved to.
+    """
+    owners = {question}
+    for _ in range(16):  # follow CNAMEs in any order, bounded
+        grown = {rdata.target for rrset in response.answer
+                 if rrset.rdtype == dns.rdatatype.CNAME and rrset.name in owners
+                 for rdata in rrset} - owners
+        if not grown:
+            break
+        owners |= grown
+    addresses: list[IPAddress] = []
+    for rrset in response.answer:
+        if rrset.rdtype == rdtype and rrset.name in owners:
+            addresses.extend(ipaddress.ip_address(rdata.address) for rdata in rrset)
+    return addresses
 
 
 class DictResolver:
