@@ -10,35 +10,13 @@ setup and its ratio to native.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "host")}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_listening(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
+from common import ENV, ROOT, free_port, wait_listening
 
 
 def wrk(port: int, duration: int, connections: int) -> tuple[float, float]:
