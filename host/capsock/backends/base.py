@@ -8,8 +8,8 @@ raise :class:`capsock.errors.NetError` for every expected failure.
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from ..addresses import IPAddress, SocketAddress
 
@@ -118,3 +118,22 @@ class Backend(Protocol):
         the host is given none (the system's for the OS; the virtual
         network's name table for the in-memory backend)."""
         ...
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_Opened = TypeVar("_Opened", bound=Closable)
+
+
+def set_up_or_close(sock: _Opened, *steps: Callable[[], None]) -> _Opened:
+    """Run `steps` (bind, listen...) on a new socket; close it if one fails,
+    so a failed pre-open leaks no socket."""
+    try:
+        for step in steps:
+            step()
+    except BaseException:
+        sock.close()
+        raise
+    return sock

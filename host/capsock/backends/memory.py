@@ -66,7 +66,7 @@ from typing import Self
 
 from ..addresses import IPAddress, SocketAddress, parse_host_port
 from ..errors import ErrorCode, NetError
-from .base import DatagramSocket, StreamSocket
+from .base import Closable, DatagramSocket, StreamSocket, set_up_or_close
 from .errno_map import ERRNO_TO_CODE
 from .resolvers import DictResolver
 
@@ -782,22 +782,11 @@ class MemoryBackend:
 
     def open_listener(self, address: SocketAddress, backlog: int) -> MemoryStreamSocket:
         sock = self.tcp_socket(address.is_ipv6)
-        try:
-            sock.bind(address)
-            sock.listen(backlog)
-        except NetError:
-            sock.close()
-            raise
-        return sock
+        return set_up_or_close(sock, lambda: sock.bind(address), lambda: sock.listen(backlog))
 
     def open_udp(self, address: SocketAddress) -> MemoryDatagramSocket:
         sock = self.udp_socket(address.is_ipv6)
-        try:
-            sock.bind(address)
-        except NetError:
-            sock.close()
-            raise
-        return sock
+        return set_up_or_close(sock, lambda: sock.bind(address))
 
     def poll(self, waits: Sequence[tuple[StreamSocket | DatagramSocket, bool]],
              timeout: float | None) -> list[int]:
@@ -830,7 +819,23 @@ class MemoryBackend:
 
 # -- the in-process peer API -------------------------------------------------------------
 
-class VirtualConnection:
+class _Peer:
+    """An in-process peer's socket: closed by `close` or a `with` block."""
+
+    sock: Closable
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class VirtualConnection(_Peer):
     """An in-process peer's end of a virtual TCP connection.
 
     Blocking calls wait at most `timeout` seconds (None: forever) and
@@ -838,7 +843,7 @@ class VirtualConnection:
     """
 
     def __init__(self, sock: MemoryStreamSocket, timeout: float | None) -> None:
-        self.sock = sock
+        self.sock: MemoryStreamSocket = sock
         sock.set_timeout(timeout)
 
     @property
@@ -870,22 +875,12 @@ class VirtualConnection:
         """Send end of stream (FIN); the other direction stays open."""
         self.sock.shutdown(False, True)
 
-    def close(self) -> None:
-        self.sock.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-
-class VirtualListener:
+class VirtualListener(_Peer):
     """An in-process service's listening socket on a virtual network."""
 
     def __init__(self, sock: MemoryStreamSocket, timeout: float | None) -> None:
-        self.sock = sock
+        self.sock: MemoryStreamSocket = sock
         self.timeout = timeout
 
     @property
@@ -921,22 +916,12 @@ class VirtualListener:
         thread.start()
         return thread
 
-    def close(self) -> None:
-        self.sock.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-
-class VirtualDatagram:
+class VirtualDatagram(_Peer):
     """An in-process peer's UDP socket on a virtual network."""
 
     def __init__(self, sock: MemoryDatagramSocket) -> None:
-        self.sock = sock
+        self.sock: MemoryDatagramSocket = sock
 
     @property
     def address(self) -> SocketAddress:
@@ -948,15 +933,6 @@ class VirtualDatagram:
     def recvfrom(self, max_len: int = 65535) -> tuple[bytes, SocketAddress]:
         return self.sock.receive(max_len, False)
 
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 __all__ = ["MemoryBackend", "MemoryDatagramSocket", "MemoryResolver", "MemoryStreamSocket",

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from ..addresses import SocketAddress
 from ..errors import ErrorCode, NetError
-from .base import DatagramSocket, StreamSocket
+from .base import DatagramSocket, StreamSocket, set_up_or_close
 from .errno_map import net_error
 from .resolvers import SystemResolver
 
@@ -217,23 +217,13 @@ class OsBackend:
         """Bind and listen with SO_REUSEADDR (a restarted host gets its port
         back at once) and IPV6_V6ONLY (`[::]` never captures IPv4)."""
         sock = self.tcp_socket(address.is_ipv6)
-        try:
-            _os_call(lambda: sock.raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1))
-            sock.bind(address)
-            sock.listen(backlog)
-        except NetError:
-            sock.close()
-            raise
-        return sock
+        return set_up_or_close(
+            sock, lambda: sock.set_option("reuse-address", 1),
+            lambda: sock.bind(address), lambda: sock.listen(backlog))
 
     def open_udp(self, address: SocketAddress) -> OsDatagramSocket:
         sock = self.udp_socket(address.is_ipv6)
-        try:
-            sock.bind(address)
-        except NetError:
-            sock.close()
-            raise
-        return sock
+        return set_up_or_close(sock, lambda: sock.bind(address))
 
     def poll(self, waits: Sequence[tuple[StreamSocket | DatagramSocket, bool]],
              timeout: float | None) -> list[int]:

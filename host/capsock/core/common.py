@@ -6,10 +6,24 @@ of their states and transitions stay in `tcp.py` and `udp.py`.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from ..errors import ErrorCode, NetError
 from .context import InstanceContext
+
+_Made = TypeVar("_Made")
+
+
+def make_counted(context: InstanceContext, protocol: str, make: Callable[[], _Made]) -> _Made:
+    """Make a guest socket's backend socket, counted against `max_sockets`
+    before the backend is asked (so a refused create costs nothing)."""
+    context.acquire_socket("create", protocol)
+    try:
+        return make()
+    except BaseException:
+        context.release_socket()
+        raise
 
 
 def cap_option(context: InstanceContext, name: str, value: int) -> int:

@@ -24,7 +24,7 @@ from ..addresses import SocketAddress
 from ..backends.base import StreamSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Direction, Policy
-from .common import SocketCore
+from .common import SocketCore, make_counted
 from .context import InstanceContext
 
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
@@ -55,12 +55,7 @@ def check_remote(address: SocketAddress, ipv6: bool) -> None:
 def open_tcp(context: InstanceContext, policy: Policy, ipv6: bool) -> TcpSocket:
     """A new guest socket, counted against `max_sockets` before the backend
     makes it."""
-    context.acquire_socket("create", "tcp")
-    try:
-        sock = context.backend.tcp_socket(ipv6)
-    except BaseException:
-        context.release_socket()
-        raise
+    sock = make_counted(context, "tcp", lambda: context.backend.tcp_socket(ipv6))
     core = TcpSocket(context, policy, sock, ipv6)
     core.counted = True
     return core

@@ -39,7 +39,7 @@ from ..addresses import IPAddress, SocketAddress
 from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Decision, Direction, Policy
-from .common import SocketCore
+from .common import SocketCore, make_counted
 from .context import InstanceContext
 from .tcp import check_family
 
@@ -64,12 +64,7 @@ def _invalid_state(operation: str, state: UdpState) -> NetError:
 def open_udp(context: InstanceContext, policy: Policy, ipv6: bool) -> UdpSocket:
     """A new guest socket, counted against `max_sockets` before the backend
     makes it."""
-    context.acquire_socket("create", "udp")
-    try:
-        sock = context.backend.udp_socket(ipv6)
-    except BaseException:
-        context.release_socket()
-        raise
+    sock = make_counted(context, "udp", lambda: context.backend.udp_socket(ipv6))
     core = UdpSocket(context, policy, sock, ipv6)
     core.counted = True
     return core

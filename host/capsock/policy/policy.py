@@ -151,9 +151,9 @@ class _RuleSet:
         resolved: Mapping[str, frozenset[IPAddress]] | None,
     ) -> Decision:
         """Deny rules first (deny wins), then allow rules, else default deny."""
-        for entry in self.denies(direction):
-            if entry.rule.matches(protocol, ip, port, resolved):
-                return Decision(False, entry.text)
+        denied = self.check_denied(direction, protocol, ip, port, resolved)
+        if not denied.allowed:
+            return denied
         for entry in self.allows(direction):
             if entry.rule.matches(protocol, ip, port, resolved):
                 return Decision(True, entry.text)
