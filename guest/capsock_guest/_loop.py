@@ -218,6 +218,30 @@ class Loop:
             sent = await self.send(conn, view)
             view = view[sent:]
 
+    async def splice(self, source: TcpSocket, target: TcpSocket,
+                     max_len: int = 1 << 62) -> int:
+        """`TcpSocket.splice` without blocking the other tasks.
+
+        A would-block right after ``source`` was readable means ``target``
+        is full, so the next wait is for ``target`` to be writable.
+        """
+        readable = False
+        while True:
+            try:
+                moved = source.splice(target, max_len)
+            except NetError as error:
+                if error.code != _WOULD_BLOCK:
+                    raise
+                if readable:
+                    await _Wait(target, "writable")
+                    readable = False
+                else:
+                    await _Wait(source, "readable")
+                    readable = True
+                continue
+            await _Yield()
+            return moved
+
     async def connect(self, conn: TcpSocket, address: Any) -> None:
         conn.set_blocking(False)
         while True:

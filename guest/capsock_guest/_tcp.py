@@ -19,6 +19,7 @@ from ._address import (
     to_wit,
 )
 from ._errors import NetError, call
+from ._lane import from_lane, to_lane
 from ._poll import Pollable
 from ._preopen import take_preopens
 from ._resolve import resolve
@@ -105,18 +106,18 @@ class TcpSocket:
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
         """Send bytes; returns how many were sent (all of them when blocking)."""
-        return call(self.raw.send, bytes(data))
+        return call(self.raw.send_latin1, to_lane(data))
 
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(bytes(data))
+        view = memoryview(data).cast("B")
         raw = self.raw
         while view:
-            sent = call(raw.send, bytes(view))
+            sent = call(raw.send_latin1, to_lane(view))
             view = view[sent:]
 
     def recv(self, bufsize: int) -> bytes:
         """Up to ``bufsize`` bytes; ``b""`` means the peer closed its side."""
-        return call(self.raw.receive, bufsize)
+        return from_lane(call(self.raw.receive_latin1, bufsize))
 
     def peek(self, bufsize: int) -> bytes:
         return call(self.raw.peek, bufsize)
@@ -127,7 +128,7 @@ class TcpSocket:
         need = n
         raw = self.raw
         while need > 0:
-            chunk = call(raw.receive, need)
+            chunk = from_lane(call(raw.receive_latin1, need))
             if not chunk:
                 raise IncompleteRead(b"".join(parts), n)
             parts.append(chunk)
@@ -139,10 +140,25 @@ class TcpSocket:
         parts: list[bytes] = []
         raw = self.raw
         while True:
-            chunk = call(raw.receive, chunk_size)
+            chunk = from_lane(call(raw.receive_latin1, chunk_size))
             if not chunk:
                 return b"".join(parts)
             parts.append(chunk)
+
+    @property
+    def id(self) -> int:
+        """The host's id of this socket (what `splice` names a target by)."""
+        return self.raw.id()
+
+    def splice(self, target: TcpSocket, max_len: int = 1 << 62) -> int:
+        """Move up to ``max_len`` received bytes to ``target`` inside the host.
+
+        The bytes never enter the guest (a proxy or echo at OS speed);
+        ``target`` may be this socket. Returns the count, 0 at end of
+        stream. Blocking: waits, then moves until ``max_len`` or end of
+        stream; non-blocking: moves what can move now (see the WIT).
+        """
+        return call(self.raw.splice, target.raw.id(), max_len)
 
     def shutdown(self, how: ShutdownHow = "send") -> None:
         """``"send"`` / ``"receive"`` / ``"both"`` (or ``socket.SHUT_*``)."""

@@ -10,6 +10,7 @@ from wit_world.imports import socket_udp
 
 from ._address import Address, Family, family_from, family_of, from_wit, to_wit
 from ._errors import NetError, call
+from ._lane import from_lane, to_lane
 from ._poll import Pollable
 from ._preopen import take_preopens
 
@@ -63,17 +64,17 @@ class UdpSocket:
 
     def send(self, data: Bytes) -> int:
         """Send one datagram to the connected peer."""
-        return call(self.raw.send, bytes(data), None)
+        return call(self.raw.send_latin1, to_lane(data), None)
 
     def sendto(self, data: Bytes, address: Address) -> int:
-        return call(self.raw.send, bytes(data), to_wit(address))
+        return call(self.raw.send_latin1, to_lane(data), to_wit(address))
 
     def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
-        d = call(self.raw.receive, bufsize)
-        return d.data, from_wit(d.remote_address)
+        d = call(self.raw.receive_latin1, bufsize)
+        return from_lane(d.data), from_wit(d.remote_address)
 
     def recv(self, bufsize: int) -> bytes:
-        return call(self.raw.receive, bufsize).data
+        return from_lane(call(self.raw.receive_latin1, bufsize).data)
 
     def peekfrom(self, bufsize: int) -> tuple[bytes, Address]:
         """Like `recvfrom`, but the datagram stays queued (``MSG_PEEK``)."""

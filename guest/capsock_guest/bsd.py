@@ -85,6 +85,7 @@ from ._errors import (
     code_name,
     gaierror,
 )
+from ._lane import from_lane, to_lane
 from ._resolve import resolver as _resolver
 from ._tcp import tcp_network
 from ._udp import udp_network
@@ -476,7 +477,7 @@ class socket:  # noqa: N801  the name of Python's class
         if self._udp is not None:
             return self.sendto(data, flags, None)
         try:
-            return self._t().send(bytes(data))
+            return self._t().send_latin1(to_lane(data))
         except Err as e:
             raise _translate(e, invalid_state=_errno.EPIPE
                              if self._shut_wr else _errno.ENOTCONN) from None
@@ -489,7 +490,7 @@ class socket:  # noqa: N801  the name of Python's class
         raw = self._t()
         while view:
             try:
-                sent = raw.send(bytes(view))
+                sent = raw.send_latin1(to_lane(view))
             except Err as e:
                 raise _translate(e, invalid_state=_errno.EPIPE
                                  if self._shut_wr else _errno.ENOTCONN) from None
@@ -504,7 +505,7 @@ class socket:  # noqa: N801  the name of Python's class
             return self.send(data)
         target = None if address is None else to_wit(_sockaddr(self._family, address, False))
         try:
-            return self._udp.send(bytes(data), target)
+            return self._udp.send_latin1(to_lane(data), target)
         except Err as e:
             raise _translate(e, invalid_state=_errno.EDESTADDRREQ) from None
 
@@ -517,7 +518,7 @@ class socket:  # noqa: N801  the name of Python's class
         try:
             if flags & MSG_PEEK:
                 return raw.peek(bufsize)
-            return raw.receive(bufsize)
+            return from_lane(raw.receive_latin1(bufsize))
         except Err as e:
             raise _translate(e, invalid_state=_errno.ENOTCONN) from None
 
@@ -526,10 +527,13 @@ class socket:  # noqa: N801  the name of Python's class
             data = self.recv(bufsize, flags)
             return data, None
         try:
-            d = self._udp.peek(bufsize) if flags & MSG_PEEK else self._udp.receive(bufsize)
+            if flags & MSG_PEEK:
+                d = self._udp.peek(bufsize)
+                return d.data, from_wit(d.remote_address)
+            t = self._udp.receive_latin1(bufsize)
         except Err as e:
             raise _translate(e, invalid_state=_errno.EINVAL) from None
-        return d.data, from_wit(d.remote_address)
+        return from_lane(t.data), from_wit(t.remote_address)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")

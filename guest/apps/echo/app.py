@@ -1,6 +1,6 @@
 """TCP echo server.
 
-    echo [HOST:PORT] [--max-connections N]
+    echo [HOST:PORT] [--max-connections N] [--splice]
 
 With HOST:PORT, listens there through the TCP capability (port 0 picks a
 free port); without, serves the first pre-opened TCP listener
@@ -10,7 +10,9 @@ line per connection.
 Serves many connections at once from this one instance: every connection
 is a task of `capsock_guest.Loop`, which waits for all of them with one
 ``poll`` host call. ``--max-connections N`` exits after N connections have
-been served (finished); when the host shuts the listener down (graceful
+been served (finished). ``--splice`` echoes with `tcp-socket.splice`:
+the bytes go from the socket back to itself inside the host and never
+enter the guest. When the host shuts the listener down (graceful
 shutdown of ``capsock serve``) it stops accepting, finishes the
 connections in flight, and exits 0.
 """
@@ -22,12 +24,16 @@ import sys
 import capsock_guest as cg
 
 
-async def serve_one(loop: cg.Loop, conn: cg.TcpStream) -> int:
+async def serve_one(loop: cg.Loop, conn: cg.TcpStream, splice: bool = False) -> int:
     total = 0
     try:
-        while chunk := await loop.recv(conn, 65536):
-            await loop.sendall(conn, chunk)
-            total += len(chunk)
+        if splice:
+            while moved := await loop.splice(conn, conn):
+                total += moved
+        else:
+            while chunk := await loop.recv(conn, 65536):
+                await loop.sendall(conn, chunk)
+                total += len(chunk)
     finally:
         loop.close(conn)
     return total
@@ -46,6 +52,7 @@ def main(argv: list[str]) -> int | None:
     # that componentize-py did not bundle, so it fails at run time.
     address: str | None = None
     max_connections: int | None = None
+    splice = False
     rest = list(argv)
     while rest:
         arg = rest.pop(0)
@@ -53,10 +60,12 @@ def main(argv: list[str]) -> int | None:
             max_connections = int(rest.pop(0))
         elif arg.startswith("--max-connections="):
             max_connections = int(arg.split("=", 1)[1])
+        elif arg == "--splice":
+            splice = True
         elif not arg.startswith("-") and address is None:
             address = arg
         else:
-            print("usage: echo [HOST:PORT] [--max-connections N]", file=sys.stderr)
+            print("usage: echo [HOST:PORT] [--max-connections N] [--splice]", file=sys.stderr)
             return 2
 
     try:
@@ -76,7 +85,7 @@ def main(argv: list[str]) -> int | None:
     async def connection(number: int, conn: cg.TcpStream, peer: cg.Address) -> None:
         nonlocal served
         try:
-            n = await serve_one(loop, conn)
+            n = await serve_one(loop, conn, splice)
             print(f"connection {number} from {cg.format_address(peer)}: "
                   f"echoed {n} bytes", flush=True)
         except cg.NetError as e:

@@ -48,3 +48,17 @@ def family_is_ipv6(family: str) -> bool:
 
 def duration_to_seconds(nanoseconds: int | None) -> float | None:
     return None if nanoseconds is None else nanoseconds / 1e9
+
+
+def bytes_from_latin1(text: str) -> bytes:
+    """The bytes a `*-latin1` lane carries: one code point (0-255) each."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError as error:
+        raise NetError(ErrorCode.INVALID_ARGUMENT,
+                       f"code point {ord(text[error.start]):#x} at {error.start} is not a byte"
+                       ) from None
+
+
+def bytes_to_latin1(data: bytes) -> str:
+    return data.decode("latin-1")

@@ -60,6 +60,8 @@ class InstanceContext:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: Live pollables by id (see `socket.poll`); owned by the binding layer.
     pollables: dict[int, Any] = field(default_factory=dict)
+    #: Live TCP sockets by id (see `tcp-socket.splice`); owned by core/tcp.py.
+    streams: dict[int, Any] = field(default_factory=dict)
     resolver: Resolver | None = None
     hide_peers: bool = False
     audit: AuditLog | None = None

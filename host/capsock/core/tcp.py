@@ -10,7 +10,7 @@ UNBOUND        bind, listen (implicit bind), connect
 BOUND          listen, connect
 CONNECTING     connect again (to the same address: completes or would-block)
 LISTENING      accept
-CONNECTED      receive, peek, send, shutdown, remote-address
+CONNECTED      receive, peek, send, splice, shutdown, remote-address
 CLOSED         nothing (after drop)
 =============  =================================================
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import itertools
 
 from ..addresses import SocketAddress
 from ..backends.base import StreamSocket
@@ -28,6 +29,7 @@ from .common import SocketCore, make_counted
 from .context import InstanceContext
 
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_SOCKET_IDS = itertools.count(1)
 
 
 class TcpState(enum.Enum):
@@ -87,6 +89,9 @@ class TcpSocket(SocketCore):
         #: Counted in `context.open_sockets` (created or accepted by the
         #: guest; pre-opens are the operator's and are not counted).
         self.counted = False
+        #: The `tcp-socket.id` that `splice` names this socket by.
+        self.socket_id = next(_SOCKET_IDS) & 0xFFFF_FFFF
+        context.streams[self.socket_id] = self
 
     def _require(self, operation: str, *states: TcpState) -> None:
         if self.state not in states:
@@ -169,6 +174,42 @@ class TcpSocket(SocketCore):
         # A partial send is what send() may do anyway: the guest loops.
         return self.sock.send(data[:self.context.limits.max_io_bytes])
 
+    def splice(self, target: TcpSocket, max_len: int) -> int:
+        """Move bytes from this socket to `target` without the guest.
+
+        Each chunk is peeked, sent, and only then consumed for as many
+        bytes as `target` took, so a `target` that would block or fails
+        leaves the rest queued here: nothing is held, nothing is lost.
+        Blocking (this socket's mode) waits for the first chunk and goes
+        on until `max_len` or end of stream; non-blocking stops as soon as
+        either side would block. An error after some bytes moved ends the
+        call with the count; the guest sees the error on its next call.
+        """
+        self._require("splice", TcpState.CONNECTED)
+        target._require("splice", TcpState.CONNECTED)
+        if target.send_closed:
+            raise NetError(ErrorCode.INVALID_STATE, "splice to a socket after shutdown(send)")
+        chunk = self.context.limits.max_io_bytes
+        moved = 0
+        while moved < max_len:
+            try:
+                data = self.sock.receive(min(chunk, max_len - moved), True)
+                if not data:
+                    break
+                sent = target.sock.send(data)
+                consumed = 0
+                while consumed < sent:  # already queued: never waits
+                    taken = self.sock.receive(sent - consumed, False)
+                    if not taken:
+                        break
+                    consumed += len(taken)
+            except NetError:
+                if moved:
+                    break
+                raise
+            moved += sent
+        return moved
+
     def shutdown(self, receive: bool, send: bool) -> None:
         self._require("shutdown", TcpState.CONNECTED)
         self.sock.shutdown(receive, send)
@@ -184,3 +225,7 @@ class TcpSocket(SocketCore):
         self._require("remote-address", TcpState.CONNECTED)
         peer = self.sock.remote_address()
         return self.context.peer(peer) if self.accepted else peer
+
+    def close(self) -> None:
+        self.context.streams.pop(self.socket_id, None)
+        super().close()
