@@ -1,7 +1,7 @@
 """One echo program on every host, side by side in one run (not a test).
 
     python bench/compare.py [--repeat 3] [--bulk-mib 64] [--round-trips 2000]
-                            [--only native,wasmtime-cli,capsock-bsd,capsock-raw,jco]
+        [--only native,wasmtime-cli,capsock-bsd,capsock-raw,capsock-list,capsock-splice,jco]
 
 The program is `bench/echo_server.py`, a plain Python socket script
 (accept, recv 64 KiB, sendall, until EOF; one connection at a time). It
@@ -15,6 +15,11 @@ runs on:
   is capsock's BSD layer), ``capsock run --allow-inbound=tcp://127.0.0.1:*``;
 - ``capsock-raw``: capsock's raw interface, ``build/echo.wasm`` on a
   ``--tcplisten`` (a different program with the same behaviour);
+- ``capsock-list``: the raw echo moving bytes as ``list<u8>`` (``echo
+  --list``) instead of the latin-1 string lane the guest library uses:
+  the ``list<u8>`` floor of wasmtime's C API (one value per byte);
+- ``capsock-splice``: ``echo --splice``, bytes echoed by the host
+  (``tcp-socket.splice``) without entering the guest;
 - ``jco``: the wasmtime-cli component transpiled by ``jco`` and run by Node
   with ``@bytecodealliance/preview2-shim`` (only where npm installs them).
 
@@ -60,9 +65,12 @@ CAPSOCK = [sys.executable, "-m", "capsock"]
 CHUNK = 65536
 JCO_PACKAGES = ["@bytecodealliance/jco", "@bytecodealliance/preview2-shim"]
 
-SETUPS = ["native", "wasmtime-cli", "capsock-bsd", "capsock-raw", "jco"]
+SETUPS = ["native", "wasmtime-cli", "capsock-bsd", "capsock-raw", "capsock-list",
+          "capsock-splice", "jco"]
+CAPSOCK_SETUPS = {"capsock-bsd", "capsock-raw", "capsock-list", "capsock-splice"}
 LABELS = {"native": "native CPython", "wasmtime-cli": "wasmtime CLI",
           "capsock-bsd": "capsock BSD layer", "capsock-raw": "capsock raw",
+          "capsock-list": "capsock list<u8> floor", "capsock-splice": "capsock splice",
           "jco": "jco (Node)"}
 
 
@@ -496,16 +504,18 @@ def main() -> int:
             setups["wasmtime-cli"] = Setup("wasmtime-cli", cli_command)
         except Exception as e:
             skipped["wasmtime-cli"] = str(e)
-    if {"capsock-bsd", "capsock-raw"} & set(wanted):
+    if CAPSOCK_SETUPS & set(wanted):
         run([sys.executable, str(ROOT / "guest" / "build.py"), "echo", "probe"], timeout=900)
     if "capsock-bsd" in wanted:
         capsock_guest = str(build_capsock_guest())
         setups["capsock-bsd"] = Setup("capsock-bsd", lambda port, cache: [
             *CAPSOCK, "run", "--cache-dir", cache or warm_cache,
             "--allow-inbound=tcp://127.0.0.1:*", capsock_guest, str(port)])
-    setups["capsock-raw"] = Setup("capsock-raw", lambda port, cache: [
-        *CAPSOCK, "run", "--cache-dir", cache or warm_cache, "--tcplisten",
-        f"127.0.0.1:{port}", str(ROOT / "build" / "echo.wasm")])
+    for name, flags in (("capsock-raw", []), ("capsock-list", ["--list"]),
+                        ("capsock-splice", ["--splice"])):
+        setups[name] = Setup(name, lambda port, cache, flags=flags: [
+            *CAPSOCK, "run", "--cache-dir", cache or warm_cache, "--tcplisten",
+            f"127.0.0.1:{port}", str(ROOT / "build" / "echo.wasm"), "--", *flags])
     if "jco" in wanted and "jco" not in skipped and wasi_guest is not None:
         try:
             node_cmd = prepare_jco(wasi_guest)
@@ -533,10 +543,10 @@ def main() -> int:
             except Exception as e:
                 res.errors[n] = str(e).splitlines()[0][:300]
                 say(f"{n} failed: {res.errors[n]}")
-        if {"capsock-bsd", "capsock-raw"} & set(names):
+        if CAPSOCK_SETUPS & set(names):
             try:
                 us = hostcall_us(args.step_timeout)
-                for n in ("capsock-bsd", "capsock-raw"):
+                for n in sorted(CAPSOCK_SETUPS):
                     if n in names:
                         res.add(n, "hostcall", us)
             except Exception as e:

@@ -1,6 +1,6 @@
 """TCP echo server.
 
-    echo [HOST:PORT] [--max-connections N] [--splice]
+    echo [HOST:PORT] [--max-connections N] [--splice | --list]
 
 With HOST:PORT, listens there through the TCP capability (port 0 picks a
 free port); without, serves the first pre-opened TCP listener
@@ -12,7 +12,10 @@ is a task of `capsock_guest.Loop`, which waits for all of them with one
 ``poll`` host call. ``--max-connections N`` exits after N connections have
 been served (finished). ``--splice`` echoes with `tcp-socket.splice`:
 the bytes go from the socket back to itself inside the host and never
-enter the guest. When the host shuts the listener down (graceful
+enter the guest. ``--list`` echoes through the raw `receive`/`send`
+(`list<u8>`) instead of the library's latin-1 lane, blocking, one
+connection at a time: the `list<u8>` floor that bench/compare.py shows
+next to the lane. When the host shuts the listener down (graceful
 shutdown of ``capsock serve``) it stops accepting, finishes the
 connections in flight, and exits 0.
 """
@@ -24,10 +27,24 @@ import sys
 import capsock_guest as cg
 
 
-async def serve_one(loop: cg.Loop, conn: cg.TcpStream, splice: bool = False) -> int:
+def echo_list(conn: cg.TcpStream) -> int:
+    conn.set_blocking(True)
+    raw = conn.raw
+    total = 0
+    while data := raw.receive(65536):
+        view = memoryview(data)
+        while view:
+            view = view[raw.send(bytes(view)):]
+        total += len(data)
+    return total
+
+
+async def serve_one(loop: cg.Loop, conn: cg.TcpStream, mode: str = "") -> int:
     total = 0
     try:
-        if splice:
+        if mode == "list":
+            total = echo_list(conn)
+        elif mode == "splice":
             while moved := await loop.splice(conn, conn):
                 total += moved
         else:
@@ -52,7 +69,7 @@ def main(argv: list[str]) -> int | None:
     # that componentize-py did not bundle, so it fails at run time.
     address: str | None = None
     max_connections: int | None = None
-    splice = False
+    mode = ""
     rest = list(argv)
     while rest:
         arg = rest.pop(0)
@@ -60,12 +77,13 @@ def main(argv: list[str]) -> int | None:
             max_connections = int(rest.pop(0))
         elif arg.startswith("--max-connections="):
             max_connections = int(arg.split("=", 1)[1])
-        elif arg == "--splice":
-            splice = True
+        elif arg in ("--splice", "--list"):
+            mode = arg[2:]
         elif not arg.startswith("-") and address is None:
             address = arg
         else:
-            print("usage: echo [HOST:PORT] [--max-connections N] [--splice]", file=sys.stderr)
+            print("usage: echo [HOST:PORT] [--max-connections N] [--splice | --list]",
+                  file=sys.stderr)
             return 2
 
     try:
@@ -85,7 +103,7 @@ def main(argv: list[str]) -> int | None:
     async def connection(number: int, conn: cg.TcpStream, peer: cg.Address) -> None:
         nonlocal served
         try:
-            n = await serve_one(loop, conn, splice)
+            n = await serve_one(loop, conn, mode)
             print(f"connection {number} from {cg.format_address(peer)}: "
                   f"echoed {n} bytes", flush=True)
         except cg.NetError as e:
