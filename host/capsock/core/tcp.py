@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import itertools
+import time
 
 from ..addresses import SocketAddress
 from ..backends.base import StreamSocket
@@ -196,7 +197,7 @@ class TcpSocket(SocketCore):
                 data = self.sock.receive(min(chunk, max_len - moved), True)
                 if not data:
                     break
-                sent = target.sock.send(data)
+                sent = self._splice_send(target, data)
                 consumed = 0
                 while consumed < sent:  # already queued: never waits
                     taken = self.sock.receive(sent - consumed, False)
@@ -209,6 +210,35 @@ class TcpSocket(SocketCore):
                 raise
             moved += sent
         return moved
+
+    def _splice_send(self, target: TcpSocket, data: bytes) -> int:
+        """Send a prefix of `data` on `target` in *this* socket's mode.
+
+        The backend send is always non-blocking, whatever `target`'s own
+        mode: it then reports exactly how many bytes went out (a blocking
+        send that times out part-way does not, and those bytes would be
+        spliced again), and a non-blocking splice never waits for a
+        blocking target. Blocking, this waits for `target` to be writable,
+        within this socket's timeout.
+        """
+        deadline: float | None = None
+        while True:
+            target.sock.set_blocking(False)
+            try:
+                return target.sock.send(data)
+            except NetError as error:
+                if error.code is not ErrorCode.WOULD_BLOCK or not self.blocking:
+                    raise
+            finally:
+                target._apply_timeout()
+            remaining: float | None = None
+            if self.timeout is not None:
+                now = time.monotonic()
+                deadline = now + self.timeout if deadline is None else deadline
+                remaining = deadline - now
+                if remaining <= 0:
+                    raise NetError(ErrorCode.TIMEOUT, "splice: the target stayed full")
+            self.context.backend.poll([(target.sock, False)], remaining)
 
     def shutdown(self, receive: bool, send: bool) -> None:
         self._require("shutdown", TcpState.CONNECTED)
