@@ -97,6 +97,98 @@ def recv_exact(sock: wtcp.TcpSocket, size: int) -> bytes:
     return data
 
 
+#: Every byte value: what the latin-1 lane and splice must carry unchanged.
+ALL = bytes(range(256))
+SEND = wtcp.ShutdownType.SEND
+
+
+def pattern(size: int) -> bytes:
+    """`size` bytes, every value in every 256-byte block, each block rotated
+    differently (a shifted or repeated block does not compare equal)."""
+    blocks = [ALL[(j * 97) % 256:] + ALL[:(j * 97) % 256] for j in range((size + 255) // 256)]
+    return b"".join(blocks)[:size]
+
+
+def lane_send(sock: wtcp.TcpSocket, lane: str, data: bytes) -> None:
+    """Send all of `data` through `send-latin1` ("latin1") or `send` ("list")."""
+    view = data
+    while view:
+        sent = sock.send_latin1(view.decode("latin-1")) if lane == "latin1" else sock.send(view)
+        view = view[sent:]
+
+
+def lane_receive(sock: wtcp.TcpSocket, lane: str, size: int) -> bytes:
+    """One receive through `receive-latin1` or `receive`, as bytes."""
+    if lane == "latin1":
+        return sock.receive_latin1(size).encode("latin-1")
+    return sock.receive(size)
+
+
+def lane_recv_exact(sock: wtcp.TcpSocket, lane: str, size: int) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    while got < size:
+        chunk = lane_receive(sock, lane, size - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def recv_to_end(sock: wtcp.TcpSocket) -> bytes:
+    parts = []
+    while chunk := sock.receive(65536):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def outcome(call: Callable[[], object]) -> str:
+    """"ok" or the error-code name of one call."""
+    try:
+        call()
+    except Err as error:
+        return code(error)
+    return "ok"
+
+
+def pair(receive_buffer: int | None = None) -> tuple[wtcp.TcpSocket, wtcp.TcpSocket]:
+    """Both ends of one connection inside the guest: (client, accepted).
+
+    The listener is bound on 127.0.0.1 (port 0) and dropped once the
+    connection is accepted. `receive_buffer` is set on the listener before
+    it listens, so the accepted socket starts with it."""
+    listener = tcp()
+    if receive_buffer is not None:
+        listener.set_receive_buffer_size(receive_buffer)
+    listener.bind(addr("127.0.0.1:0"))
+    listener.listen(4)
+    client = tcp()
+    client.connect(listener.local_address())
+    conn, _ = listener.accept()
+    listener.__exit__(None, None, None)
+    return client, conn
+
+
+def queued(sock: wtcp.TcpSocket) -> bool:
+    """Whether bytes wait in a non-blocking socket's receive queue."""
+    try:
+        return len(sock.peek(1)) > 0
+    except Err as error:
+        if code(error) != "would-block":
+            raise
+        return False
+
+
+def wait_queued(sock: wtcp.TcpSocket, size: int) -> None:
+    """Wait (blocking peeks) until at least `size` bytes are queued."""
+    deadline = time.monotonic() + 10
+    while len(sock.peek(size)) < size:
+        if time.monotonic() > deadline:
+            raise Value(f"fewer than {size} bytes arrived")
+        time.sleep(0.005)
+
+
 # -- socket ------------------------------------------------------------------
 
 def k_preopen_protocol(protocol: str) -> None:
@@ -436,6 +528,321 @@ def k_tcp_restrict_connect(rules: list[str], target: str) -> None:
     narrowed.create_tcp_socket(V4).connect(addr(target))
 
 
+# -- socket-tcp: the latin-1 lane --------------------------------------------
+
+def k_tcp_latin1_echo(target: str, send_lane: str, receive_lane: str, size: int) -> None:
+    """`size` bytes of every value to the echo peer and back in 16 KiB
+    pieces, sent and received through the given lanes ("latin1" or "list":
+    mixing them checks each direction of the lane against `list<u8>`)."""
+    sock = connected(target)
+    data = pattern(size)
+    parts = []
+    for offset in range(0, size, 16384):
+        piece = data[offset:offset + 16384]
+        lane_send(sock, send_lane, piece)
+        parts.append(lane_recv_exact(sock, receive_lane, len(piece)))
+    received = b"".join(parts)
+    raise Value(f"{len(received)} exact:{received == data}")
+
+
+def k_tcp_latin1_send_invalid(target: str, code_point: int) -> None:
+    """A string with one code point above 255 after 1000 valid ones: the
+    call fails and not even the valid prefix reaches the echo peer."""
+    sock = connected(target)
+    failed = outcome(lambda: sock.send_latin1("a" * 1000 + chr(code_point) + "b"))
+    sock.send(b"END")
+    sock.shutdown(SEND)
+    raise Value(f"{failed}|{recv_to_end(sock)!r}")
+
+
+def k_tcp_latin1_eof(target: str) -> None:
+    sock = connected(target)
+    sock.send_latin1("bye")
+    sock.shutdown(SEND)
+    data = lane_recv_exact(sock, "latin1", 3)
+    raise Value(f"{data.decode()}|{sock.receive_latin1(10)!r}")
+
+
+def k_tcp_latin1_receive_unconnected() -> None:
+    tcp().receive_latin1(10)
+
+
+def k_tcp_latin1_send_unconnected() -> None:
+    tcp().send_latin1("x")
+
+
+def k_tcp_latin1_send_after_shutdown(target: str) -> None:
+    sock = connected(target)
+    sock.shutdown(SEND)
+    sock.send_latin1("x")
+
+
+def k_tcp_latin1_receive_nonblocking(target: str) -> None:
+    sock = connected(target)
+    sock.set_blocking(False)
+    sock.receive_latin1(10)
+
+
+def k_tcp_latin1_receive_zero(target: str) -> None:
+    raise Value(repr(connected(target).receive_latin1(0)))
+
+
+# -- socket-tcp: id and splice ---------------------------------------------------
+
+def k_tcp_id_distinct() -> None:
+    """Ids of a fresh socket, a listener, a client and its accepted peer."""
+    fresh = tcp()
+    listener = tcp()
+    listener.bind(addr("127.0.0.1:0"))
+    listener.listen(4)
+    client = tcp()
+    client.connect(listener.local_address())
+    conn, _ = listener.accept()
+    ids = [fresh.id(), listener.id(), client.id(), conn.id()]
+    raise Value(f"distinct:{len(set(ids)) == 4} stable:{fresh.id() == ids[0]}")
+
+
+def k_tcp_id_not_reused() -> None:
+    seen = set()
+    for _ in range(5):
+        sock = tcp()
+        seen.add(sock.id())
+        sock.__exit__(None, None, None)
+    raise Value(f"distinct:{len(seen) == 5}")
+
+
+def k_tcp_splice_echo(size: int) -> None:
+    """A connection's accepted end spliced to itself echoes to the client,
+    in 64 KiB pieces (blocking: one call moves each piece)."""
+    client, conn = pair()
+    data = pattern(size)
+    moved, parts = 0, []
+    for offset in range(0, size, 65536):
+        piece = data[offset:offset + 65536]
+        lane_send(client, "latin1", piece)
+        moved += conn.splice(conn.id(), len(piece))
+        parts.append(lane_recv_exact(client, "latin1", len(piece)))
+    received = b"".join(parts)
+    raise Value(f"moved:{moved} exact:{received == data}")
+
+
+def k_tcp_splice_proxy(target: str, size: int) -> None:
+    """A proxy: client -> accepted end -splice-> upstream (the echo peer)
+    -> upstream -splice-> accepted end -> client."""
+    client, conn = pair()
+    upstream = connected(target)
+    data = pattern(size)
+    out = back = 0
+    parts = []
+    for offset in range(0, size, 65536):
+        piece = data[offset:offset + 65536]
+        lane_send(client, "latin1", piece)
+        out += conn.splice(upstream.id(), len(piece))
+        back += upstream.splice(conn.id(), len(piece))
+        parts.append(lane_recv_exact(client, "latin1", len(piece)))
+    received = b"".join(parts)
+    raise Value(f"moved:{out}/{back} exact:{received == data}")
+
+
+def k_tcp_splice_eof() -> None:
+    """Blocking: moves what came before end of stream, then returns 0."""
+    client, conn = pair()
+    client.send(b"abc")
+    client.shutdown(SEND)
+    first = conn.splice(conn.id(), 1 << 20)
+    second = conn.splice(conn.id(), 1 << 20)
+    raise Value(f"{first},{second},{lane_recv_exact(client, 'list', 3).decode()}")
+
+
+def k_tcp_splice_max_len() -> None:
+    """At most max-len bytes move; the rest stays queued on the source."""
+    client, conn = pair()
+    client.send(ALL)
+    wait_queued(conn, 256)
+    moved = conn.splice(conn.id(), 100)
+    echoed = lane_recv_exact(client, "list", 100)
+    rest = lane_recv_exact(conn, "list", 156)
+    raise Value(f"{moved} echoed:{echoed == ALL[:100]} kept:{rest == ALL[100:]}")
+
+
+def k_tcp_splice_bad_target(kind: str) -> None:
+    """splice to a target that cannot take bytes: the error, then the
+    source's queued bytes, which must all still be there."""
+    client, conn = pair()
+    client.send(b"keep")
+    wait_queued(conn, 4)
+    keep: list[Any] = []
+    if kind == "unknown":
+        target = 0xFFFF_FFF0
+    elif kind == "dropped":
+        gone = tcp()
+        target = gone.id()
+        gone.__exit__(None, None, None)
+    elif kind == "unconnected":
+        keep.append(tcp())
+        target = keep[0].id()
+    elif kind == "listening":
+        listener = tcp()
+        listener.bind(addr("127.0.0.1:0"))
+        listener.listen(1)
+        keep.append(listener)
+        target = listener.id()
+    elif kind == "shut-down":
+        other_client, other = pair()
+        keep += [other_client, other]
+        other.shutdown(SEND)
+        target = other.id()
+    elif kind == "self-shut-down":
+        conn.shutdown(SEND)
+        target = conn.id()
+    else:
+        raise Value(f"unknown kind {kind}")
+    failed = outcome(lambda: conn.splice(target, 10))
+    raise Value(f"{failed}|{lane_recv_exact(conn, 'list', 4).decode()}")
+
+
+def k_tcp_splice_bad_source(kind: str) -> None:
+    _, conn = pair()
+    source = tcp()
+    if kind == "listening":
+        source.bind(addr("127.0.0.1:0"))
+        source.listen(1)
+    source.splice(conn.id(), 10)
+
+
+def k_tcp_splice_nonblocking() -> None:
+    _, conn = pair()
+    conn.set_blocking(False)
+    conn.splice(conn.id(), 10)
+
+
+def k_tcp_splice_timeout(millis: int) -> None:
+    _, conn = pair()
+    conn.set_timeout(millis * 1_000_000)
+    conn.splice(conn.id(), 10)
+
+
+def k_tcp_splice_target_full(size: int, target_mode: str, again_mode: str) -> None:
+    """Splice into a target whose peer does not read, then let it read.
+
+    c1 -> s1 (the source) -splice-> c2 (the target, small buffers) -> s2,
+    everything non-blocking but the target when `target_mode` is
+    "blocking" (with a 2 s timeout: the source's mode decides, so no
+    splice call may wait). Reports:
+
+    - stalled: the target stayed full (a splice would-block, and again
+      200 ms later) while bytes were queued on the source; partial: a
+      splice returned a count and left bytes queued (what the target did
+      not take stays there);
+    - again: one more splice at the stall, non-blocking ("would-block")
+      or blocking with a 200 ms timeout ("timeout");
+    - exact / extra: after s2 reads, every byte arrived once, in order,
+      and nothing follows before end of stream; waited: whether any
+      non-blocking splice call took over a second.
+    """
+    c1, s1 = pair()
+    c2, s2 = pair(4096)
+    c2.set_send_buffer_size(4096)
+    for sock in (c1, s1, s2):
+        sock.set_blocking(False)
+    if target_mode == "blocking":
+        c2.set_blocking(True)
+        c2.set_timeout(2_000_000_000)
+    else:
+        c2.set_blocking(False)
+    data = pattern(size)
+    target = c2.id()
+    writable = c2.subscribe(WRITABLE_TCP)
+    readable = s2.subscribe(READABLE_TCP)
+    state = {"sent": 0, "moved": 0, "slowest": 0.0}
+    deadline = time.monotonic() + 60
+
+    def feed() -> None:
+        sent = state["sent"]
+        if sent < size:
+            try:
+                state["sent"] = sent + c1.send_latin1(data[sent:sent + 65536].decode("latin-1"))
+            except Err as error:
+                if code(error) != "would-block":
+                    raise
+
+    def splice_once() -> int | None:
+        began = time.monotonic()
+        try:
+            moved = s1.splice(target, 1 << 40)
+        except Err as error:
+            if code(error) != "would-block":
+                raise
+            return None
+        finally:
+            state["slowest"] = max(state["slowest"], time.monotonic() - began)
+        state["moved"] += moved
+        return moved
+
+    def check_time(what: str) -> None:
+        if time.monotonic() > deadline:
+            raise Value(f"stuck {what}: sent {state['sent']} moved {state['moved']}")
+
+    stalled = partial = False
+    while not stalled:
+        check_time("filling")
+        feed()
+        moved = splice_once()
+        if moved and queued(s1):
+            partial = True
+        if moved is None and queued(s1):
+            # Still full 200 ms later? (An OS socket may take a few more
+            # bytes while the last segments are acknowledged.)
+            wsocket.poll([writable.id()], 200_000_000)
+            stalled = splice_once() is None
+    if again_mode == "timeout":
+        s1.set_blocking(True)
+        s1.set_timeout(200_000_000)
+    again = outcome(lambda: s1.splice(target, 1 << 40))
+    s1.set_blocking(False)
+    parts: list[bytes] = []
+    got = 0
+    while got < size:
+        check_time(f"draining at {got}")
+        feed()
+        progress = bool(splice_once())
+        try:
+            chunk = s2.receive_latin1(65536).encode("latin-1")
+        except Err as error:
+            if code(error) != "would-block":
+                raise
+            chunk = None
+        if chunk == b"":
+            break
+        if chunk:
+            parts.append(chunk)
+            got += len(chunk)
+            progress = True
+        if not progress:
+            wsocket.poll([readable.id()], 10_000_000)
+    c1.shutdown(SEND)
+    while splice_once() != 0:  # until end of stream on s1 (nothing more to move)
+        check_time("ending")
+        time.sleep(0.001)
+    c2.shutdown(SEND)
+    extra = 0
+    while True:
+        check_time("reading the end")
+        try:
+            chunk = s2.receive_latin1(65536).encode("latin-1")
+        except Err as error:
+            if code(error) != "would-block":
+                raise
+            wsocket.poll([readable.id()], 10_000_000)
+            continue
+        if not chunk:
+            break
+        extra += len(chunk)
+    received = b"".join(parts)
+    raise Value(f"stalled:{stalled} partial:{partial} again:{again} "
+                f"exact:{received == data} extra:{extra} waited:{state['slowest'] > 1.0}")
+
+
 # -- socket-udp --------------------------------------------------------------
 
 def k_udp_network() -> None:
@@ -569,6 +976,60 @@ def k_udp_hidden_sender(target: str) -> None:
     sock.set_timeout(5_000_000_000)
     sock.send(b"who", addr(target))
     raise Value(fmt(sock.receive(100).remote_address))
+
+
+def k_udp_latin1_echo(target: str, send_lane: str, receive_lane: str, size: int = 1024) -> None:
+    """A datagram of every byte value to the UDP echo peer and back,
+    through the given lanes ("latin1" or "list")."""
+    sock = udp()
+    sock.set_timeout(5_000_000_000)
+    data = pattern(size)
+    if send_lane == "latin1":
+        sock.send_latin1(data.decode("latin-1"), addr(target))
+    else:
+        sock.send(data, addr(target))
+    if receive_lane == "latin1":
+        datagram = sock.receive_latin1(65535)
+        got, sender = datagram.data.encode("latin-1"), datagram.remote_address
+    else:
+        reply = sock.receive(65535)
+        got, sender = reply.data, reply.remote_address
+    raise Value(f"{len(got)} exact:{got == data} from-target:{fmt(sender) == target}")
+
+
+def k_udp_latin1_send(target: str) -> None:
+    udp().send_latin1("x", addr(target))
+
+
+def k_udp_latin1_send_invalid(target: str, code_point: int) -> None:
+    """The datagram with a code point above 255 is not sent: the next one
+    the echo peer returns is the marker."""
+    sock = udp()
+    sock.set_timeout(5_000_000_000)
+    failed = outcome(lambda: sock.send_latin1("a" * 100 + chr(code_point), addr(target)))
+    sock.send_latin1("END", addr(target))
+    raise Value(f"{failed}|{sock.receive_latin1(1000).data}")
+
+
+def k_udp_latin1_connected(target: str) -> None:
+    sock = udp()
+    sock.connect(addr(target))
+    sock.set_timeout(5_000_000_000)
+    sock.send_latin1(ALL.decode("latin-1"), None)
+    raise Value(f"exact:{sock.receive_latin1(1000).data.encode('latin-1') == ALL}")
+
+
+def k_udp_latin1_truncated(target: str, max_len: int) -> None:
+    """receive-latin1 returns at most max-len bytes of the datagram."""
+    sock = udp()
+    sock.set_timeout(5_000_000_000)
+    sock.send_latin1(ALL.decode("latin-1"), addr(target))
+    got = sock.receive_latin1(max_len).data.encode("latin-1")
+    raise Value(f"{len(got)} prefix:{got == ALL[:len(got)]}")
+
+
+def k_udp_latin1_receive_unbound() -> None:
+    udp().receive_latin1(10)
 
 
 # -- ip-resolve-address --------------------------------------------------------

@@ -73,6 +73,8 @@ SETUPS: dict[str, Setup] = {s.name: s for s in [
     Setup("none", "no rules and no pre-opens: nothing is granted"),
     Setup("tcp", "TCP to the peers, binds on 127.0.0.1",
           {"allow-outbound": TCP_PEERS, "allow-inbound": ["tcp://127.0.0.1:*"]}),
+    Setup("tcp-loop", "TCP anywhere on 127.0.0.1: the guest connects to its own listeners",
+          {"allow-outbound": ["tcp://127.0.0.1:*"], "allow-inbound": ["tcp://127.0.0.1:*"]}),
     Setup("tcp6", "TCP over IPv6 loopback",
           {"allow-outbound": ["tcp://[::1]:{echo6_port}"], "allow-inbound": ["tcp://[::1]:*"]},
           ipv6=True),
@@ -317,6 +319,80 @@ case("tcp.option.reuse-address-after-bind", "tcp", "tcp-reuse-after-bind", ("127
 case("tcp.from-socket.udp", "preopen-udp-as-tcp", "tcp-from-socket", ("udp",),
      "invalid-argument", "a UDP pre-open is not a TCP socket")
 
+# -- socket-tcp: the latin-1 lane (receive-latin1 / send-latin1) ----------------------
+case("tcp.latin1.to-peer", "tcp", "tcp-latin1-echo", ("{echo}", "latin1", "list", 65536),
+     "value:65536 exact:True",
+     "send-latin1 delivers every byte value exactly (read back as list<u8>)")
+case("tcp.latin1.from-peer", "tcp", "tcp-latin1-echo", ("{echo}", "list", "latin1", 65536),
+     "value:65536 exact:True",
+     "receive-latin1 returns every byte value exactly (sent as list<u8>)")
+case("tcp.latin1.round-trip", "tcp", "tcp-latin1-echo", ("{echo}", "latin1", "latin1", 1 << 20),
+     "value:1048576 exact:True", "1 MiB of every byte value through the lane both ways")
+case("tcp.latin1.send-above-255", "tcp", "tcp-latin1-send-invalid", ("{echo}", 0x100),
+     "value:invalid-argument|b'END'",
+     "a code point above 255 is invalid-argument and nothing, not even the prefix, is sent")
+case("tcp.latin1.send-astral", "tcp", "tcp-latin1-send-invalid", ("{echo}", 0x1F600),
+     "value:invalid-argument|b'END'", "so is a code point beyond the BMP")
+case("tcp.latin1.end-of-stream", "tcp", "tcp-latin1-eof", ("{echo}",), "value:bye|''",
+     "an empty string means the peer closed")
+case("tcp.latin1.receive-zero", "tcp", "tcp-latin1-receive-zero", ("{silent}",), "value:''",
+     "max-len 0 returns an empty string")
+case("tcp.latin1.receive-nonblocking", "tcp", "tcp-latin1-receive-nonblocking", ("{silent}",),
+     "would-block", "no data on a non-blocking socket")
+case("tcp.latin1.receive-unconnected", "tcp", "tcp-latin1-receive-unconnected", (),
+     "invalid-state", "receive-latin1 before connect")
+case("tcp.latin1.send-unconnected", "tcp", "tcp-latin1-send-unconnected", (), "invalid-state",
+     "send-latin1 before connect")
+case("tcp.latin1.send-after-shutdown", "tcp", "tcp-latin1-send-after-shutdown", ("{echo}",),
+     "invalid-state", "send-latin1 after shutdown(send)")
+
+# -- socket-tcp: id and splice (the guest's own connections: setup tcp-loop) --------
+case("tcp.id.distinct", "tcp-loop", "tcp-id-distinct", (), "value:distinct:True stable:True",
+     "fresh, listening, connecting and accepted sockets have distinct, stable ids")
+case("tcp.id.not-reused", "tcp-loop", "tcp-id-not-reused", (), "value:distinct:True",
+     "an id is not given to the next socket after a drop")
+case("tcp.splice.echo", "tcp-loop", "tcp-splice-echo", (1 << 20,),
+     "value:moved:1048576 exact:True", "splice to itself echoes 1 MiB of every byte value")
+case("tcp.splice.proxy", "tcp-loop", "tcp-splice-proxy", ("{echo}", 1 << 20),
+     "value:moved:1048576/1048576 exact:True",
+     "splice to another connected socket, both ways through the echo peer: a proxy")
+case("tcp.splice.end-of-stream", "tcp-loop", "tcp-splice-eof", (), "value:3,0,abc",
+     "blocking: moves the bytes before end of stream, then returns 0")
+case("tcp.splice.max-len", "tcp-loop", "tcp-splice-max-len", (),
+     "value:100 echoed:True kept:True", "at most max-len bytes move; the rest stays queued")
+case("tcp.splice.target-unknown", "tcp-loop", "tcp-splice-bad-target", ("unknown",),
+     "value:invalid-argument|keep", "an id never issued; nothing is consumed")
+case("tcp.splice.target-dropped", "tcp-loop", "tcp-splice-bad-target", ("dropped",),
+     "value:invalid-argument|keep", "the id of a dropped socket")
+case("tcp.splice.target-unconnected", "tcp-loop", "tcp-splice-bad-target", ("unconnected",),
+     "value:invalid-state|keep", "a target that is not connected")
+case("tcp.splice.target-listening", "tcp-loop", "tcp-splice-bad-target", ("listening",),
+     "value:invalid-state|keep", "a listening target")
+case("tcp.splice.target-shut-down", "tcp-loop", "tcp-splice-bad-target", ("shut-down",),
+     "value:invalid-state|keep", "a target after shutdown(send)")
+case("tcp.splice.self-shut-down", "tcp-loop", "tcp-splice-bad-target", ("self-shut-down",),
+     "value:invalid-state|keep", "splice to itself after its own shutdown(send)")
+case("tcp.splice.source-unconnected", "tcp-loop", "tcp-splice-bad-source", ("fresh",),
+     "invalid-state", "a source that is not connected")
+case("tcp.splice.source-listening", "tcp-loop", "tcp-splice-bad-source", ("listening",),
+     "invalid-state", "a listening source")
+case("tcp.splice.nonblocking", "tcp-loop", "tcp-splice-nonblocking", (), "would-block",
+     "non-blocking with nothing queued")
+case("tcp.splice.timeout", "tcp-loop", "tcp-splice-timeout", (100,), "timeout",
+     "blocking with a timeout and nothing queued")
+case("tcp.splice.target-full", "tcp-loop", "tcp-splice-target-full",
+     (1 << 20, "nonblocking", "nonblocking"),
+     "value:stalled:True partial:True again:would-block exact:True extra:0 waited:False",
+     "a full target: partial counts, then would-block; after the peer reads, all arrives once")
+case("tcp.splice.target-full-blocking-target", "tcp-loop", "tcp-splice-target-full",
+     (1 << 20, "blocking", "nonblocking"),
+     "value:stalled:True partial:True again:would-block exact:True extra:0 waited:False",
+     "the source's mode decides: a non-blocking splice never waits for a blocking target")
+case("tcp.splice.target-full-timeout", "tcp-loop", "tcp-splice-target-full",
+     (1 << 20, "nonblocking", "timeout"),
+     "value:stalled:True partial:True again:timeout exact:True extra:0 waited:False",
+     "blocking with a timeout into a full target: timeout, and no byte lost or repeated")
+
 # -- socket-tcp: attenuation ----------------------------------------------------------
 case("tcp.restrict.narrower", "tcp", "tcp-restrict-connect",
      (["allow-outbound=tcp://127.0.0.1:{closed_port}"], "{echo}"), "access-denied",
@@ -395,6 +471,24 @@ case("udp.from-socket.preopen", "preopen-udp", "udp-preopen-echo", ("{udp_echo}"
      "value:from the pre-open", "a --udpbind pre-open sends and receives")
 case("udp.from-socket.tcp", "preopen-tcp-as-udp", "udp-from-socket", ("tcp",),
      "invalid-argument", "a TCP pre-open is not a UDP socket")
+case("udp.latin1.to-peer", "udp", "udp-latin1-echo", ("{udp_echo}", "latin1", "list"),
+     "value:1024 exact:True from-target:True",
+     "send-latin1: a datagram of every byte value, exact (read back as list<u8>)")
+case("udp.latin1.from-peer", "udp", "udp-latin1-echo", ("{udp_echo}", "list", "latin1"),
+     "value:1024 exact:True from-target:True",
+     "receive-latin1: every byte value, exact, with its sender (sent as list<u8>)")
+case("udp.latin1.round-trip", "udp", "udp-latin1-echo", ("{udp_echo}", "latin1", "latin1", 60000),
+     "value:60000 exact:True from-target:True", "a 60000-byte datagram through the lane both ways")
+case("udp.latin1.send-denied", "udp", "udp-latin1-send", ("127.0.0.1:9",), "access-denied",
+     "send-latin1 is checked by the policy like send")
+case("udp.latin1.send-above-255", "udp", "udp-latin1-send-invalid", ("{udp_echo}", 0x100),
+     "value:invalid-argument|END", "a code point above 255: invalid-argument, nothing sent")
+case("udp.latin1.connected", "udp", "udp-latin1-connected", ("{udp_echo}",), "value:exact:True",
+     "send-latin1 without an address goes to the connected peer")
+case("udp.latin1.truncated", "udp", "udp-latin1-truncated", ("{udp_echo}", 10),
+     "value:10 prefix:True", "receive-latin1 returns at most max-len bytes of the datagram")
+case("udp.latin1.receive-unbound", "udp", "udp-latin1-receive-unbound", (), "invalid-state",
+     "receive-latin1 before bind")
 case("udp.restrict.narrower", "udp", "udp-restrict-send",
      (["allow-outbound=udp://127.0.0.1:9"], "{udp_echo}"), "access-denied",
      "a narrowed UDP handle")
