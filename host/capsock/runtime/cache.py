@@ -2,8 +2,10 @@
 
 Compiling an 18 MB componentize-py guest takes wasmtime ~10 s; loading the
 serialized artifact takes milliseconds. Artifacts are keyed by the SHA-256
-of the component bytes and the wasmtime version, and written atomically,
-so concurrent starts and upgraded wasmtimes are both safe.
+of the component bytes, the wasmtime version and the engine's epoch
+interruption setting (code compiled with epoch checks cannot be loaded by
+an engine without them, nor the reverse), and written atomically, so
+concurrent starts, upgraded wasmtimes and both kinds of engine are safe.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component
+
+from .engine import is_interruptible
 
 log = logging.getLogger("capsock")
 
@@ -40,7 +44,8 @@ def load_component(engine: Engine, path: str | os.PathLike[str],
     if os.environ.get("CAPSOCK_NO_CACHE") == "1":
         return Component(engine, wasm)
     directory = cache_dir or default_cache_dir()
-    key = hashlib.sha256(wasm + version("wasmtime").encode()).hexdigest()
+    flavor = b"\0epoch-interruption" if is_interruptible(engine) else b""
+    key = hashlib.sha256(wasm + version("wasmtime").encode() + flavor).hexdigest()
     artifact = directory / f"{key}.cwasm"
     if artifact.exists():
         try:
