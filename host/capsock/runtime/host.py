@@ -29,6 +29,8 @@ from ..core.limits import Limits
 from ..errors import NetError
 from ..policy import Policy
 from .cache import load_component
+from .engine import new_engine
+from .kill import GuestKilled, KillSwitch, RunGuard
 
 log = logging.getLogger("capsock")
 
@@ -114,7 +116,9 @@ class Host:
     backend: Backend = field(default_factory=OsBackend)
     tcp_listen: Sequence[TcpListenSpec] = ()
     cache_dir: Path | None = None
-    engine: Engine = field(default_factory=Engine)
+    #: Made by `new_engine` (epoch interruption on) so a kill can stop a
+    #: guest spinning in wasm; any other engine works, minus that.
+    engine: Engine = field(default_factory=new_engine)
     #: `--udpbind`: UDP sockets bound before the guest starts.
     udp_bind: Sequence[UdpBindSpec] = ()
     #: Where names are resolved (`--dns` makes a DnsResolver). None: the
@@ -155,57 +159,97 @@ class Host:
     def run(self, path: str | Path, args: Sequence[str] = (), *,
             env: Sequence[tuple[str, str]] = (),
             preopens: list[Preopen] | None = None,
-            stdout: str | Path | None = None) -> int:
+            stdout: str | Path | None = None,
+            kill_switch: KillSwitch | None = None) -> int:
         """Run the component's `wasi:cli/run`; returns its exit code.
 
         `env` becomes the guest's environment. `preopens`, when given,
         replaces the pre-opens this Host would open itself; the guest's
-        teardown closes them either way.
+        teardown closes them either way. `kill_switch.kill()`, from any
+        thread, stops the guest wherever it is (kill.py): the instance is
+        torn down like any other and this raises `GuestKilled`.
         """
+        guard = RunGuard(self.engine, kill_switch,
+                         shared=[p.socket for p in preopens] if preopens is not None else ())
+        try:
+            code = self._run_guarded(path, args, env, preopens, stdout, guard)
+        finally:
+            guard.close()
+        if guard.killed:
+            # Raised from this small frame: the traceback an embedder keeps
+            # holds no component (an open, mapped .cwasm) and no store.
+            raise GuestKilled(guard.reason)
+        return code
+
+    def _run_guarded(self, path: str | Path, args: Sequence[str],
+                     env: Sequence[tuple[str, str]], preopens: list[Preopen] | None,
+                     stdout: str | Path | None, guard: RunGuard) -> int:
+        """Load, instantiate, run, tear down; the exit code (meaningless
+        when `guard.killed`)."""
+        if guard.killed:
+            if preopens is not None:  # they were handed over: close them as teardown would
+                for preopen in preopens:
+                    preopen.socket.close()
+            return 1
         for directory in self.dirs:
             directory.check()
         component = load_component(self.engine, path, self.cache_dir)
         run_export = _find_run_export(self.engine, component)
         context = self.new_context(preopens)
         table = HandleTable()
+        guard.watch(context, table)
         try:
-            linker = Linker(self.engine)
-            linker.add_wasip2()
-            link(linker, self.engine, component, interfaces_for(context), table)
-            store = Store(self.engine)
-            wasi = WasiConfig()
-            wasi.argv = [Path(path).name, *args]
-            wasi.env = [list(pair) for pair in env]
-            wasi.inherit_stdin()
-            if stdout is None:
-                wasi.inherit_stdout()
-            else:  # e.g. the conformance harness reads the guest's report
-                wasi.stdout_file = str(stdout)
-            wasi.inherit_stderr()
-            for directory in self.dirs:
-                wasi.preopen_dir(str(directory.host), directory.guest)
-            store.set_wasi(wasi)
-            instance = linker.instantiate(store, component)
-            interface_index = component.get_export_index(run_export)
-            func_index = component.get_export_index("run", interface_index)
-            if func_index is None:
-                raise RunError(f"{path}: {run_export} has no `run` function")
-            run = instance.get_func(store, func_index)
-            if run is None:
-                raise RunError(f"{path}: cannot find {run_export}#run")
-            try:
-                result = run(store)
-            except ExitTrap as exit_trap:
-                return exit_trap.code
-            except WasmtimeError as error:
-                code = _exit_code(error)
-                if code is not None:
-                    return code
-                print(f"capsock: the guest trapped: {error}", flush=True, file=sys.stderr)
-                return 1
-            return 0 if getattr(result, "tag", "ok") == "ok" else 1
+            return self._instantiate_and_run(path, args, env, stdout, component, run_export,
+                                             context, table, guard)
+        except Exception:
+            if not guard.killed:
+                raise
+            return 1
         finally:
+            guard.finish()
             self._teardown(context, table)
+
+    def _instantiate_and_run(self, path: str | Path, args: Sequence[str],
+                             env: Sequence[tuple[str, str]], stdout: str | Path | None,
+                             component: Component, run_export: str, context: InstanceContext,
+                             table: HandleTable, guard: RunGuard) -> int:
+        linker = Linker(self.engine)
+        linker.add_wasip2()
+        link(linker, self.engine, component, interfaces_for(context), table)
+        store = Store(self.engine)
+        guard.arm(store)
+        wasi = WasiConfig()
+        wasi.argv = [Path(path).name, *args]
+        wasi.env = [list(pair) for pair in env]
+        wasi.inherit_stdin()
+        if stdout is None:
+            wasi.inherit_stdout()
+        else:  # e.g. the conformance harness reads the guest's report
+            wasi.stdout_file = str(stdout)
+        wasi.inherit_stderr()
+        for directory in self.dirs:
+            wasi.preopen_dir(str(directory.host), directory.guest)
+        store.set_wasi(wasi)
+        instance = linker.instantiate(store, component)
+        interface_index = component.get_export_index(run_export)
+        func_index = component.get_export_index("run", interface_index)
+        if func_index is None:
+            raise RunError(f"{path}: {run_export} has no `run` function")
+        run = instance.get_func(store, func_index)
+        if run is None:
+            raise RunError(f"{path}: cannot find {run_export}#run")
+        try:
+            result = run(store)
+        except ExitTrap as exit_trap:
+            return exit_trap.code
+        except WasmtimeError as error:
+            code = _exit_code(error)
+            if code is not None:
+                return code
+            if not guard.killed:
+                print(f"capsock: the guest trapped: {error}", flush=True, file=sys.stderr)
+            return 1
+        return 0 if getattr(result, "tag", "ok") == "ok" else 1
 
     def _preopen(self, spec: TcpListenSpec) -> Preopen:
         """A listener made by the backend: an OS socket, or a virtual one

@@ -1,0 +1,295 @@
+"""Killing a running guest from another thread: `KillSwitch`.
+
+A guest is in one of two places when the embedder wants it gone, and each
+needs its own wake-up:
+
+* **In wasm** (computing, or spinning on purpose). Python never runs, so
+  only wasmtime can stop it: the engine is made with epoch interruption
+  (engine.py), every store gets a deadline one epoch ahead and a deadline
+  callback, and `kill` increments the engine's epoch. Every store of the
+  engine then reaches its deadline and calls its callback; the killed one
+  answers with an error (a trap, "killed by the embedder"), the others
+  carry on with a new deadline one epoch ahead. Engines are shared by all
+  runs of a Host (and by `capsock serve --mode thread`), which is why the
+  callback, not the bare deadline, decides.
+* **In a capsock host call** that blocks in the kernel (`accept`,
+  `receive`, `poll`, a blocking `connect` or `send`). Epoch checks only
+  happen in wasm, so `kill` also shuts down (`shutdown(2)`) every socket
+  the instance holds: its pre-opens, and whatever its handles hold. The
+  blocked call returns an error at once, the guest is back in wasm, and
+  the first epoch check traps. Sockets of a backend that are not OS
+  sockets (the in-memory network) are closed instead, which wakes their
+  waiters just as well.
+
+Then the usual teardown closes everything, on the guest's own thread.
+
+What a kill cannot interrupt: wasmtime's own WASI calls (`time.sleep`, a
+read from the inherited stdin) and a name resolution in progress; the
+guest stops when that call returns (a DNS query is bounded by its
+resolver's timeout).
+
+Pre-opens the embedder passed in (`Host.run(preopens=...)`, e.g. a `dup`
+of a listener it keeps, as `capsock serve` does) are shut down like the
+rest, since a guest may be blocked in `accept` on them. A dup shares its
+socket, so a TCP listener that was listening before the kill is made to
+listen again once the guest is gone (bound again to the same address if
+the kernel released an ephemeral port): the embedder keeps its listener.
+Connections queued at the moment of the kill are reset by the kernel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import socket
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from wasmtime import Engine, Store
+from wasmtime import _ffi as ffi
+
+from ..binding.handles import HandleTable
+from ..core.context import InstanceContext
+
+log = logging.getLogger("capsock")
+
+#: What the killed guest's trap says, and `GuestKilled.reason` by default.
+DEFAULT_REASON = "killed by the embedder"
+#: The backlog a restored shared listener gets (the kernel cannot tell
+#: what the embedder chose; this is `TcpListenSpec`'s default).
+RESTORED_BACKLOG = 128
+
+_DeadlineCallback = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t))
+_NoFinalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_UPDATE_DEADLINE_CONTINUE = 0
+
+
+class GuestKilled(Exception):
+    """`Host.run` was stopped by `KillSwitch.kill`; its teardown is done.
+
+    Raised instead of returning an exit code, so a killed guest is never
+    mistaken for one that exited or trapped by itself.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the guest was killed: {reason}")
+        self.reason = reason
+
+
+class KillSwitch:
+    """Stops the runs it is given to (`Host.run(..., kill_switch=...)`).
+
+    `kill` may be called from any thread, any number of times, before,
+    during or after a run: a run not started yet raises `GuestKilled` at
+    once, a finished one is not affected. Like a cancellation token it
+    stays killed; one switch may stop several runs at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reason: str | None = None
+        self._runs: set[RunGuard] = set()
+
+    @property
+    def killed(self) -> bool:
+        return self._reason is not None
+
+    @property
+    def reason(self) -> str | None:
+        return self._reason
+
+    def kill(self, reason: str = DEFAULT_REASON) -> None:
+        """Stop every run using this switch; returns without waiting.
+
+        The run's own thread tears the instance down and raises
+        `GuestKilled`; join that thread to know everything is closed.
+        """
+        with self._lock:
+            if self._reason is None:
+                self._reason = reason
+            runs = list(self._runs)
+        for run in runs:
+            run.kill(self._reason)
+
+    def _attach(self, run: RunGuard) -> str | None:
+        """Register a run; the reason instead if already killed."""
+        with self._lock:
+            if self._reason is None:
+                self._runs.add(run)
+            return self._reason
+
+    def _detach(self, run: RunGuard) -> None:
+        with self._lock:
+            self._runs.discard(run)
+
+
+class RunGuard:
+    """One run's side of a kill: its store's deadline, its sockets.
+
+    Host.run makes one per run (with or without a switch, so the store is
+    always set up the same way) and calls, in order: `watch` once the
+    instance's context exists, `arm` with its store before any wasm runs,
+    `finish` when the guest has returned (no kill can touch the sockets
+    after that, and shared listeners are restored), `close` at the end.
+    """
+
+    def __init__(self, engine: Engine, switch: KillSwitch | None,
+                 shared: Iterable[object] = ()) -> None:
+        self._engine = engine
+        self._switch = switch
+        self._lock = threading.Lock()
+        self._reason: str | None = None
+        self._done = False
+        self._context: InstanceContext | None = None
+        self._table: HandleTable | None = None
+        #: Backend sockets the embedder passed in (it may hold dups of them).
+        self._shared = {id(sock) for sock in shared}
+        self._restore: list[tuple[socket.socket, tuple[Any, ...]]] = []
+        self._callback = _DeadlineCallback(self._on_deadline)
+        if switch is not None:
+            reason = switch._attach(self)
+            if reason is not None:
+                self._reason = reason
+
+    @property
+    def killed(self) -> bool:
+        return self._reason is not None
+
+    @property
+    def reason(self) -> str:
+        return self._reason or DEFAULT_REASON
+
+    def watch(self, context: InstanceContext, table: HandleTable) -> None:
+        """From now on a kill wakes whatever this instance blocks on."""
+        with self._lock:
+            self._context, self._table = context, table
+            if self._reason is not None:
+                self._wake_sockets()
+
+    def arm(self, store: Store) -> None:
+        """Give `store` a deadline one epoch ahead and the deadline callback.
+
+        On an engine without epoch interruption this is inert: the
+        deadline is never checked.
+        """
+        ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), self._callback, None,
+                                                   _NoFinalizer())
+        # Keep the ctypes trampoline alive as long as the store can call it.
+        store.__dict__["_capsock_deadline_callback"] = self._callback
+        with self._lock:  # a kill that came first (during compilation) must not be missed
+            store.set_epoch_deadline(0 if self._reason is not None else 1)
+
+    def kill(self, reason: str) -> None:
+        with self._lock:
+            if self._done or self._reason is not None:
+                return
+            self._reason = reason
+            self._engine.increment_epoch()
+            if self._context is not None:
+                self._wake_sockets()
+
+    def finish(self) -> None:
+        """The guest returned: kills are no-ops from now on; re-listen the
+        shared listeners a kill shut down."""
+        with self._lock:
+            self._done = True
+            restore, self._restore = self._restore, []
+            self._context = self._table = None
+        for raw, address in restore:
+            _relisten(raw, address)
+
+    def close(self) -> None:
+        if self._switch is not None:
+            self._switch._detach(self)
+
+    # -- inside the guest's thread, called by wasmtime ---------------------------
+    def _on_deadline(self, _context: object, _data: object,
+                     delta: ctypes._Pointer[ctypes.c_uint64],
+                     kind: ctypes._Pointer[ctypes.c_uint8]) -> int:
+        """Trap if this run was killed, else wait for the next epoch.
+
+        Any other run's kill increments the shared engine's epoch and lands
+        here once; that costs one Python call per running store per kill.
+        """
+        if self._reason is not None:
+            error = ffi.wasmtime_error_new(self._reason.encode())
+            return int(ctypes.cast(error, ctypes.c_void_p).value or 0)
+        delta[0] = 1
+        kind[0] = _UPDATE_DEADLINE_CONTINUE
+        return 0
+
+    # -- the killing thread, under self._lock --------------------------------------
+    def _wake_sockets(self) -> None:
+        assert self._context is not None and self._table is not None
+        for sock in _held_sockets(self._context, self._table):
+            raw = getattr(sock, "raw", None)
+            if isinstance(raw, socket.socket):
+                if id(sock) in self._shared:
+                    self._remember_listener(raw)
+                try:
+                    raw.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # never connected, or already closed: nothing blocks on it
+                continue
+            close = getattr(sock, "close", None)
+            if close is not None:  # the in-memory backend: closing wakes its waiters
+                try:
+                    close()
+                except Exception:
+                    log.exception("capsock: error while closing %r to kill its guest", sock)
+
+    def _remember_listener(self, raw: socket.socket) -> None:
+        try:
+            listening = raw.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            address = raw.getsockname()
+        except OSError:
+            return
+        if listening and raw.type == socket.SOCK_STREAM:
+            self._restore.append((raw, address))
+
+
+def _held_sockets(context: InstanceContext, table: HandleTable) -> list[object]:
+    """Every backend socket the instance could be blocked on: its unclaimed
+    pre-opens, and what its handles hold (a socket resource's core socket,
+    a claimed pre-open, a pollable's socket). Duck-typed over the binding
+    layer's resource classes; tests/e2e/test_embedder_kill.py checks each
+    way a guest can block."""
+    with context.lock:
+        found: list[object] = [preopen.socket for preopen in context.preopens]
+    for obj in table.live():
+        core = getattr(obj, "core", None)
+        preopen = getattr(obj, "preopen", None)
+        for candidate in (getattr(core, "sock", None), getattr(preopen, "socket", None),
+                          getattr(obj, "sock", None)):
+            if candidate is not None:
+                found.append(candidate)
+    unique: dict[int, object] = {}
+    for sock in found:
+        unique.setdefault(id(sock), sock)
+    return list(unique.values())
+
+
+def _relisten(raw: socket.socket, address: tuple[Any, ...]) -> None:
+    """Make a shared listener listen again after a kill's `shutdown(2)`.
+
+    Linux keeps a fixed port through the shutdown but releases an
+    ephemeral one (bound with port 0); binding to the same address again
+    takes it back (EINVAL: still bound, fine).
+    """
+    if raw.fileno() < 0:
+        return
+    try:
+        raw.bind(address)
+    except OSError:
+        pass
+    try:
+        raw.listen(RESTORED_BACKLOG)
+        now = raw.getsockname()
+    except OSError as error:
+        log.warning("capsock: cannot listen again on %s after a kill: %s", address, error)
+        return
+    if now != address:  # someone took the released port meanwhile
+        log.warning("capsock: the listener on %s listens on %s after a kill", address, now)
