@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from types import FrameType
 
 from .addresses import parse_host_port
 from .backends.base import Backend, Resolver
@@ -18,7 +22,7 @@ from .backends.resolvers import DnsResolver
 from .core.audit import AuditLog
 from .core.limits import Limits
 from .policy import Policy, PolicyError
-from .runtime import DirSpec, Host, RunError, TcpListenSpec, UdpBindSpec
+from .runtime import DirSpec, GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
 from .runtime.serve import Server
 
 RULES_HELP = """\
@@ -352,13 +356,57 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"capsock: error: {error}", file=sys.stderr)
             return 2
     try:
-        return host.run(args.component, guest_args)
+        return run_killable(host, args.component, guest_args)
     except RunError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # a broken component file, a link error
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
+
+
+def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
+    """`capsock run`: the guest in a thread, so SIGINT/SIGTERM can kill it.
+
+    The main thread only waits; Python runs signal handlers there, even
+    while the guest spins in wasm or blocks in `accept` (which, run on the
+    main thread, made Ctrl-C do nothing at all). The first signal kills the
+    guest through a KillSwitch (teardown as usual, exit 128+signal); a
+    second one exits at once, for a guest stuck where a kill cannot reach
+    (wasmtime's own WASI calls: sleep, reading stdin).
+    """
+    switch = KillSwitch()
+    outcome: list[int | BaseException] = []
+    received: list[int] = []
+
+    def guest() -> None:
+        try:
+            outcome.append(host.run(component, guest_args, kill_switch=switch))
+        except BaseException as error:  # handed to the main thread
+            outcome.append(error)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if received:
+            os._exit(128 + signum)
+        received.append(signum)
+        print(f"capsock: {signal.Signals(signum).name}: killing the guest", file=sys.stderr,
+              flush=True)
+        switch.kill(f"{signal.Signals(signum).name} received")
+
+    thread = threading.Thread(target=guest, name="capsock-guest")
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        thread.start()
+        thread.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    result = outcome[0] if outcome else RunError("the guest thread ended without an outcome")
+    if isinstance(result, GuestKilled) and received:
+        return 128 + received[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def run_conformance(args: argparse.Namespace) -> int:

@@ -14,8 +14,10 @@ threads do not: a guest's host calls all need the GIL (see bench/).
 Graceful shutdown on SIGINT/SIGTERM: the listeners are `shutdown(2)`, which
 every instance's pending `accept`/`poll` sees at once (the sockets are
 shared), so guests stop accepting and finish the connections in flight;
-after `grace` seconds stragglers are killed. Then every socket is closed
-and the number of sockets still open in this process is reported.
+after `grace` seconds stragglers are killed (processes: SIGKILL; threads:
+a KillSwitch, so their instances are torn down like any other). Then every
+socket is closed and the number of sockets still open in this process is
+reported.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from wasmtime import Engine
-
 from ..core.context import Preopen
+from .engine import new_engine
 from .host import Host, open_listener, open_udp
+from .kill import GuestKilled, KillSwitch
 
 log = logging.getLogger("capsock")
 
@@ -84,6 +86,8 @@ class Server:
         self.grace = grace
         self.listeners: list[_Listener] = []
         self._stopping = threading.Event()
+        #: Kills the thread-mode instances still running after the grace period.
+        self._kill_switch = KillSwitch()
 
     # -- lifecycle -------------------------------------------------------------
     def serve(self) -> int:
@@ -133,7 +137,8 @@ class Server:
 
     def _run_one(self, index: int) -> int:
         env = [("CAPSOCK_INSTANCE", str(index)), ("CAPSOCK_INSTANCES", str(self.instances))]
-        return self.host.run(self.component, self.args, env=env, preopens=self._preopens())
+        return self.host.run(self.component, self.args, env=env, preopens=self._preopens(),
+                             kill_switch=self._kill_switch)
 
     # -- threads ------------------------------------------------------------------
     def _run_threads(self) -> list[int]:
@@ -142,6 +147,8 @@ class Server:
         def target(index: int) -> None:
             try:
                 codes[index] = self._run_one(index)
+            except GuestKilled:
+                codes[index] = 1
             except Exception:
                 log.exception("capsock: instance %d failed", index)
                 codes[index] = 1
@@ -156,8 +163,11 @@ class Server:
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if any(thread.is_alive() for thread in threads):
-            print("capsock: grace period over; instances still running are abandoned",
+            self._kill_switch.kill("the grace period is over")
+            print("capsock: grace period over; killed the remaining instances",
                   file=sys.stderr, flush=True)
+            for thread in threads:  # a kill takes milliseconds, unless the guest is
+                thread.join(timeout=5.0)  # inside wasmtime's WASI (sleep): then give up
             pairs = zip(threads, codes, strict=True)
             return [1 if thread.is_alive() else code for thread, code in pairs]
         return codes
@@ -170,7 +180,7 @@ class Server:
             if pid == 0:  # the instance
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                self.host.engine = Engine()  # never share an engine across fork
+                self.host.engine = new_engine()  # never share an engine across fork
                 code = 1
                 try:
                     code = self._run_one(index)
