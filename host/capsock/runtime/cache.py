@@ -6,6 +6,15 @@ of the component bytes, the wasmtime version and the engine's epoch
 interruption setting (code compiled with epoch checks cannot be loaded by
 an engine without them, nor the reverse), and written atomically, so
 concurrent starts, upgraded wasmtimes and both kinds of engine are safe.
+
+Reading and hashing 18 MB costs ~50 ms, most of a warm start's load, so a
+small index remembers which artifact a component file had, under the
+file's identity and change stamps (device, inode, size, mtime and ctime
+in nanoseconds; ctime cannot be set back by anyone who rewrites the file):
+while they match, the artifact is loaded without reading the component
+(like git's index or ccache's direct mode). A stale index entry (the
+file changed, the artifact is gone or unusable, wasmtime was upgraded)
+falls back to the hash, which rewrites it.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from importlib.metadata import version
+from functools import cache
 from pathlib import Path
 
 from wasmtime import Engine, WasmtimeError
@@ -40,18 +49,31 @@ def load_component(engine: Engine, path: str | os.PathLike[str],
     `cache_dir=None` uses the default directory; pass a path to override.
     Set the environment variable CAPSOCK_NO_CACHE=1 to always compile.
     """
-    wasm = Path(path).read_bytes()
     if os.environ.get("CAPSOCK_NO_CACHE") == "1":
-        return Component(engine, wasm)
+        return Component(engine, Path(path).read_bytes())
     directory = cache_dir or default_cache_dir()
     flavor = b"\0epoch-interruption" if is_interruptible(engine) else b""
-    key = hashlib.sha256(wasm + version("wasmtime").encode() + flavor).hexdigest()
-    artifact = directory / f"{key}.cwasm"
+    stamp = _stamp(path)  # before reading: a later change must not be recorded as this one
+    index = _index_path(directory, path, flavor)
+    known = _read_index(index, stamp)
+    if known is not None:
+        try:
+            return Component.deserialize_file(engine, str(directory / known))
+        except WasmtimeError:
+            pass  # gone, or from another wasmtime: the slow path finds out
+    wasm = Path(path).read_bytes()
+    digest = hashlib.sha256(wasm)
+    digest.update(_wasmtime_version().encode())
+    digest.update(flavor)
+    artifact = directory / f"{digest.hexdigest()}.cwasm"
     if artifact.exists():
         try:
-            return Component.deserialize_file(engine, str(artifact))
+            component = Component.deserialize_file(engine, str(artifact))
         except WasmtimeError:
             log.warning("capsock: ignoring unusable cache entry %s", artifact)
+        else:
+            _write_index(index, stamp, artifact.name)
+            return component
     component = Component(engine, wasm)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -61,4 +83,46 @@ def load_component(engine: Engine, path: str | os.PathLike[str],
         os.replace(temporary, artifact)
     except OSError as error:
         log.warning("capsock: cannot write the compilation cache: %s", error)
+    else:
+        _write_index(index, stamp, artifact.name)
     return component
+
+
+@cache
+def _wasmtime_version() -> str:
+    """Only needed on the slow path: importing importlib.metadata costs ~28 ms."""
+    from importlib.metadata import version
+
+    return version("wasmtime")
+
+
+def _stamp(path: str | os.PathLike[str]) -> str:
+    info = os.stat(path)
+    return f"{info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns}"
+
+
+def _index_path(directory: Path, path: str | os.PathLike[str], flavor: bytes) -> Path:
+    name = hashlib.sha256(os.path.realpath(path).encode() + flavor).hexdigest()
+    return directory / "index" / name
+
+
+def _read_index(index: Path, stamp: str) -> str | None:
+    """The artifact's file name recorded for this exact stamp, if any."""
+    try:
+        recorded, _, artifact = index.read_text().strip().rpartition(" ")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if recorded != stamp or not artifact.endswith(".cwasm") or "/" in artifact:
+        return None
+    return artifact
+
+
+def _write_index(index: Path, stamp: str, artifact: str) -> None:
+    try:
+        index.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=index.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as out:
+            out.write(f"{stamp} {artifact}\n")
+        os.replace(temporary, index)
+    except OSError as error:
+        log.warning("capsock: cannot write the compilation cache index: %s", error)
