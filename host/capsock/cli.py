@@ -10,15 +10,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import FrameType
 
 from .addresses import parse_host_port
 from .backends.base import Backend, Resolver
-from .backends.memory import MemoryBackend, VirtualNetwork
 from .backends.os import OsBackend
-from .backends.resolvers import DnsResolver
 from .core.audit import AuditLog
 from .core.limits import Limits
 from .policy import Policy, PolicyError
@@ -67,10 +64,27 @@ examples:
 """
 
 def _package_version() -> str:
+    # Imported here: importlib.metadata costs ~28 ms, on every start if at the top.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("capsock")
     except PackageNotFoundError:
         return "0.1.0"
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, looked up only when asked for (argparse's own action
+    needs the string when the parser is built, i.e. on every start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        parser.exit(message=f"capsock {_package_version()}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "deny-by-default networking (capsock:net@0.1.0).",
         epilog="Run `capsock run --help` for the policy flags.",
     )
-    parser.add_argument("--version", action="version", version=f"capsock {_package_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = commands.add_parser(
         "run",
@@ -278,6 +292,8 @@ def host_from_args(args: argparse.Namespace) -> Host:
         if args.dns is not None:
             raise ConfigError("--backend memory: --dns would query a real DNS server; "
                               "the virtual network resolves from its own name table")
+        from .backends.memory import MemoryBackend, VirtualNetwork  # only this flag needs it
+
         backend = MemoryBackend(VirtualNetwork())
     if args.dns is not None:
         try:
@@ -286,6 +302,8 @@ def host_from_args(args: argparse.Namespace) -> Host:
             raise ConfigError(f"invalid --dns: {error}") from None
         if server.port == 0:
             raise ConfigError(f"invalid --dns: {args.dns!r}: port 0")
+        from .backends.resolvers import DnsResolver  # dnspython: ~50 ms to import
+
         resolver = DnsResolver(server)
     audit = None
     if args.audit_log is not None:
