@@ -12,13 +12,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
+if TYPE_CHECKING:  # dnspython costs ~65 ms to import: only `--dns` pays it
+    import dns.message
+    import dns.name
+    import dns.rdatatype
 
 from ..addresses import IPAddress, SocketAddress
 from ..errors import ErrorCode, NetError
@@ -84,6 +83,8 @@ class DnsResolver:
         self.timeout = timeout
 
     def resolve(self, name: str, ipv6: bool | None) -> list[IPAddress]:
+        import dns.rdatatype
+
         types = [dns.rdatatype.A, dns.rdatatype.AAAA] if ipv6 is None else (
             [dns.rdatatype.AAAA] if ipv6 else [dns.rdatatype.A])
         addresses: list[IPAddress] = []
@@ -94,6 +95,11 @@ class DnsResolver:
         return _unique(addresses)
 
     def _query(self, name: str, rdtype: dns.rdatatype.RdataType) -> list[IPAddress]:
+        import dns.exception
+        import dns.message
+        import dns.query
+        import dns.rcode
+
         query = dns.message.make_query(name + ".", rdtype)
         try:
             response = dns.query.udp(query, str(self.server.ip), port=self.server.port,
@@ -128,6 +134,8 @@ def answered_addresses(response: dns.message.Message, question: dns.name.Name,
     or poisoned one) must not get them remembered as this name's addresses:
     name rules (`tcp://svc.test:80`) allow exactly what the name resolved to.
     """
+    import dns.rdatatype
+
     owners = {question}
     for _ in range(16):  # follow CNAMEs in any order, bounded
         grown = {rdata.target for rrset in response.answer
