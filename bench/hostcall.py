@@ -1,0 +1,390 @@
+"""The cost of one host call, without a guest interpreter in the way (not a test).
+
+    python bench/hostcall.py [--calls 100000] [--repeat 7] [--only SHAPE,...]
+    python bench/hostcall.py --callgrind [--calls 10000] [--only SHAPE,...]
+                             [--bindings capsock,stock,floor]
+
+A hand-written component (WAT, below) imports ``capsock:net/bench`` and
+calls one of its functions in a core-wasm loop ``--calls`` times, so a
+call's time is the host call and nothing else (the loop is a few machine
+instructions). Each function has one of the argument shapes the real WIT
+uses most:
+
+=============  ============================================================
+shape          WIT signature (``self`` is ``borrow<thing>``)
+=============  ============================================================
+nop            ``nop: func()`` (no arguments, no result)
+family         ``[method]thing.family: func() -> ip-address-family``
+               (``address-family``, the ``probe hostcall`` call)
+size           ``[method]thing.size: func() -> result<u64, error-code>``
+fail           ``size``'s shape, returning ``err(would-block)``
+set            ``[method]thing.set: func(value: bool) -> result<_, error-code>``
+recv           ``[method]thing.recv: func(max-len: u64) -> result<list<u8>, error-code>``
+               (``--size`` bytes back, default 16)
+recv-latin1    ``[method]thing.recv-latin1: func(max-len: u64) -> result<string, error-code>``
+send           ``[method]thing.send: func(data: list<u8>) -> result<u64, error-code>``
+poll           ``poll: func(ids: list<u32>, timeout: option<u64>) -> result<list<u32>, error-code>``
+=============  ============================================================
+
+and is bound three ways, interleaved, medians of ``--repeat`` runs:
+
+* ``capsock``: :func:`capsock.binding.registrar.link`, the real binding;
+* ``stock``: wasmtime-py's own ``LinkerInstance.add_func`` (only the shapes
+  it can express the same way: nop, family, size, set);
+* ``floor``: ``nop`` only, a ctypes callback whose body is ``return 0``
+  (the cost of wasmtime's dynamic host-function path plus a ctypes
+  callback: nothing built on this C API can be cheaper).
+
+``--callgrind`` instead runs each (shape, binding) under ``valgrind
+--tool=callgrind`` at ``--calls`` and 2 x ``--calls`` and prints the
+difference divided by ``--calls``: instructions per host call, which do
+not depend on the load of the machine (~20 s per run once the components
+are compiled and cached in the temp directory).
+
+``CAPSOCK_HOST=DIR`` measures another checkout's binding layer with this
+script, e.g. ``git archive HEAD~1 host | tar -x -C /tmp/old`` then
+``CAPSOCK_HOST=/tmp/old/host python bench/hostcall.py --bindings capsock``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
+
+#: another checkout's host/ to measure (e.g. an older commit's), else this one's
+HOST = os.environ.get("CAPSOCK_HOST") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "host")
+sys.path.insert(0, HOST)
+
+from wasmtime import Engine, Store  # noqa: E402
+from wasmtime import _ffi as ffi  # noqa: E402
+from wasmtime.component import Component, Linker, ResourceType  # noqa: E402
+
+from capsock.binding.handles import HandleTable  # noqa: E402
+from capsock.binding.registrar import link  # noqa: E402
+from capsock.errors import ErrorCode, NetError  # noqa: E402
+
+ERROR_CODES = " ".join(f'"{code.value}"' for code in ErrorCode)
+
+# shape -> (import name, core signature of the lowered import, loop body)
+# The loop body calls the import once; $h is the thing handle, $size the
+# byte count, memory offset 8192 holds the bytes/ids to send, 64 the retptr.
+SHAPES: dict[str, tuple[str, str, str]] = {
+    "nop": ("nop", "", "(call $f)"),
+    "family": ("[method]thing.family", "(param i32) (result i32)",
+               "(drop (call $f (local.get $h)))"),
+    "size": ("[method]thing.size", "(param i32 i32)",
+             "(call $f (local.get $h) (i32.const 64))"),
+    "fail": ("[method]thing.fail", "(param i32 i32)",
+             "(call $f (local.get $h) (i32.const 64))"),
+    "set": ("[method]thing.set", "(param i32 i32 i32)",
+            "(call $f (local.get $h) (i32.const 1) (i32.const 64))"),
+    "recv": ("[method]thing.recv", "(param i32 i64 i32)",
+             "(call $f (local.get $h) (i64.extend_i32_u (local.get $size)) (i32.const 64))"),
+    "recv-latin1": ("[method]thing.recv-latin1", "(param i32 i64 i32)",
+                    "(call $f (local.get $h) (i64.extend_i32_u (local.get $size))"
+                    " (i32.const 64))"),
+    "send": ("[method]thing.send", "(param i32 i32 i32 i32)",
+             "(call $f (local.get $h) (i32.const 8192) (local.get $size) (i32.const 64))"),
+    "poll": ("poll", "(param i32 i32 i32 i64 i32)",
+             "(call $f (i32.const 8192) (i32.const 2) (i32.const 1) (i64.const 0)"
+             " (i32.const 64))"),
+}
+STOCK_SHAPES = ("nop", "family", "size", "set")
+
+API = f"""
+    (type $ec' (enum {ERROR_CODES}))
+    (export "error-code" (type $ec (eq $ec')))
+    (type $fam' (enum "ipv4" "ipv6"))
+    (export "ip-address-family" (type $fam (eq $fam')))
+    (export "thing" (type $t (sub resource)))
+    (export "nop" (func))
+    (export "make" (func (result (own $t))))
+    (export "[method]thing.family" (func (param "self" (borrow $t)) (result $fam)))
+    (export "[method]thing.size" (func (param "self" (borrow $t))
+        (result (result u64 (error $ec)))))
+    (export "[method]thing.fail" (func (param "self" (borrow $t))
+        (result (result u64 (error $ec)))))
+    (export "[method]thing.set" (func (param "self" (borrow $t)) (param "value" bool)
+        (result (result (error $ec)))))
+    (export "[method]thing.recv" (func (param "self" (borrow $t)) (param "max-len" u64)
+        (result (result (list u8) (error $ec)))))
+    (export "[method]thing.recv-latin1" (func (param "self" (borrow $t)) (param "max-len" u64)
+        (result (result string (error $ec)))))
+    (export "[method]thing.send" (func (param "self" (borrow $t)) (param "data" (list u8))
+        (result (result u64 (error $ec)))))
+    (export "poll" (func (param "ids" (list u32)) (param "timeout" (option u64))
+        (result (result (list u32) (error $ec)))))
+"""
+
+
+def component_wat(shape: str) -> str:
+    name, signature, body = SHAPES[shape]
+    return f"""
+(component
+  (import "capsock:net/bench" (instance $api {API}))
+  (alias export $api "make" (func $make))
+  (alias export $api "{name}" (func $f))
+  (core module $libc
+    (memory (export "memory") 1)
+    (global $next (mut i32) (i32.const 16384))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      ;; every returned buffer goes to the same place: the loop never reads them
+      (i32.const 16384)))
+  (core instance $libc (instantiate $libc))
+  (alias core export $libc "memory" (core memory $mem))
+  (alias core export $libc "realloc" (core func $realloc))
+  (core func $make_l (canon lower (func $make)))
+  (core func $f_l (canon lower (func $f) (memory $mem) (realloc $realloc)))
+  (core module $m
+    (import "h" "make" (func $make (result i32)))
+    (import "h" "f" (func $f {signature}))
+    (func (export "run") (param $n i32) (param $size i32)
+      (local $h i32)
+      (local.set $h (call $make))
+      (block $done (loop $l
+        (br_if $done (i32.eqz (local.get $n)))
+        {body}
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $l))))
+  )
+  (core instance $hi (export "make" (func $make_l)) (export "f" (func $f_l)))
+  (core instance $i (instantiate $m (with "h" (instance $hi))))
+  (func (export "run") (param "n" u32) (param "size" u32)
+    (canon lift (core func $i "run")))
+)
+"""
+
+
+PAYLOAD = bytes(range(256)) * 256
+TEXT = PAYLOAD.decode("latin-1")
+
+
+class Thing:
+    def family(self) -> str:
+        return "ipv4"
+
+    def size(self) -> int:
+        return 65536
+
+    def fail(self) -> int:
+        raise NetError(ErrorCode.WOULD_BLOCK)
+
+    def set(self, value: bool) -> None:
+        pass
+
+    def recv(self, max_len: int) -> bytes:
+        return PAYLOAD[:max_len]
+
+    def recv_latin1(self, max_len: int) -> str:
+        return TEXT[:max_len]
+
+    def send(self, data: bytes) -> int:
+        return len(data)
+
+
+class Bench:
+    resources = {"thing": Thing}
+
+    def nop(self) -> None:
+        pass
+
+    def make(self) -> Thing:
+        return Thing()
+
+    def poll(self, ids: list[int], timeout: int | None) -> list[int]:
+        return ids
+
+
+def link_capsock(engine: Engine, component: Component) -> Linker:
+    linker = Linker(engine)
+    link(linker, engine, component, {"bench": Bench()}, HandleTable())
+    return linker
+
+
+def link_stock(engine: Engine, component: Component) -> Linker:
+    """wasmtime-py's own path: a Python function per import."""
+    from wasmtime.component import ResourceHost
+
+    things: dict[int, Thing] = {}
+    linker = Linker(engine)
+    with linker.root() as root, root.add_instance("capsock:net/bench") as api:
+        api.add_resource("thing", ResourceType.host(1), lambda store, rep: None)
+
+        def make(store: Any) -> Any:
+            things[1] = Thing()
+            return ResourceHost.own(1, 1).to_any(store)
+
+        def method(name: str) -> Callable[..., Any]:
+            def call(store: Any, this: Any, *args: Any) -> Any:
+                return getattr(things[this.to_host(store).rep], name)(*args)
+            return call
+        api.add_func("make", make)
+        api.add_func("nop", lambda store: None)
+        for name in ("family", "size", "set"):
+            api.add_func(f"[method]thing.{name}", method(name))
+    return linker
+
+
+_RAW_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                                 ctypes.c_void_p, ctypes.c_size_t)
+
+
+@_RAW_CALLBACK  # type: ignore[untyped-decorator]
+def _empty(env: Any, ctx: Any, ty: Any, args: Any, nargs: Any, results: Any,
+           nresults: Any) -> int:
+    return 0
+
+
+def link_floor(engine: Engine, component: Component) -> Linker:
+    """`nop` as a ctypes callback that returns at once; `make` through capsock."""
+    from wasmtime.component import ResourceHost
+
+    linker = Linker(engine)
+    with linker.root() as root, root.add_instance("capsock:net/bench") as api:
+        api.add_resource("thing", ResourceType.host(1), lambda store, rep: None)
+        api.add_func("make", lambda store: ResourceHost.own(1, 1).to_any(store))
+        add = ffi.dll["wasmtime_component_linker_instance_add_func"]
+        add.restype = ctypes.c_void_p
+        add.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, _RAW_CALLBACK,
+                        ctypes.c_void_p, ctypes.c_void_p]
+        error = add(ctypes.cast(api.ptr(), ctypes.c_void_p), b"nop", 3, _empty, None, None)
+        assert not error
+    return linker
+
+
+BINDINGS: dict[str, Callable[[Engine, Component], Linker]] = {
+    "capsock": link_capsock, "stock": link_stock, "floor": link_floor}
+SELECTED = list(BINDINGS)
+
+
+def applies(binding: str, shape: str) -> bool:
+    if binding not in SELECTED:
+        return False
+    return (binding == "capsock" or (binding == "stock" and shape in STOCK_SHAPES)
+            or (binding == "floor" and shape == "nop"))
+
+
+def compiled(engine: Engine, shape: str) -> Component:
+    """The bench component for `shape`, compiled once per wasmtime version
+    (cached next to the system's temp files: compiling under valgrind takes
+    most of a run)."""
+    wat = component_wat(shape)
+    key = hashlib.sha256(f"{version('wasmtime')}\n{wat}".encode()).hexdigest()[:24]
+    path = os.path.join(tempfile.gettempdir(), f"capsock-hostcall-{key}.cwasm")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            return Component.deserialize(engine, f.read())
+    component = Component(engine, wat)
+    with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), delete=False) as out:
+        out.write(component.serialize())
+    os.replace(out.name, path)
+    return component
+
+
+class Runner:
+    """One instantiated bench component: `run(n)` makes n host calls."""
+
+    def __init__(self, engine: Engine, shape: str, binding: str, size: int) -> None:
+        component = compiled(engine, shape)
+        self.store = Store(engine)
+        linker = BINDINGS[binding](engine, component)
+        if binding != "capsock":
+            linker.define_unknown_imports_as_traps(component)
+        instance = linker.instantiate(self.store, component)
+        func = instance.get_func(self.store, "run")
+        assert func is not None
+        self.func = func
+        self.size = size
+
+    def run(self, calls: int) -> float:
+        began = time.perf_counter()
+        self.func(self.store, calls, self.size)
+        return time.perf_counter() - began
+
+
+def measure(args: argparse.Namespace, shapes: list[str]) -> None:
+    engine = Engine()
+    runners = {(shape, binding): Runner(engine, shape, binding, args.size)
+               for shape in shapes for binding in BINDINGS if applies(binding, shape)}
+    for runner in runners.values():
+        runner.run(1000)  # warm up
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
+    for _ in range(args.repeat):
+        for key, runner in runners.items():
+            times[key].append(runner.run(args.calls) / args.calls * 1e6)
+    print(f"{'shape':12} {'binding':8} {'us/call':>8} {'min':>7} {'max':>7}")
+    for (shape, binding), samples in times.items():
+        print(f"{shape:12} {binding:8} {statistics.median(samples):8.2f} "
+              f"{min(samples):7.2f} {max(samples):7.2f}")
+
+
+def instructions(shape: str, binding: str, calls: int, size: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cg.out")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        sys.executable, __file__,
+                        "--one", f"{shape}:{binding}", "--calls", str(calls),
+                        "--size", str(size)],
+                       check=True, capture_output=True, timeout=1800)
+        with open(out) as f:
+            for line in f:
+                if line.startswith("summary:") or line.startswith("totals:"):
+                    return int(line.split()[1])
+    raise RuntimeError("no callgrind summary")
+
+
+def one(args: argparse.Namespace) -> None:
+    """One (shape, binding): warm up, then `--calls` calls (run under valgrind)."""
+    shape, binding = args.one.split(":")
+    runner = Runner(Engine(), shape, binding, args.size)
+    runner.run(100)
+    runner.run(args.calls)
+
+
+def callgrind(args: argparse.Namespace, shapes: list[str]) -> None:
+    print(f"{'shape':12} {'binding':8} {'instructions/call':>18}")
+    for shape in shapes:
+        for binding in BINDINGS:
+            if not applies(binding, shape):
+                continue
+            low = instructions(shape, binding, args.calls, args.size)
+            high = instructions(shape, binding, 2 * args.calls, args.size)
+            print(f"{shape:12} {binding:8} {(high - low) / args.calls:18.0f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--size", type=int, default=16, help="bytes for recv/send")
+    parser.add_argument("--only", default=",".join(SHAPES))
+    parser.add_argument("--bindings", default=",".join(BINDINGS))
+    parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    SELECTED[:] = args.bindings.split(",")
+    if args.one:
+        one(args)
+        return
+    shapes = args.only.split(",")
+    if args.callgrind:
+        callgrind(args, shapes)
+    else:
+        measure(args, shapes)
+
+
+if __name__ == "__main__":
+    main()
