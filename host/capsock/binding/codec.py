@@ -3,10 +3,29 @@
 wasmtime-py converts values by walking its `ValType` objects on every call,
 re-querying the C API for each nested type, and converts `list<u8>` one
 element at a time (~135 ms for 64 KiB). This module instead *compiles* each
-WIT type once, at link time, into a pair of closures:
+WIT type once, at link time, into a pair of closures over raw addresses:
 
-* a **lift** ``(val) -> object`` reading a ``wasmtime_component_val_t``;
-* a **lower** ``(ctx, object, val) -> None`` writing one.
+* a **lift** ``(ctx, address) -> object`` reading the
+  ``wasmtime_component_val_t`` at `address`;
+* a **lower** ``(ctx, object, address) -> None`` writing one there.
+
+`ctx` is the ``wasmtime_context_t *`` of the call, as an int. Values are
+read and written through memoryviews of the whole address space, one per
+scalar format (``_WORDS[(a + 8) >> 3]`` is the 8-byte payload of the value
+at `a`): an index operation, where a ctypes structure laid over the address
+(``from_address``) costs an object per access. They are only ever indexed
+at addresses wasmtime handed to the call, or inside memory it allocated
+for the value being written, exactly as ``from_address`` would be. Every C
+function is called through a pre-bound pointer (:data:`capi`) that takes
+plain ints and keeps the GIL (the calls are short and never re-enter
+Python).
+
+Lifts never free: the values are a host call's arguments, which wasmtime
+owns and drops after the callback returns (``crates/c-api/src/component/
+linker.rs``: the argument ``Vec`` goes out of scope), so reading them is
+all there is to do. A lower writes the payload first and the `kind` byte
+last, so a value whose lowering failed half way is still the `bool` wasmtime
+pre-filled the slot with and is dropped as such.
 
 `list<u8>` never loops in Python: wasmtime stores it as an array of 32-byte
 values whose byte payload sits at a fixed offset, so a strided `memoryview`
@@ -30,11 +49,17 @@ option<T>          None or the value (nested options are refused)
 result<T, E>       :class:`Case` ``("ok"|"err", value)``
 own/borrow         the host object (see :mod:`capsock.binding.handles`)
 =================  ==========================================
+
+:meth:`Compiler.lower_ok` and :meth:`Compiler.lower_err` write the two
+cases of a `result` directly from the payload, for the binding layer's
+fallible functions (no :class:`Case` is built on that path).
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -63,10 +88,9 @@ from wasmtime.component import (
     VariantType,
 )
 
-ValPtr = Any  # ctypes pointer to wasmtime_component_val_t
-Context = Any  # ctypes pointer to wasmtime_context_t
-Lift = Callable[[Context, Any], Any]
-Lower = Callable[[Context, Any, Any], None]
+Context = Any  # the wasmtime_context_t * of a call, an int
+Lift = Callable[[Context, int], Any]
+Lower = Callable[[Context, Any, int], None]
 
 
 class Case(NamedTuple):
@@ -80,36 +104,125 @@ class CodecError(TypeError):
     """A WIT type this codec does not support, found at link time."""
 
 
+# -- the C layout ---------------------------------------------------------------
+
 _VAL = ffi.wasmtime_component_val_t
-_VAL_SIZE = ctypes.sizeof(_VAL)
-_PAYLOAD_OFFSET = ffi.wasmtime_component_val.of.offset
+#: the size of one wasmtime_component_val_t (an argument's stride)
+VAL_SIZE = _VAL_SIZE = ctypes.sizeof(_VAL)
+_P = ffi.wasmtime_component_val.of.offset  # the payload
+_ENTRY_SIZE = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry)
+_ENTRY_VAL = ffi.wasmtime_component_valrecord_entry.val.offset
 _K = {name: getattr(ffi, f"WASMTIME_COMPONENT_{name}").value for name in (
     "BOOL", "S8", "U8", "S16", "U16", "S32", "U32", "S64", "U64", "CHAR",
     "STRING", "LIST", "RECORD", "TUPLE", "VARIANT", "ENUM", "OPTION", "RESULT",
     "RESOURCE",
 )}
 
+#: The address space as bytes, and as each scalar format: the value at
+#: address `a` has its kind byte at ``_BYTES[a]`` and, e.g., a u64 payload
+#: at ``_VIEWS["Q"][(a + _P) >> 3]`` (values and their fields are aligned).
+_BYTES: memoryview[int] = memoryview(
+    (ctypes.c_char * (sys.maxsize & ~7)).from_address(0)).cast("B")
+_VIEWS: dict[str, memoryview[Any]] = {
+    fmt: _BYTES.cast(fmt) for fmt in ("?", "b", "B", "h", "H", "i", "I", "q", "Q")}
+_WORDS: memoryview[int] = _VIEWS["Q"]
 
-def _name_from(vec: Any) -> str:
-    """Read a wasm_name_t without freeing it."""
-    return ctypes.string_at(vec.data, vec.size).decode("utf-8")
+# The layout the views assume, checked against wasmtime-py's declarations:
+# 8-byte pointers; a value is a kind byte and, at _P, a union whose vectors
+# (string, enum, list, tuple, record, variant name) are (size, data), whose
+# result is (is_ok, val) and whose variant is (name, val).
+assert ctypes.sizeof(ctypes.c_void_p) == 8 and ctypes.alignment(_VAL) == 8 and _P == 8
+assert ffi.wasm_byte_vec_t.data.offset == 8  # type: ignore[attr-defined]
+assert ffi.wasmtime_component_valresult.val.offset == 8  # type: ignore[attr-defined]
+assert ffi.wasmtime_component_valvariant.val.offset == 16  # type: ignore[attr-defined]
+assert _ENTRY_VAL % 8 == 0 and _ENTRY_SIZE % 8 == 0
 
 
-def _new_name(text: str) -> Any:
-    return ffi.str_to_capi(text)
+def _word(a: int) -> int:
+    """The 8-byte word at address `a` (8-aligned)."""
+    word: int = _WORDS[a >> 3]
+    return word
+
+
+def _vector(a: int) -> tuple[int, int]:
+    """(size, data) of the vector payload of the value at `a`."""
+    i = (a + _P) >> 3
+    return _WORDS[i], _WORDS[i + 1]
+
+
+def _set_vector(a: int, size: int, data: int) -> None:
+    i = (a + _P) >> 3
+    _WORDS[i] = size
+    _WORDS[i + 1] = data
+
+
+def _address(v: Any) -> int:
+    """An address, or a ctypes value's address (the tests pass those)."""
+    return v if isinstance(v, int) else ctypes.addressof(v)
+
+
+class _CApi:
+    """The C functions a call uses, bound once with int-only signatures.
+
+    ``PYFUNCTYPE``: the GIL stays held (each call is a few hundred
+    instructions and never calls back into Python), which saves a release
+    and re-acquire per call, and, with several guest threads, a wait for
+    another thread to hand the GIL back.
+    """
+
+    def __init__(self) -> None:
+        p, size, u32, b = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_bool
+
+        def bind(name: str, restype: Any, *argtypes: Any) -> Any:
+            return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ffi.dll))
+
+        self.byte_vec_new = bind("wasm_byte_vec_new", None, p, size, ctypes.c_char_p)
+        self.val_new = bind("wasmtime_component_val_new", p, p)
+        self.val_delete = bind("wasmtime_component_val_delete", None, p)
+        self.vallist_new_uninit = bind("wasmtime_component_vallist_new_uninit", None, p, size)
+        self.vallist_delete = bind("wasmtime_component_vallist_delete", None, p)
+        self.valtuple_new_uninit = bind("wasmtime_component_valtuple_new_uninit", None, p, size)
+        self.valtuple_delete = bind("wasmtime_component_valtuple_delete", None, p)
+        self.valrecord_new_uninit = bind("wasmtime_component_valrecord_new_uninit", None, p,
+                                         size)
+        self.valrecord_delete = bind("wasmtime_component_valrecord_delete", None, p)
+        self.any_to_host = bind("wasmtime_component_resource_any_to_host", p, p, p, p)
+        self.host_new = bind("wasmtime_component_resource_host_new", p, b, u32, u32)
+        self.host_rep = bind("wasmtime_component_resource_host_rep", u32, p)
+        self.host_delete = bind("wasmtime_component_resource_host_delete", None, p)
+        self.host_to_any = bind("wasmtime_component_resource_host_to_any", p, p, p, p)
+
+
+capi = _CApi()
+_byte_vec_new = capi.byte_vec_new
+_val_new = capi.val_new
+
+
+capi = _CApi()
+_byte_vec_new = capi.byte_vec_new
+_val_new = capi.val_new
 
 
 class Resources:
     """How the codec turns resource handles into reps and back.
 
     The binding layer supplies this; it is the one place that knows the
-    borrow rule (see :mod:`capsock.binding.handles`).
+    borrow rule (see :mod:`capsock.binding.handles`). Pointers are ints.
     """
 
-    def lift_resource(self, ctx: Context, any_ptr: Any, owned: bool) -> object:
+    def lift_resource(self, ctx: Context, any_ptr: int, owned: bool) -> object:
         raise NotImplementedError
 
-    def lower_resource(self, ctx: Context, obj: Any, type_id: int) -> Any:
+    def lifter(self, owned: bool) -> Lift:
+        """The lift of an own (or borrow) handle value; a subclass may
+        return a faster one that reads the value itself."""
+        lift_resource = self.lift_resource
+
+        def lift(ctx: Context, a: int) -> object:
+            return lift_resource(ctx, _word(a + _P), owned)
+        return lift
+
+    def lower_resource(self, ctx: Context, obj: Any, type_id: int) -> int:
         raise NotImplementedError
 
     def type_id(self, ty: Any) -> int:
@@ -117,26 +230,26 @@ class Resources:
 
 
 class Compiler:
-    """Compiles `ValType`s into lift/lower closures, memoized per type."""
+    """Compiles `ValType`s into lift/lower closures (one per use site)."""
 
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
 
     # -- lift ---------------------------------------------------------------
     def lift(self, ty: ValType) -> Lift:
-        """A closure reading a value of `ty` into Python (consuming it)."""
+        """A closure reading a value of `ty` into Python."""
         if isinstance(ty, Bool):
-            return lambda ctx, v: bool(v.of.boolean)
-        for cls, field in ((U8, "u8"), (U16, "u16"), (U32, "u32"), (U64, "u64"),
-                           (S8, "s8"), (S16, "s16"), (S32, "s32"), (S64, "s64")):
+            return _scalar_lift("?")
+        for cls, fmt in _INTEGERS:
             if isinstance(ty, cls):
-                return _int_lift(field)
+                return _scalar_lift(fmt)
         if isinstance(ty, Char):
-            return lambda ctx, v: chr(v.of.character)
+            read = _scalar_lift("I")
+            return lambda ctx, a: chr(read(ctx, a))
         if isinstance(ty, String):
             return _lift_string
         if isinstance(ty, EnumType):
-            return _lift_enum
+            return _lift_enum(ty.names)
         if isinstance(ty, ListType):
             element = ty.element
             if isinstance(element, U8):
@@ -157,28 +270,24 @@ class Compiler:
             ok, err = ty.ok, ty.err
             return _lift_result(self.lift(ok) if ok else None, self.lift(err) if err else None)
         if isinstance(ty, (OwnType, BorrowType)):
-            owned = isinstance(ty, OwnType)
-            resources = self._resources
-            return lambda ctx, v: _lift_resource(resources, ctx, v, owned)
+            return self._resources.lifter(isinstance(ty, OwnType))
         raise CodecError(f"cannot lift WIT type {type(ty).__name__}")
 
     # -- lower --------------------------------------------------------------
     def lower(self, ty: ValType) -> Lower:
         """A closure writing a Python value of `ty` into a C value."""
         if isinstance(ty, Bool):
-            return _scalar_lower(_K["BOOL"], "boolean", bool)
-        for cls, field, kind in ((U8, "u8", "U8"), (U16, "u16", "U16"), (U32, "u32", "U32"),
-                                 (U64, "u64", "U64"), (S8, "s8", "S8"), (S16, "s16", "S16"),
-                                 (S32, "s32", "S32"), (S64, "s64", "S64")):
+            return _scalar_lower(_K["BOOL"], "?")
+        for cls, fmt in _INTEGERS:
             if isinstance(ty, cls):
-                return _scalar_lower(_K[kind], field, int)
+                return _scalar_lower(_K[cls.__name__.upper()], fmt)
         if isinstance(ty, Char):
-            return _scalar_lower(_K["CHAR"], "character", ord)
+            write = _scalar_lower(_K["CHAR"], "I")
+            return lambda ctx, value, a: write(ctx, ord(value), a)
         if isinstance(ty, String):
             return _lower_string
         if isinstance(ty, EnumType):
-            names = frozenset(ty.names)
-            return _lower_enum(names)
+            return _lower_enum(ty.names)
         if isinstance(ty, ListType):
             element = ty.element
             if isinstance(element, U8):
@@ -196,69 +305,96 @@ class Compiler:
                 raise CodecError("option<option<T>> is not supported")
             return _lower_option(self.lower(ty.payload))
         if isinstance(ty, ResultType):
-            ok, err = ty.ok, ty.err
-            return _lower_result(self.lower(ok) if ok else None, self.lower(err) if err else None)
+            return _lower_result(self.lower_ok(ty), self.lower_err(ty))
         if isinstance(ty, OwnType):
-            resources = self._resources
-            type_id = resources.type_id(ty.ty)
-            return lambda ctx, rep, v: _lower_resource(resources, ctx, rep, type_id, v)
+            return _lower_resource(self._resources, self._resources.type_id(ty.ty))
         raise CodecError(f"cannot lower WIT type {type(ty).__name__}")
+
+    def lower_ok(self, ty: ResultType) -> Lower:
+        """Write ``ok(value)`` of the result type `ty` from the bare payload."""
+        return _lower_case(True, self.lower(ty.ok) if ty.ok else None)
+
+    def lower_err(self, ty: ResultType) -> Lower:
+        """Write ``err(value)`` of the result type `ty` from the bare payload."""
+        return _lower_case(False, self.lower(ty.err) if ty.err else None)
+
+
+_INTEGERS: tuple[tuple[type, str], ...] = (
+    (U8, "B"), (U16, "H"), (U32, "I"), (U64, "Q"),
+    (S8, "b"), (S16, "h"), (S32, "i"), (S64, "q"),
+)
 
 
 # -- scalars -----------------------------------------------------------------
 
-def _int_lift(field: str) -> Lift:
-    def lift(ctx: Context, v: Any) -> int:
-        return int(getattr(v.of, field))
+def _scalar_lift(fmt: str) -> Lift:
+    view = _VIEWS[fmt]
+    shift = view.itemsize.bit_length() - 1
+
+    def lift(ctx: Context, a: int) -> Any:
+        return view[(a + 8) >> shift]  # the payload
     return lift
 
 
-def _scalar_lower(kind: int, field: str, convert: Callable[[Any], Any]) -> Lower:
-    def lower(ctx: Context, value: Any, v: Any) -> None:
-        v.kind = kind
-        setattr(v.of, field, convert(value))
+def _scalar_lower(kind: int, fmt: str) -> Lower:
+    """Out-of-range or non-int values raise (ValueError, TypeError)."""
+    view = _VIEWS[fmt]
+    shift = view.itemsize.bit_length() - 1
+
+    def lower(ctx: Context, value: Any, a: int) -> None:
+        view[(a + 8) >> shift] = value  # the payload
+        _BYTES[a] = kind
     return lower
 
 
-def _lift_string(ctx: Context, v: Any) -> str:
-    text = _name_from(v.of.string)
-    ffi.wasm_byte_vec_delete(ctypes.byref(v.of.string))
-    return text
+def _read_bytes(a: int) -> bytes:
+    """The bytes of the string, enum or variant name of the value at `a`."""
+    size, data = _vector(a)
+    return bytes(_BYTES[data:data + size]) if size else b""
 
 
-def _lower_string(ctx: Context, value: Any, v: Any) -> None:
+def _lift_string(ctx: Context, a: int) -> str:
+    return _read_bytes(a).decode("utf-8")
+
+
+def _lower_string(ctx: Context, value: Any, a: int) -> None:
     if not isinstance(value, str):
         raise TypeError(f"expected str, got {type(value).__name__}")
-    v.kind = _K["STRING"]
-    v.of.string = _new_name(value)
+    data = value.encode("utf-8")
+    if data:
+        _byte_vec_new(a + _P, len(data), data)
+    else:  # wasmtime's empty vector: no allocation
+        _set_vector(a, 0, 0)
+    _BYTES[a] = _K["STRING"]
 
 
-def _lift_enum(ctx: Context, v: Any) -> str:
-    name = _name_from(v.of.enumeration)
-    ffi.wasm_byte_vec_delete(ctypes.byref(v.of.enumeration))
-    return name
+def _lift_enum(names: list[str]) -> Lift:
+    """Case names are looked up, not decoded, per call."""
+    known = {name.encode(): name for name in names}
+
+    def lift(ctx: Context, a: int) -> str:
+        raw = _read_bytes(a)
+        name = known.get(raw)
+        return name if name is not None else raw.decode("utf-8")
+    return lift
 
 
-def _lower_enum(names: frozenset[str]) -> Lower:
+def _lower_enum(names: list[str]) -> Lower:
     """Each case name is encoded once; a call makes one C copy of it.
 
     (Through `ffi.str_to_capi` an enum cost ~8 us per call: type checks,
     a ctypes array and a memmove; every `err` result is an enum.)
     """
-    encoded = {name: (ctypes.c_ubyte * len(name.encode())).from_buffer_copy(name.encode())
-               for name in names}
+    encoded = {name: name.encode() for name in names}
     kind = _K["ENUM"]
-    new_vec = ffi.wasm_byte_vec_new
-    byte_vec = ffi.wasm_byte_vec_t
+    new_vec = _byte_vec_new
 
-    def lower(ctx: Context, value: Any, v: Any) -> None:
+    def lower(ctx: Context, value: Any, a: int) -> None:
         data = encoded.get(value)
         if data is None:
             raise ValueError(f"{value!r} is not one of {sorted(names)}")
-        vec = byte_vec()
-        new_vec(ctypes.byref(vec), len(data), data)
-        v.kind = kind
-        v.of.enumeration = vec
+        new_vec(a + 8, len(data), data)  # the payload
+        _BYTES[a] = kind
     return lower
 
 
@@ -266,254 +402,259 @@ def _lower_enum(names: frozenset[str]) -> Lower:
 
 def _lift_bytes(ctx: Context, v: Any) -> bytes:
     """Read a list<u8> with one strided copy instead of a loop per byte."""
-    vec = v.of.list
-    size = vec.size
+    size, data = _vector(_address(v))
     if size == 0:
-        ffi.wasmtime_component_vallist_delete(ctypes.byref(vec))
         return b""
-    address = ctypes.addressof(vec.data.contents)
-    raw = (ctypes.c_char * (size * _VAL_SIZE)).from_address(address)
-    data = bytes(memoryview(raw)[_PAYLOAD_OFFSET::_VAL_SIZE])
-    ffi.wasmtime_component_vallist_delete(ctypes.byref(vec))
-    return data
+    return bytes(_BYTES[data + _P:data + size * _VAL_SIZE:_VAL_SIZE])
 
 
-class _Scratch:
-    """A reusable buffer pre-filled with U8 kind bytes, grown on demand.
-
-    Lowering N bytes writes only the N payload bytes into it (one strided
-    assignment) and copies it into wasmtime's array with one memmove.
-    """
+class _Kinds:
+    """``U8`` kind bytes, grown on demand, for a list<u8>'s kind column."""
 
     def __init__(self) -> None:
-        self.capacity = 0
-        self.buffer = bytearray()
-        self.view = memoryview(self.buffer)
+        self.view = memoryview(bytes([_K["U8"]]) * 4096)
+        self.lock = threading.Lock()
 
-    def ensure(self, count: int) -> None:
-        if count <= self.capacity:
-            return
-        capacity = max(count, 2 * self.capacity, 4096)
-        self.view.release()
-        self.buffer = bytearray(capacity * _VAL_SIZE)
-        self.view = memoryview(self.buffer)
-        self.view[0::_VAL_SIZE] = bytes([_K["U8"]]) * capacity
-        self.capacity = capacity
+    def grow(self, count: int) -> memoryview:
+        with self.lock:
+            if len(self.view) < count:
+                size = max(count, 2 * len(self.view))
+                self.view = memoryview(bytes([_K["U8"]]) * size)
+            return self.view
 
 
-_SCRATCH = _Scratch()
+_KINDS = _Kinds()
 
 
 def _lower_bytes(ctx: Context, value: Any, v: Any) -> None:
+    """Write a list<u8>: wasmtime allocates the values, two strided slice
+    assignments fill their kind and payload columns."""
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, got {type(value).__name__}")
+    a = v if v.__class__ is int else ctypes.addressof(v)
     count = len(value)
-    vec = ffi.wasmtime_component_vallist_t()
     if count == 0:
-        ffi.wasmtime_component_vallist_new_empty(ctypes.byref(vec))
+        _set_vector(a, 0, 0)
     else:
-        ffi.wasmtime_component_vallist_new_uninit(ctypes.byref(vec), count)
-        _SCRATCH.ensure(count)
-        span = count * _VAL_SIZE
-        _SCRATCH.view[_PAYLOAD_OFFSET:span:_VAL_SIZE] = value
-        buffer = (ctypes.c_char * span).from_buffer(_SCRATCH.buffer)
-        ctypes.memmove(vec.data, buffer, span)
-        del buffer
-    v.kind = _K["LIST"]
-    v.of.list = vec
+        _vallist_new_uninit(a + _P, count)
+        data = _WORDS[(a + _P + 8) >> 3]
+        end = data + count * _VAL_SIZE
+        kinds = _KINDS.view
+        if len(kinds) < count:
+            kinds = _KINDS.grow(count)
+        _BYTES[data:end:_VAL_SIZE] = kinds[:count]
+        _BYTES[data + _P:end:_VAL_SIZE] = value
+    _BYTES[a] = _LIST
+
+
+_LIST = _K["LIST"]
+_vallist_new_uninit = capi.vallist_new_uninit
 
 
 def _lift_list(element: Lift) -> Lift:
-    def lift(ctx: Context, v: Any) -> list[Any]:
-        vec = v.of.list
-        data = vec.data
-        items = [element(ctx, data[i]) for i in range(vec.size)]
-        _neutralize(data, vec.size)
-        ffi.wasmtime_component_vallist_delete(ctypes.byref(vec))
-        return items
+    def lift(ctx: Context, a: int) -> list[Any]:
+        size, data = _vector(a)
+        return [element(ctx, data + i * _VAL_SIZE) for i in range(size)]
     return lift
 
 
-def _neutralize(data: Any, count: int) -> None:
-    """Mark consumed elements as plain bools so the C free skips them."""
-    for i in range(count):
-        data[i].kind = _K["BOOL"]
-
-
-def _lower_list(element: Lower) -> Lower:
-    def lower(ctx: Context, value: Any, v: Any) -> None:
-        items = list(value)
-        vec = ffi.wasmtime_component_vallist_t()
-        ffi.wasmtime_component_vallist_new_uninit(ctypes.byref(vec), len(items))
-        _fill(ctx, vec.data, items, [element] * len(items), vec,
-              ffi.wasmtime_component_vallist_delete)
-        v.kind = _K["LIST"]
-        v.of.list = vec
+def _lower_array(kind: int, new_uninit: Any, delete: Any, elements: Any) -> Lower:
+    """Lower a list or tuple: `elements(value)` pairs each item with its lower."""
+    def lower(ctx: Context, value: Any, a: int) -> None:
+        pairs = elements(value)
+        count = len(pairs)
+        if count == 0:
+            _set_vector(a, 0, 0)
+        else:  # the new values are bools until each is written
+            new_uninit(a + _P, count)
+            data = _word(a + _P + 8)
+            try:
+                for i, (item, lower_item) in enumerate(pairs):
+                    lower_item(ctx, item, data + i * _VAL_SIZE)
+            except BaseException:
+                delete(a + _P)
+                raise
+        _BYTES[a] = kind
     return lower
 
 
-def _fill(ctx: Context, data: Any, items: list[Any], lowers: list[Lower], vec: Any,
-          delete: Callable[[Any], None]) -> None:
-    """Lower items into an uninitialized array, freeing it on failure."""
-    done = 0
-    try:
-        for i, (item, lower) in enumerate(zip(items, lowers, strict=True)):
-            lower(ctx, item, data[i])
-            done += 1
-    except BaseException:
-        for j in range(done, len(items)):
-            data[j].kind = _K["BOOL"]
-            data[j].of.boolean = False
-        delete(ctypes.byref(vec))
-        raise
+def _lower_list(element: Lower) -> Lower:
+    return _lower_array(_K["LIST"], capi.vallist_new_uninit, capi.vallist_delete,
+                        lambda value: [(item, element) for item in value])
 
 
 # -- tuples and records --------------------------------------------------------
 
 def _lift_tuple(elements: list[Lift]) -> Lift:
-    def lift(ctx: Context, v: Any) -> tuple[Any, ...]:
-        vec = v.of.tuple
-        data = vec.data
-        result = tuple(element(ctx, data[i]) for i, element in enumerate(elements))
-        _neutralize(data, vec.size)
-        ffi.wasmtime_component_valtuple_delete(ctypes.byref(vec))
-        return result
+    def lift(ctx: Context, a: int) -> tuple[Any, ...]:
+        data = _word(a + _P + 8)
+        return tuple(element(ctx, data + i * _VAL_SIZE) for i, element in enumerate(elements))
     return lift
 
 
 def _lower_tuple(elements: list[Lower]) -> Lower:
-    def lower(ctx: Context, value: Any, v: Any) -> None:
+    def pairs(value: Any) -> list[tuple[Any, Lower]]:
         items = list(value)
         if len(items) != len(elements):
             raise ValueError(f"expected a {len(elements)}-tuple, got {len(items)} items")
-        vec = ffi.wasmtime_component_valtuple_t()
-        ffi.wasmtime_component_valtuple_new_uninit(ctypes.byref(vec), len(items))
-        _fill(ctx, vec.data, items, elements, vec, ffi.wasmtime_component_valtuple_delete)
-        v.kind = _K["TUPLE"]
-        v.of.tuple = vec
-    return lower
+        return list(zip(items, elements, strict=True))
+    return _lower_array(_K["TUPLE"], capi.valtuple_new_uninit, capi.valtuple_delete, pairs)
 
 
 def _lift_record(fields: list[tuple[str, Lift]]) -> Lift:
-    def lift(ctx: Context, v: Any) -> dict[str, Any]:
-        vec = v.of.record
-        data = vec.data
-        result = {}
-        for i, (name, field) in enumerate(fields):
-            result[name] = field(ctx, data[i].val)
-            data[i].val.kind = _K["BOOL"]
-        ffi.wasmtime_component_valrecord_delete(ctypes.byref(vec))
-        return result
+    def lift(ctx: Context, a: int) -> dict[str, Any]:
+        data = _word(a + _P + 8) + _ENTRY_VAL
+        return {name: field(ctx, data + i * _ENTRY_SIZE)
+                for i, (name, field) in enumerate(fields)}
     return lift
 
 
 def _lower_record(fields: list[tuple[str, Lower]]) -> Lower:
-    def lower(ctx: Context, value: Any, v: Any) -> None:
-        vec = ffi.wasmtime_component_valrecord_t()
-        ffi.wasmtime_component_valrecord_new_uninit(ctypes.byref(vec), len(fields))
-        data = vec.data
-        done = 0
+    names = [(name, name.encode(), field) for name, field in fields]
+    kind = _K["RECORD"]
+
+    def lower(ctx: Context, value: Any, a: int) -> None:
+        capi.valrecord_new_uninit(a + _P, len(names))
+        entry = _word(a + _P + 8)
         try:
-            for i, (name, field) in enumerate(fields):
-                field(ctx, value[name], data[i].val)
-                data[i].name = _new_name(name)
-                done += 1
+            for name, encoded, field in names:
+                field(ctx, value[name], entry + _ENTRY_VAL)
+                _byte_vec_new(entry, len(encoded), encoded)
+                entry += _ENTRY_SIZE
         except BaseException:
-            for j in range(done, len(fields)):
-                data[j].val.kind = _K["BOOL"]
-                data[j].name = _new_name("")
-            ffi.wasmtime_component_valrecord_delete(ctypes.byref(vec))
+            capi.valrecord_delete(a + _P)
             raise
-        v.kind = _K["RECORD"]
-        v.of.record = vec
+        _BYTES[a] = kind
     return lower
 
 
 # -- variants, options, results -----------------------------------------------
 
-def _take_boxed(ctx: Context, ptr: Any, lift: Lift | None) -> Any:
-    """Lift a heap-allocated payload and free its box."""
-    if not ptr or lift is None:
-        return None
-    value = lift(ctx, ptr.contents)
-    ptr.contents.kind = _K["BOOL"]
-    ffi.wasmtime_component_val_free(ptr)
-    return value
+class _Box:
+    """Lowers a payload into its own 32-byte slot and moves it to the heap.
+
+    One slot per use site: WIT types are not recursive, so a site is never
+    re-entered while its slot is in use, and one instance's calls run on
+    one thread at a time. Code that writes to the slot's address holds the
+    `_Box` (a bound method does), so the slot lives as long as that code.
+    """
+
+    __slots__ = ("slot", "address", "lower", "is_ok")
+
+    def __init__(self, lower: Lower, is_ok: bool = True) -> None:
+        self.slot = _VAL()
+        self.address = ctypes.addressof(self.slot)
+        self.lower = lower
+        self.is_ok = int(is_ok)  # for `result`
+
+    def __call__(self, ctx: Context, value: Any) -> int:
+        self.lower(ctx, value, self.address)
+        ptr: int = _val_new(self.address)  # moves the value out, leaving a bool
+        return ptr
+
+    def result(self, ctx: Context, value: Any, a: int) -> None:
+        """Write the result case `is_ok` with payload `value` at `a` (a
+        `Lower`; ``__call__`` inlined: the commonest results)."""
+        address = self.address
+        self.lower(ctx, value, address)
+        boxed = _val_new(address)
+        _BYTES[a + 8] = self.is_ok
+        _WORDS[(a + 16) >> 3] = boxed  # val
+        _BYTES[a] = _RESULT
 
 
-def _box(ctx: Context, value: Any, lower: Lower | None) -> Any:
-    if lower is None:
-        return None
-    raw = _VAL()
-    lower(ctx, value, raw)
-    return ffi.wasmtime_component_val_new(ctypes.byref(raw))
+_RESULT = _K["RESULT"]
+
+
+def _lift_boxed(lift: Lift | None) -> Callable[[Context, int], Any]:
+    def read(ctx: Context, ptr: int) -> Any:
+        return lift(ctx, ptr) if ptr and lift is not None else None
+    return read
 
 
 def _lift_variant(cases: dict[str, Lift | None]) -> Lift:
-    def lift(ctx: Context, v: Any) -> Case:
-        variant = v.of.variant
-        tag = _name_from(variant.discriminant)
-        ffi.wasm_byte_vec_delete(ctypes.byref(variant.discriminant))
-        payload = _take_boxed(ctx, variant.val, cases[tag])
-        variant.val = None
-        return Case(tag, payload)
+    known = {name.encode(): (name, _lift_boxed(lift)) for name, lift in cases.items()}
+
+    def lift(ctx: Context, a: int) -> Case:
+        tag, payload = known[_read_bytes(a)]
+        return Case(tag, payload(ctx, _word(a + _P + 16)))
     return lift
 
 
 def _lower_variant(cases: dict[str, Lower | None]) -> Lower:
-    def lower(ctx: Context, value: Any, v: Any) -> None:
+    boxes = {name: (name.encode(), _Box(lower) if lower is not None else None)
+             for name, lower in cases.items()}
+    kind = _K["VARIANT"]
+
+    def lower(ctx: Context, value: Any, a: int) -> None:
         tag, payload = value
-        if tag not in cases:
+        case = boxes.get(tag)
+        if case is None:
             raise ValueError(f"{tag!r} is not a case of {sorted(cases)}")
-        boxed = _box(ctx, payload, cases[tag])
-        v.kind = _K["VARIANT"]
-        v.of.variant.discriminant = _new_name(tag)
-        v.of.variant.val = boxed
+        encoded, box = case
+        boxed = box(ctx, payload) if box is not None else 0
+        _byte_vec_new(a + _P, len(encoded), encoded)
+        _WORDS[(a + _P + 16) >> 3] = boxed
+        _BYTES[a] = kind
     return lower
 
 
 def _lift_option(payload: Lift) -> Lift:
-    def lift(ctx: Context, v: Any) -> Any:
-        value = _take_boxed(ctx, v.of.option, payload)
-        v.of.option = None
-        return value
+    read = _lift_boxed(payload)
+
+    def lift(ctx: Context, a: int) -> Any:
+        return read(ctx, _word(a + _P))
     return lift
 
 
 def _lower_option(payload: Lower) -> Lower:
-    def lower(ctx: Context, value: Any, v: Any) -> None:
-        v.kind = _K["OPTION"]
-        v.of.option = None if value is None else _box(ctx, value, payload)
+    box = _Box(payload)
+    kind = _K["OPTION"]
+
+    def lower(ctx: Context, value: Any, a: int) -> None:
+        _WORDS[(a + _P) >> 3] = 0 if value is None else box(ctx, value)
+        _BYTES[a] = kind
     return lower
 
 
 def _lift_result(ok: Lift | None, err: Lift | None) -> Lift:
-    def lift(ctx: Context, v: Any) -> Case:
-        result = v.of.result
-        if result.is_ok:
-            return Case("ok", _take_boxed(ctx, result.val, ok))
-        return Case("err", _take_boxed(ctx, result.val, err))
+    read_ok, read_err = _lift_boxed(ok), _lift_boxed(err)
+
+    def lift(ctx: Context, a: int) -> Case:
+        ptr = _word(a + _P + 8)
+        if _BYTES[a + _P]:
+            return Case("ok", read_ok(ctx, ptr))
+        return Case("err", read_err(ctx, ptr))
     return lift
 
 
-def _lower_result(ok: Lower | None, err: Lower | None) -> Lower:
-    def lower(ctx: Context, value: Any, v: Any) -> None:
+def _lower_case(is_ok: bool, payload: Lower | None) -> Lower:
+    """One case of a result, from its bare payload (ignored for `_`)."""
+    kind = _K["RESULT"]
+    flag = int(is_ok)
+    if payload is None:
+        def lower_empty(ctx: Context, value: Any, a: int) -> None:
+            _BYTES[a + 8] = flag  # is_ok
+            _WORDS[(a + 16) >> 3] = 0  # val
+            _BYTES[a] = kind
+        return lower_empty
+    return _Box(payload, is_ok).result
+
+
+def _lower_result(ok: Lower, err: Lower) -> Lower:
+    def lower(ctx: Context, value: Any, a: int) -> None:
         tag, payload = value
-        is_ok = tag == "ok"
-        boxed = _box(ctx, payload, ok if is_ok else err)
-        v.kind = _K["RESULT"]
-        v.of.result.is_ok = is_ok
-        v.of.result.val = boxed
+        (ok if tag == "ok" else err)(ctx, payload, a)
     return lower
 
 
 # -- resources -----------------------------------------------------------------
 
-def _lift_resource(resources: Resources, ctx: Context, v: Any, owned: bool) -> object:
-    any_ptr = ffi.take_pointer(v.of, "resource")
-    return resources.lift_resource(ctx, any_ptr, owned)
+def _lower_resource(resources: Resources, type_id: int) -> Lower:
+    lower_resource = resources.lower_resource
+    kind = _K["RESOURCE"]
 
-
-def _lower_resource(resources: Resources, ctx: Context, obj: Any, type_id: int, v: Any) -> None:
-    v.kind = _K["RESOURCE"]
-    v.of.resource = resources.lower_resource(ctx, obj, type_id)
+    def lower(ctx: Context, obj: Any, a: int) -> None:
+        _WORDS[(a + _P) >> 3] = lower_resource(ctx, obj, type_id)
+        _BYTES[a] = kind
+    return lower

@@ -15,16 +15,25 @@ link time, and for every `capsock:net` function resolves:
   ==================================  =====================================
 
 * the lift closure of every parameter and the lower closure of the result
-  (:mod:`capsock.binding.codec`), so a call does no type introspection.
+  (:mod:`capsock.binding.codec`), so a call does no type introspection. A
+  function returning `result<T, error-code>` gets one lower for ``ok(T)``
+  and one for ``err(error-code)``, written straight from the payload.
 
 Missing implementations are collected and reported together, before the
 guest runs, instead of trapping at call time.
 
-Every call goes through one C callback, :func:`_trampoline`, which is also
-the one place that maps Python exceptions to WIT: a :class:`NetError`
-becomes the `err` case of the function's `result<_, error-code>`; any other
-exception is logged and becomes `unknown` (or a trap, for a function that
-returns no `result`). A Python exception never escapes into wasmtime.
+Every function gets its own C callback, compiled at link time by
+:func:`_compile_call` (unrolled for one and two arguments, the commonest
+shapes), which is also the one place that maps Python exceptions to WIT:
+a :class:`NetError` becomes the `err` case of the function's
+`result<_, error-code>`; any other exception is logged and becomes
+`unknown` (or a trap, for a function that returns no `result`). A Python
+exception never escapes into wasmtime.
+
+The callback's C signature is declared with plain ``void *`` / ``size_t``
+parameters (wasmtime-py declares typed pointers, and ctypes builds a
+pointer object for each of them on every call); the codec reads and writes
+values by address.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ from wasmtime.component import (
 )
 
 from ..errors import ErrorCode, NetError
-from .codec import Compiler, Lift, Lower
+from .codec import VAL_SIZE, Compiler, Lift, Lower
 from .handles import HandleTable
 
 log = logging.getLogger("capsock")
@@ -72,44 +81,78 @@ def snake(name: str) -> str:
     return name.replace("-", "_")
 
 
-class _Entry:
-    """One bound function: its implementation and compiled conversions."""
+#: wasmtime_component_func_callback_t's arguments -> an error pointer or 0
+Call = Callable[[int, int, int, int, int, int, int], int]
 
-    __slots__ = ("name", "impl", "lifts", "lower", "fallible")
 
-    def __init__(self, name: str, impl: Callable[..., Any], lifts: list[Lift],
-                 lower: Lower | None, fallible: bool) -> None:
-        self.name = name
-        self.impl = impl
-        self.lifts = lifts
-        self.lower = lower
-        self.fallible = fallible
+def _compile_call(name: str, impl: Callable[..., Any], lifts: list[Lift],
+                  lower_ok: Lower | None, lower_err: Lower | None) -> Call:
+    """What one host call of `name` runs: lift, call, lower, map errors.
 
-    def call(self, ctx: Any, args: Any, results: Any) -> int:
+    `lower_ok` writes the function's result from `impl`'s return value (for
+    a fallible function, as ``ok(value)``); `lower_err`, for a function
+    returning `result<_, error-code>`, writes ``err(code)``.
+    """
+    arity = len(lifts)
+    first = lifts[0] if arity else None
+    second = lifts[1] if arity > 1 else None
+    lift_args = _lifter(lifts)
+
+    def call(env: int, ctx: int, _ty: int, args: int, _nargs: int, results: int,
+             _nresults: int) -> int:
         try:
-            values = [lift(ctx, args[i]) for i, lift in enumerate(self.lifts)]
-        except Exception as error:
-            log.exception("capsock: cannot convert the arguments of %s", self.name)
-            return _trap(f"capsock: bad arguments to {self.name}: {error}")
-        try:
-            value = self.impl(*values)
-            out = ("ok", value) if self.fallible else value
-        except NetError as error:
-            if not self.fallible:
-                return _trap(f"capsock: {self.name} failed: {error}")
-            out = ("err", error.code.value)
-        except Exception as error:
-            log.exception("capsock: unexpected error in %s", self.name)
-            if not self.fallible:
-                return _trap(f"capsock: internal error in {self.name}: {error!r}")
-            out = ("err", ErrorCode.UNKNOWN.value)
-        if self.lower is not None:
-            try:
-                self.lower(ctx, out, results[0])
+            try:  # one and two arguments (`self`, `self` and one) are unrolled
+                if arity == 1:
+                    this = first(ctx, args)  # type: ignore[misc]
+                elif arity == 2:
+                    this = first(ctx, args)  # type: ignore[misc]
+                    other = second(ctx, args + VAL_SIZE)  # type: ignore[misc]
+                else:
+                    values = lift_args(ctx, args)
             except Exception as error:
-                log.exception("capsock: cannot convert the result of %s", self.name)
-                return _trap(f"capsock: bad result from {self.name}: {error}")
-        return 0
+                log.exception("capsock: cannot convert the arguments of %s", name)
+                return _trap(f"capsock: bad arguments to {name}: {error}")
+            try:
+                if arity == 1:
+                    value = impl(this)
+                elif arity == 2:
+                    value = impl(this, other)
+                else:
+                    value = impl(*values)
+            except NetError as error:
+                if lower_err is None:
+                    return _trap(f"capsock: {name} failed: {error}")
+                value, lower = error.code.value, lower_err
+            except Exception as error:
+                log.exception("capsock: unexpected error in %s", name)
+                if lower_err is None:
+                    return _trap(f"capsock: internal error in {name}: {error!r}")
+                value, lower = ErrorCode.UNKNOWN.value, lower_err
+            else:
+                if lower_ok is None:
+                    return 0
+                lower = lower_ok
+            try:
+                lower(ctx, value, results)
+            except Exception as error:
+                log.exception("capsock: cannot convert the result of %s", name)
+                return _trap(f"capsock: bad result from {name}: {error}")
+            return 0
+        except BaseException as error:  # noqa: BLE001 - nothing may unwind into C
+            return _trap(f"capsock: host failure: {error!r}")
+    return call
+
+
+def _lifter(lifts: list[Lift]) -> Callable[[int, int], tuple[Any, ...]]:
+    """Lift every argument into a tuple."""
+    if not lifts:
+        return lambda ctx, args: ()
+    if len(lifts) == 3:
+        first, second, third = lifts
+        return lambda ctx, args: (first(ctx, args), second(ctx, args + VAL_SIZE),
+                                  third(ctx, args + 2 * VAL_SIZE))
+    offsets = [(lift, i * VAL_SIZE) for i, lift in enumerate(lifts)]
+    return lambda ctx, args: tuple(lift(ctx, args + offset) for lift, offset in offsets)
 
 
 def _trap(message: str) -> int:
@@ -117,33 +160,37 @@ def _trap(message: str) -> int:
     return ctypes.cast(pointer, ctypes.c_void_p).value or 0
 
 
-_ENTRIES: dict[int, _Entry] = {}
-_ENTRY_IDS = itertools.count(1)
+_CALLS: dict[int, Any] = {}  # id -> the C callback, kept alive until wasmtime drops it
+_CALL_IDS = itertools.count(1)
+
+#: wasmtime_component_func_callback_t, with every pointer as a plain int
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                             ctypes.c_void_p, ctypes.c_size_t)
+_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
-@ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
-def _trampoline(env: int | None, ctx: Any, _ty: Any, args: Any, _nargs: int,
-                results: Any, _nresults: int) -> int:
-    try:
-        return _ENTRIES[env or 0].call(ctx, args, results)
-    except BaseException as error:  # noqa: BLE001 - nothing may unwind into C
-        return _trap(f"capsock: host failure: {error!r}")
-
-
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
+@_FINALIZER  # type: ignore[untyped-decorator]
 def _finalize(env: int | None) -> None:
-    _ENTRIES.pop(env or 0, None)
+    _CALLS.pop(env or 0, None)
 
 
-def _add_func(instance: LinkerInstance, name: str, entry: _Entry) -> None:
-    entry_id = next(_ENTRY_IDS)
-    _ENTRIES[entry_id] = entry
+_add_func_c = ffi.dll["wasmtime_component_linker_instance_add_func"]
+_add_func_c.restype = ctypes.c_void_p
+_add_func_c.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, _CALLBACK,
+                        ctypes.c_void_p, _FINALIZER]
+
+
+def _add_func(instance: LinkerInstance, name: str, call: Call) -> None:
+    call_id = next(_CALL_IDS)
+    callback = _CALLBACK(call)
+    _CALLS[call_id] = callback
     encoded = name.encode("utf-8")
-    error = ffi.wasmtime_component_linker_instance_add_func(
-        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded),
-        _trampoline, entry_id, _finalize)
+    error = _add_func_c(ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded),
+                        callback, call_id, _finalize)
     if error:
-        raise WasmtimeError._from_ptr(error)
+        _CALLS.pop(call_id, None)
+        raise WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
 
 
 def _is_error_code(ty: Any) -> bool:
@@ -225,16 +272,18 @@ def _link_instance(instance: LinkerInstance, engine: Engine, ty: ComponentInstan
         if impl is None:
             missing.append(f"{import_name}#{name}")
             continue
-        entry = _compile(compiler, f"{import_name}#{name}", impl, func_type)
-        _add_func(instance, name, entry)
+        _add_func(instance, name, _compile(compiler, f"{import_name}#{name}", impl, func_type))
 
 
-def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncType) -> _Entry:
+def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncType) -> Call:
     lifts = [compiler.lift(param) for _, param in ty.params]
     result = ty.result
-    fallible = isinstance(result, ResultType) and _is_error_code(result.err)
-    lower = compiler.lower(result) if result is not None else None
-    return _Entry(name, impl, lifts, lower, fallible)
+    if result is None:
+        return _compile_call(name, impl, lifts, None, None)
+    if isinstance(result, ResultType) and _is_error_code(result.err):
+        return _compile_call(name, impl, lifts, compiler.lower_ok(result),
+                             compiler.lower_err(result))
+    return _compile_call(name, impl, lifts, compiler.lower(result), None)
 
 
 __all__ = ["Interface", "LinkError", "link", "snake"]
