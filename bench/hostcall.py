@@ -41,6 +41,30 @@ difference divided by ``--calls``: instructions per host call, which do
 not depend on the load of the machine (~20 s per run once the components
 are compiled and cached in the temp directory).
 
+Where the floor is (callgrind, wasmtime-py 50, CPython 3.11, x86-64):
+
+* an empty host function (``floor``): ~3,900 instructions, ~0.45 us: about
+  1,900 in wasmtime (the guest-to-host trampoline, its dynamic ``func_new``
+  path converting arguments to ``Val`` and back, two vectors) and about
+  2,100 in the ctypes callback (GIL, seven arguments converted, a Python
+  frame). Nothing built on wasmtime's C API from Python is cheaper;
+  wasmtime-py's own ``add_func`` spends ~41,000 on it.
+* every C call back into wasmtime from inside the callback (a borrow needs
+  three: ``resource_any_to_host`` ends it, ``resource_host_rep``,
+  ``resource_host_delete``; an enum, string or list result one to allocate
+  it; a boxed ``result`` payload one more, ``val_new``): ~2,300
+  instructions, of which ~600 are the C function and libffi and the rest
+  ctypes' own marshalling (``from_param`` per argument, ``ffi_prep_cif``
+  per call). capsock binds them once with ``PYFUNCTYPE`` and int arguments,
+  the cheapest ctypes offers.
+* so ``family`` (borrow in, enum out) cannot go below ~16,500 with ctypes:
+  ~4,500 in wasmtime (the borrow and the enum cost it more than ``nop``),
+  ~2,100 for the callback, ~9,900 for its four C calls (~2,600 of that in
+  C). capsock's is ~23,600: the other ~7,000 is Python (the lift, the
+  method, the lower). Going lower needs a different FFI (cffi, or a small C
+  extension doing the borrow in one call), or a typed host-function API in
+  wasmtime's C API (no ``Val`` round trip).
+
 ``CAPSOCK_HOST=DIR`` measures another checkout's binding layer with this
 script, e.g. ``git archive HEAD~1 host | tar -x -C /tmp/old`` then
 ``CAPSOCK_HOST=/tmp/old/host python bench/hostcall.py --bindings capsock``.

@@ -224,6 +224,10 @@ def link(linker: Linker, engine: Engine, component: Component,
     `interfaces` maps interface names (``"socket-tcp"``) to implementations.
     Returns the names of the interfaces linked. Raises :class:`LinkError`
     listing every missing implementation.
+
+    The conversions compiled here own scratch slots and `table` one output
+    slot, so the linker serves one instance (one thread at a time), as the
+    per-instance `interfaces` and `table` already imply.
     """
     compiler = Compiler(table)
     missing: list[str] = []
