@@ -54,9 +54,16 @@ ERRORS: dict[str, tuple[int, type[OSError]]] = {
 ERRNO: dict[str, int] = {code: number for code, (number, _) in ERRORS.items()}
 
 
+#: WIT names by case index. Read through ``_value_`` (a plain attribute):
+#: an enum's ``.name`` and ``.value`` are descriptors that cost a few
+#: microseconds each inside wasm, on every error of the hot path
+#: (``would-block`` on each non-blocking receive that finds nothing).
+_CODE_NAMES = {member._value_: member.name.lower().replace("_", "-") for member in ErrorCode}
+
+
 def code_name(code: ErrorCode) -> str:
     """`ErrorCode.ACCESS_DENIED` -> ``"access-denied"`` (the WIT name)."""
-    return code.name.lower().replace("_", "-")
+    return _CODE_NAMES[code._value_]
 
 
 class NetError(OSError):

@@ -31,8 +31,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any
 
+from componentize_py_types import Err
+from wit_world.imports import socket as wsocket
+
 from ._errors import NetError
-from ._poll import poll
 from ._tcp import TcpSocket, TcpStream
 from ._udp import UdpSocket
 
@@ -43,6 +45,8 @@ _WOULD_BLOCK = "would-block"
 
 class _Wait:
     """Awaitable: suspend the task until `sock` is ready for `readiness`."""
+
+    __slots__ = ("sock", "readiness")
 
     def __init__(self, sock: TcpSocket | UdpSocket, readiness: str) -> None:
         self.sock = sock
@@ -55,8 +59,13 @@ class _Wait:
 class _Yield:
     """Awaitable: go to the back of the ready queue (a schedule point)."""
 
+    __slots__ = ()
+
     def __await__(self) -> Generator[_Yield, None, None]:
         yield self
+
+
+_YIELD = _Yield()
 
 
 class _Sleep:
@@ -81,7 +90,8 @@ class Loop:
 
     def __init__(self) -> None:
         self._ready: deque[Task] = deque()
-        self._waiting: dict[Task, _Wait] = {}
+        #: task -> the id of the pollable it waits for
+        self._waiting: dict[Task, int] = {}
         self._sleeping: dict[Task, float] = {}
         self._pollables: dict[tuple[int, str], Any] = {}
         #: ids of sockets whose last `recv` drained them (see `recv`).
@@ -119,41 +129,49 @@ class Loop:
             task.error = error
             self.failures.append(error)
             return
-        if isinstance(request, _Yield):
+        kind = request.__class__  # an identity test, commonest first: this is per operation
+        if kind is _Wait:
+            self._waiting[task] = self._pollable_id(request)
+        elif kind is _Yield:
             self._ready.append(task)
-        elif isinstance(request, _Wait):
-            self._waiting[task] = request
-        elif isinstance(request, _Sleep):
+        elif kind is _Sleep:
             self._sleeping[task] = request.deadline
         else:
             raise TypeError(f"tasks may only await loop operations, got {request!r}")
 
     def _wait_for_events(self, block: bool) -> None:
-        tasks = list(self._waiting)
-        pollables = [self._pollable(self._waiting[t]) for t in tasks]
+        waiting = self._waiting
         timeout: float | None = None if block else 0.0
         if self._sleeping and block:
             timeout = max(0.0, min(self._sleeping.values()) - time.monotonic())
-        if pollables:
-            for index in poll(pollables, timeout):
+        if waiting:
+            tasks = list(waiting)
+            ns = None if timeout is None else int(timeout * 1e9)
+            try:
+                ready = wsocket.poll(list(waiting.values()), ns)
+            except Err as e:
+                raise NetError.from_err(e) from None
+            for index in ready:
                 task = tasks[index]
-                del self._waiting[task]
+                del waiting[task]
                 self._ready.append(task)
         elif timeout:
             time.sleep(timeout)
-        now = time.monotonic()
-        for task, deadline in list(self._sleeping.items()):
-            if deadline <= now:
-                del self._sleeping[task]
-                self._ready.append(task)
+        if self._sleeping:
+            now = time.monotonic()
+            for task, deadline in list(self._sleeping.items()):
+                if deadline <= now:
+                    del self._sleeping[task]
+                    self._ready.append(task)
 
-    def _pollable(self, wait: _Wait) -> Any:
+    def _pollable_id(self, wait: _Wait) -> int:
+        """The id of the (cached) pollable for a socket and direction."""
         key = (id(wait.sock), wait.readiness)
         pollable = self._pollables.get(key)
         if pollable is None:
             pollable = wait.sock.subscribe(wait.readiness)
             self._pollables[key] = pollable
-        return pollable
+        return pollable.id
 
     def forget(self, sock: TcpSocket | UdpSocket) -> None:
         """Drop the cached pollables of a socket about to be closed."""
@@ -218,7 +236,7 @@ class Loop:
                 self._drained.add(key)
             else:
                 self._drained.discard(key)
-                await _Yield()  # fairness: let the other connections run
+                await _YIELD  # fairness: let the other connections run
             return data
 
     async def send(self, conn: TcpSocket, data: bytes | bytearray | memoryview) -> int:
@@ -231,9 +249,16 @@ class Loop:
                 await _Wait(conn, "writable")
 
     async def sendall(self, conn: TcpSocket, data: bytes | bytearray | memoryview) -> None:
+        # `send` inlined: one coroutine per call, not one per chunk.
         view = memoryview(data)
         while view:
-            sent = await self.send(conn, view)
+            try:
+                sent = conn.send(view)
+            except NetError as error:
+                if error.code != _WOULD_BLOCK:
+                    raise
+                await _Wait(conn, "writable")
+                continue
             view = view[sent:]
 
     async def splice(self, source: TcpSocket, target: TcpSocket,
@@ -257,7 +282,7 @@ class Loop:
                     await _Wait(source, "readable")
                     readable = True
                 continue
-            await _Yield()
+            await _YIELD
             return moved
 
     async def connect(self, conn: TcpSocket, address: Any) -> None:
@@ -283,5 +308,5 @@ class Loop:
                     raise
                 await _Wait(sock, "readable")
                 continue
-            await _Yield()
+            await _YIELD
             return data, sender

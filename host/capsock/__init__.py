@@ -8,33 +8,54 @@ backend or resolver is plain Python implementing the protocols in
 :mod:`capsock.backends.base`; the binding layer never changes for it.
 """
 
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .addresses import IPAddress, SocketAddress
 from .backends import (
     Backend,
     DatagramSocket,
     DictResolver,
     DnsResolver,
-    MemoryBackend,
-    MemoryResolver,
     OsBackend,
     Resolver,
     StreamSocket,
     SystemResolver,
-    VirtualConnection,
-    VirtualDatagram,
-    VirtualListener,
-    VirtualNetwork,
 )
 from .core.audit import AuditLog
 from .core.context import Preopen
 from .core.limits import Limits
 from .errors import ErrorCode, NetError
 from .policy import Policy, PolicyError
-from .runtime import Host, RunError, TcpListenSpec, UdpBindSpec
+from .runtime import GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
+
+if TYPE_CHECKING:
+    from .backends.memory import (
+        MemoryBackend,
+        MemoryResolver,
+        VirtualConnection,
+        VirtualDatagram,
+        VirtualListener,
+        VirtualNetwork,
+    )
 
 __all__ = ["AuditLog", "Backend", "DatagramSocket", "DictResolver", "DnsResolver", "ErrorCode",
-           "Host", "IPAddress", "Limits", "MemoryBackend", "MemoryResolver", "NetError",
-           "OsBackend",
-           "Policy", "PolicyError", "Preopen", "Resolver", "RunError", "SocketAddress",
-           "StreamSocket", "SystemResolver", "TcpListenSpec", "UdpBindSpec", "VirtualConnection",
-           "VirtualDatagram", "VirtualListener", "VirtualNetwork"]
+           "GuestKilled", "Host", "IPAddress", "KillSwitch", "Limits", "MemoryBackend",
+           "MemoryResolver", "NetError", "OsBackend", "Policy", "PolicyError", "Preopen",
+           "Resolver", "RunError", "SocketAddress", "StreamSocket", "SystemResolver",
+           "TcpListenSpec", "UdpBindSpec", "VirtualConnection", "VirtualDatagram",
+           "VirtualListener", "VirtualNetwork"]
+
+_MEMORY = {"MemoryBackend", "MemoryResolver", "VirtualConnection", "VirtualDatagram",
+           "VirtualListener", "VirtualNetwork"}
+
+
+def __getattr__(name: str) -> Any:
+    """The memory backend's names, imported on first use (`capsock run`
+    never needs them; see capsock.backends)."""
+    if name in _MEMORY:
+        from .backends import memory
+        return getattr(memory, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
