@@ -193,8 +193,8 @@ def _add_func(instance: LinkerInstance, name: str, call: Call) -> None:
         raise WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
 
 
-def _is_error_code(ty: Any) -> bool:
-    return isinstance(ty, EnumType) and "access-denied" in ty.names
+def _is_error_code(compiler: Compiler, ty: Any) -> bool:
+    return isinstance(ty, EnumType) and "access-denied" in compiler.enum_names(ty)
 
 
 def _resolve(iface: Any, name: str) -> Callable[..., Any] | None:
@@ -284,7 +284,7 @@ def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncTy
     result = ty.result
     if result is None:
         return _compile_call(name, impl, lifts, None, None)
-    if isinstance(result, ResultType) and _is_error_code(result.err):
+    if isinstance(result, ResultType) and _is_error_code(compiler, result.err):
         return _compile_call(name, impl, lifts, compiler.lower_ok(result),
                              compiler.lower_err(result))
     return _compile_call(name, impl, lifts, compiler.lower(result), None)
