@@ -20,7 +20,6 @@ from .core.audit import AuditLog
 from .core.limits import Limits
 from .policy import Policy, PolicyError
 from .runtime import DirSpec, GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
-from .runtime.serve import Server
 
 RULES_HELP = """\
 policy (deny by default; a deny rule always wins over an allow rule):
@@ -363,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
     if args.command == "serve":
         try:
+            from .runtime.serve import Server  # only `serve` needs it
+
             server = Server(host, args.component, guest_args, args.instances, args.mode,
                             args.grace)
         except ValueError as error:

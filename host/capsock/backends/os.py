@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import select
@@ -141,7 +140,9 @@ def _connect_unspec(fd: int) -> None:
     express: it dissolves a UDP socket's association with its peer."""
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # The process's own symbols include libc's; ctypes.util.find_library
+        # would run ldconfig and cost every start ~15 ms of imports.
+        _libc = ctypes.CDLL(None, use_errno=True)
     address = _SockaddrUnspec(socket.AF_UNSPEC)
     if _libc.connect(fd, ctypes.byref(address), ctypes.sizeof(address)) != 0:
         code = ctypes.get_errno()

@@ -24,7 +24,6 @@ threads (concurrent instances) write.
 
 from __future__ import annotations
 
-import datetime
 import json
 import threading
 from pathlib import Path
@@ -47,7 +46,7 @@ class AuditLog:
                decision: Decision) -> None:
         """Write one decision as one line."""
         line = json.dumps({
-            "time": datetime.datetime.now(datetime.UTC).isoformat(),
+            "time": _now(),
             "instance": instance,
             "operation": operation,
             "protocol": protocol,
@@ -65,3 +64,9 @@ class AuditLog:
 
 
 __all__ = ["AuditLog"]
+
+
+def _now() -> str:
+    import datetime  # imported by the first audit line, not on every start
+
+    return datetime.datetime.now(datetime.UTC).isoformat()

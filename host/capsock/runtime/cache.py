@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -77,6 +76,8 @@ def load_component(engine: Engine, path: str | os.PathLike[str],
     component = Component(engine, wasm)
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        import tempfile  # only a cache miss writes
+
         fd, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "wb") as out:
             out.write(component.serialize())
@@ -120,6 +121,8 @@ def _read_index(index: Path, stamp: str) -> str | None:
 def _write_index(index: Path, stamp: str, artifact: str) -> None:
     try:
         index.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         fd, temporary = tempfile.mkstemp(dir=index.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as out:
             out.write(f"{stamp} {artifact}\n")
