@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from codecs import latin_1_decode
 from types import TracebackType
 from typing import TypeVar
 
@@ -21,7 +20,7 @@ from ._address import (
     to_wit,
 )
 from ._errors import NetError, call
-from ._lane import from_lane, to_lane
+from ._lane import Receiver, send_bytes
 from ._poll import Pollable
 from ._preopen import take_preopens
 from ._resolve import resolve
@@ -66,6 +65,7 @@ class TcpSocket:
 
     def __init__(self, raw: socket_tcp.TcpSocket, name: str | None = None) -> None:
         self._raw: socket_tcp.TcpSocket | None = raw
+        self._receiver = Receiver()
         self.name = name
 
     @classmethod
@@ -107,7 +107,8 @@ class TcpSocket:
     # -- data ------------------------------------------------------------
 
     # send and recv are the hot path: they call the binding inline rather
-    # than through `raw` and `call` (each Python frame costs ~0.5 us in wasm).
+    # than through `raw` and `call` (each Python frame costs ~0.5 us in
+    # wasm). Bytes cross on the latin-1 or the hex lane (see _lane.py).
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
         """Send bytes; returns how many were sent (all of them when blocking)."""
@@ -115,7 +116,7 @@ class TcpSocket:
         if raw is None:
             raise NetError("invalid-state", "socket is closed")
         try:
-            return raw.send_latin1(latin_1_decode(data)[0])
+            return send_bytes(raw, data)
         except Err as e:
             raise NetError.from_err(e) from None
 
@@ -123,7 +124,7 @@ class TcpSocket:
         view = memoryview(data).cast("B")
         raw = self.raw
         while view:
-            sent = call(raw.send_latin1, to_lane(view))
+            sent = call(send_bytes, raw, view)
             view = view[sent:]
 
     def recv(self, bufsize: int) -> bytes:
@@ -132,7 +133,7 @@ class TcpSocket:
         if raw is None:
             raise NetError("invalid-state", "socket is closed")
         try:
-            return raw.receive_latin1(bufsize).encode("latin-1")
+            return self._receiver.receive(raw, bufsize)
         except Err as e:
             raise NetError.from_err(e) from None
 
@@ -145,7 +146,7 @@ class TcpSocket:
         need = n
         raw = self.raw
         while need > 0:
-            chunk = from_lane(call(raw.receive_latin1, need))
+            chunk = call(self._receiver.receive, raw, need)
             if not chunk:
                 raise IncompleteRead(b"".join(parts), n)
             parts.append(chunk)
@@ -157,7 +158,7 @@ class TcpSocket:
         parts: list[bytes] = []
         raw = self.raw
         while True:
-            chunk = from_lane(call(raw.receive_latin1, chunk_size))
+            chunk = call(self._receiver.receive, raw, chunk_size)
             if not chunk:
                 return b"".join(parts)
             parts.append(chunk)

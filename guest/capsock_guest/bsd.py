@@ -85,7 +85,7 @@ from ._errors import (
     code_name,
     gaierror,
 )
-from ._lane import from_lane, to_lane
+from ._lane import Receiver, from_lane, send_bytes, to_lane
 from ._resolve import resolver as _resolver
 from ._tcp import tcp_network
 from ._udp import udp_network
@@ -308,6 +308,7 @@ class socket:  # noqa: N801  the name of Python's class
         self._proto = proto or (IPPROTO_TCP if kind == SOCK_STREAM else IPPROTO_UDP)
         self._tcp: socket_tcp.TcpSocket | None = None
         self._udp: socket_udp.UdpSocket | None = None
+        self._receiver = Receiver()
         self._closed = False
         self._io_refs = 0
         self._timeout: float | None = None
@@ -480,7 +481,7 @@ class socket:  # noqa: N801  the name of Python's class
         if self._udp is not None:
             return self.sendto(data, flags, None)
         try:
-            return self._t().send_latin1(to_lane(data))
+            return send_bytes(self._t(), data)
         except Err as e:
             raise _translate(e, invalid_state=_errno.EPIPE
                              if self._shut_wr else _errno.ENOTCONN) from None
@@ -493,7 +494,7 @@ class socket:  # noqa: N801  the name of Python's class
         raw = self._t()
         while view:
             try:
-                sent = raw.send_latin1(to_lane(view))
+                sent = send_bytes(raw, view)
             except Err as e:
                 raise _translate(e, invalid_state=_errno.EPIPE
                                  if self._shut_wr else _errno.ENOTCONN) from None
@@ -521,7 +522,7 @@ class socket:  # noqa: N801  the name of Python's class
         try:
             if flags and flags & _PEEK:
                 return raw.peek(bufsize)
-            return from_lane(raw.receive_latin1(bufsize))
+            return self._receiver.receive(raw, bufsize)
         except Err as e:
             raise _translate(e, invalid_state=_errno.ENOTCONN) from None
 

@@ -110,17 +110,25 @@ def pattern(size: int) -> bytes:
 
 
 def lane_send(sock: wtcp.TcpSocket, lane: str, data: bytes) -> None:
-    """Send all of `data` through `send-latin1` ("latin1") or `send` ("list")."""
+    """Send all of `data` through `send-latin1` ("latin1"), `send-hex`
+    ("hex") or `send` ("list")."""
     view = data
     while view:
-        sent = sock.send_latin1(view.decode("latin-1")) if lane == "latin1" else sock.send(view)
+        if lane == "latin1":
+            sent = sock.send_latin1(view.decode("latin-1"))
+        elif lane == "hex":
+            sent = sock.send_hex(view.hex())
+        else:
+            sent = sock.send(view)
         view = view[sent:]
 
 
 def lane_receive(sock: wtcp.TcpSocket, lane: str, size: int) -> bytes:
-    """One receive through `receive-latin1` or `receive`, as bytes."""
+    """One receive through `receive-latin1`, `receive-hex` or `receive`, as bytes."""
     if lane == "latin1":
         return sock.receive_latin1(size).encode("latin-1")
+    if lane == "hex":
+        return bytes.fromhex(sock.receive_hex(size))
     return sock.receive(size)
 
 
@@ -553,6 +561,28 @@ def k_tcp_latin1_send_invalid(target: str, code_point: int) -> None:
     sock.send(b"END")
     sock.shutdown(SEND)
     raise Value(f"{failed}|{recv_to_end(sock)!r}")
+
+
+def k_tcp_hex_send_invalid(target: str, text: str) -> None:
+    """Invalid hex after valid digits: the call fails and nothing reaches
+    the echo peer."""
+    sock = connected(target)
+    failed = outcome(lambda: sock.send_hex("61" * 500 + text))
+    sock.send(b"END")
+    sock.shutdown(SEND)
+    raise Value(f"{failed}|{recv_to_end(sock)!r}")
+
+
+def k_tcp_hex_receive_shape(target: str) -> None:
+    """receive-hex: lowercase digits, max-len counted in bytes, '' at end."""
+    sock = connected(target)
+    sock.send(bytes([0xAB, 0xCD, 0x01, 0xFF]))
+    sock.shutdown(SEND)
+    first = sock.receive_hex(2)
+    rest = ""
+    while len(rest) < 4:
+        rest += sock.receive_hex(10)
+    raise Value(f"{first}|{rest}|{sock.receive_hex(10)!r}")
 
 
 def k_tcp_latin1_eof(target: str) -> None:

@@ -62,3 +62,20 @@ def bytes_from_latin1(text: str) -> bytes:
 
 def bytes_to_latin1(data: bytes) -> str:
     return data.decode("latin-1")
+
+
+def bytes_from_hex(text: str) -> bytes:
+    """The bytes a `*-hex` lane carries: two hex digits each, nothing else
+    (`bytes.fromhex` alone would skip whitespace)."""
+    try:
+        data = bytes.fromhex(text)
+    except ValueError as error:
+        raise NetError(ErrorCode.INVALID_ARGUMENT, f"not hexadecimal: {error}") from None
+    if len(data) * 2 != len(text):
+        raise NetError(ErrorCode.INVALID_ARGUMENT,
+                       "not hexadecimal: whitespace or an odd number of digits")
+    return data
+
+
+def bytes_to_hex(data: bytes) -> str:
+    return data.hex()

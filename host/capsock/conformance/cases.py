@@ -346,6 +346,24 @@ case("tcp.latin1.send-unconnected", "tcp", "tcp-latin1-send-unconnected", (), "i
 case("tcp.latin1.send-after-shutdown", "tcp", "tcp-latin1-send-after-shutdown", ("{echo}",),
      "invalid-state", "send-latin1 after shutdown(send)")
 
+# -- socket-tcp: the hex lane (receive-hex / send-hex) ----------------------------------
+case("tcp.hex.to-peer", "tcp", "tcp-latin1-echo", ("{echo}", "hex", "list", 65536),
+     "value:65536 exact:True",
+     "send-hex delivers every byte value exactly (read back as list<u8>)")
+case("tcp.hex.from-peer", "tcp", "tcp-latin1-echo", ("{echo}", "list", "hex", 65536),
+     "value:65536 exact:True",
+     "receive-hex returns every byte value exactly (sent as list<u8>)")
+case("tcp.hex.round-trip", "tcp", "tcp-latin1-echo", ("{echo}", "hex", "latin1", 1 << 20),
+     "value:1048576 exact:True", "1 MiB out through the hex lane, back through latin-1")
+case("tcp.hex.receive-shape", "tcp", "tcp-hex-receive-shape", ("{echo}",),
+     "value:abcd|01ff|''", "lowercase digits, max-len counts bytes, '' at end of stream")
+case("tcp.hex.send-odd", "tcp", "tcp-hex-send-invalid", ("{echo}", "6"),
+     "value:invalid-argument|b'END'", "an odd number of digits: nothing is sent")
+case("tcp.hex.send-not-hex", "tcp", "tcp-hex-send-invalid", ("{echo}", "zz"),
+     "value:invalid-argument|b'END'", "a non-digit: nothing, not even the prefix, is sent")
+case("tcp.hex.send-whitespace", "tcp", "tcp-hex-send-invalid", ("{echo}", " 61"),
+     "value:invalid-argument|b'END'", "whitespace is not a digit")
+
 # -- socket-tcp: id and splice (the guest's own connections: setup tcp-loop) --------
 case("tcp.id.distinct", "tcp-loop", "tcp-id-distinct", (), "value:distinct:True stable:True",
      "fresh, listening, connecting and accepted sockets have distinct, stable ids")

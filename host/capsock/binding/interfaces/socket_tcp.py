@@ -14,7 +14,9 @@ from ..restriction import parse_restriction
 from ..wit_values import (
     address_from_wit,
     address_to_wit,
+    bytes_from_hex,
     bytes_from_latin1,
+    bytes_to_hex,
     bytes_to_latin1,
     family_is_ipv6,
 )
@@ -74,6 +76,12 @@ class TcpSocketResource(SocketResource):
 
     def send_latin1(self, data: str) -> int:
         return self.core.send(bytes_from_latin1(data))
+
+    def receive_hex(self, max_len: int) -> str:
+        return bytes_to_hex(self.core.receive(max_len))
+
+    def send_hex(self, data: str) -> int:
+        return self.core.send(bytes_from_hex(data))
 
     def id(self) -> int:
         return self.core.socket_id
