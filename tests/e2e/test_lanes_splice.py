@@ -207,3 +207,41 @@ def test_udpecho_lane_carries_every_byte_value(guests: dict[str, Path]) -> None:
     finally:
         echo.kill()
     assert code == 0, err
+
+
+def _lockstep_echo(port: int, pieces: list[bytes]) -> list[bytes]:
+    """Each piece sent and read back whole before the next, on one connection."""
+    echoed = []
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
+        for piece in pieces:
+            client.sendall(piece)
+            got = b""
+            while len(got) < len(piece):
+                chunk = client.recv(len(piece) - len(got))
+                assert chunk, "echo closed early"
+                got += chunk
+            echoed.append(got)
+    return echoed
+
+
+#: ASCII and binary pieces in turn, so a guest's sends and receives switch
+#: between the latin-1 and hex lanes both ways, many times.
+SWITCHING = [b"GET / HTTP/1.1\r\n" * 600, random_bytes(20_000), b"a", b"\xff", b"plain text",
+             b"ascii then \x80 once" * 500, ALL, b"\x00" * 3000, random_bytes(1),
+             b"back to ascii" * 1000]
+
+
+@pytest.mark.parametrize("app", ["echo", "bsdecho"])
+def test_lanes_switch_between_ascii_and_binary_on_one_stream(
+        guests: dict[str, Path], app: str) -> None:
+    echo = Running("run", "--tcplisten", "127.0.0.1:0", str(guests[app]),
+                   "--max-connections", "1")
+    try:
+        port = int(echo.wait_for("listening on ").rsplit(":", 1)[1])
+        echoed = _lockstep_echo(port, SWITCHING)
+        code, out, err = echo.finish()
+    finally:
+        echo.kill()
+    assert code == 0, err
+    assert echoed == SWITCHING
+    assert _served(echo.lines + out.splitlines()) == [sum(map(len, SWITCHING))]
