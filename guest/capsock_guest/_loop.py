@@ -31,10 +31,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any
 
-from componentize_py_types import Err
-from wit_world.imports import socket as wsocket
-
 from ._errors import NetError
+from ._poll import poll_ids
 from ._tcp import TcpSocket, TcpStream
 from ._udp import UdpSocket
 
@@ -146,12 +144,7 @@ class Loop:
             timeout = max(0.0, min(self._sleeping.values()) - time.monotonic())
         if waiting:
             tasks = list(waiting)
-            ns = None if timeout is None else int(timeout * 1e9)
-            try:
-                ready = wsocket.poll(list(waiting.values()), ns)
-            except Err as e:
-                raise NetError.from_err(e) from None
-            for index in ready:
+            for index in poll_ids(list(waiting.values()), timeout):
                 task = tasks[index]
                 del waiting[task]
                 self._ready.append(task)
@@ -249,16 +242,9 @@ class Loop:
                 await _Wait(conn, "writable")
 
     async def sendall(self, conn: TcpSocket, data: bytes | bytearray | memoryview) -> None:
-        # `send` inlined: one coroutine per call, not one per chunk.
         view = memoryview(data)
         while view:
-            try:
-                sent = conn.send(view)
-            except NetError as error:
-                if error.code != _WOULD_BLOCK:
-                    raise
-                await _Wait(conn, "writable")
-                continue
+            sent = await self.send(conn, view)
             view = view[sent:]
 
     async def splice(self, source: TcpSocket, target: TcpSocket,

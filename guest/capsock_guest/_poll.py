@@ -13,7 +13,7 @@ from wit_world.imports import socket as wsocket
 
 from ._errors import call
 
-__all__ = ["poll", "Pollable"]
+__all__ = ["poll", "poll_ids", "Pollable"]
 
 
 class Pollable:
@@ -43,5 +43,11 @@ class Pollable:
 def poll(pollables: Sequence[Pollable], timeout: float | None = None) -> list[int]:
     """Wait until one of ``pollables`` is ready or ``timeout`` seconds pass;
     the indexes of the ready ones (empty on timeout)."""
+    return poll_ids([p.id for p in pollables], timeout)
+
+
+def poll_ids(ids: list[int], timeout: float | None = None) -> list[int]:
+    """`poll` by pollable ids (`Pollable.id`), for callers that keep the ids
+    (`Loop` does, so a round builds no list of wrappers)."""
     ns = None if timeout is None else max(0, int(timeout * 1e9))
-    return call(wsocket.poll, [p.id for p in pollables], ns)
+    return call(wsocket.poll, ids, ns)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import backends
 from .addresses import IPAddress, SocketAddress
 from .backends import (
     Backend,
@@ -32,7 +33,7 @@ from .policy import Policy, PolicyError
 from .runtime import GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
 
 if TYPE_CHECKING:
-    from .backends.memory import (
+    from .backends import (
         MemoryBackend,
         MemoryResolver,
         VirtualConnection,
@@ -48,14 +49,10 @@ __all__ = ["AuditLog", "Backend", "DatagramSocket", "DictResolver", "DnsResolver
            "TcpListenSpec", "UdpBindSpec", "VirtualConnection", "VirtualDatagram",
            "VirtualListener", "VirtualNetwork"]
 
-_MEMORY = {"MemoryBackend", "MemoryResolver", "VirtualConnection", "VirtualDatagram",
-           "VirtualListener", "VirtualNetwork"}
-
 
 def __getattr__(name: str) -> Any:
     """The memory backend's names, imported on first use (`capsock run`
     never needs them; see capsock.backends)."""
-    if name in _MEMORY:
-        from .backends import memory
-        return getattr(memory, name)
+    if name in backends.MEMORY_NAMES:
+        return getattr(backends, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

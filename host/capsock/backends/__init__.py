@@ -24,7 +24,9 @@ if TYPE_CHECKING:
         VirtualNetwork,
     )
 
-_MEMORY = {"MemoryBackend", "MemoryResolver", "VirtualConnection", "VirtualDatagram",
+#: The names that import the memory backend on first use (capsock's
+#: package namespace re-exports them through this same set).
+MEMORY_NAMES = {"MemoryBackend", "MemoryResolver", "VirtualConnection", "VirtualDatagram",
            "VirtualListener", "VirtualNetwork"}
 
 __all__ = ["Backend", "DatagramSocket", "DictResolver", "DnsResolver", "MemoryBackend",
@@ -33,7 +35,7 @@ __all__ = ["Backend", "DatagramSocket", "DictResolver", "DnsResolver", "MemoryBa
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MEMORY:
+    if name in MEMORY_NAMES:
         from . import memory
         return getattr(memory, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,6 +19,7 @@ falls back to the hash, which rewrites it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -75,13 +76,7 @@ def load_component(engine: Engine, path: str | os.PathLike[str],
             return component
     component = Component(engine, wasm)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        import tempfile  # only a cache miss writes
-
-        fd, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
-            out.write(component.serialize())
-        os.replace(temporary, artifact)
+        _write_atomically(artifact, component.serialize())
     except OSError as error:
         log.warning("capsock: cannot write the compilation cache: %s", error)
     else:
@@ -120,12 +115,23 @@ def _read_index(index: Path, stamp: str) -> str | None:
 
 def _write_index(index: Path, stamp: str, artifact: str) -> None:
     try:
-        index.parent.mkdir(parents=True, exist_ok=True)
-        import tempfile
-
-        fd, temporary = tempfile.mkstemp(dir=index.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as out:
-            out.write(f"{stamp} {artifact}\n")
-        os.replace(temporary, index)
+        _write_atomically(index, f"{stamp} {artifact}\n".encode())
     except OSError as error:
         log.warning("capsock: cannot write the compilation cache index: %s", error)
+
+
+def _write_atomically(target: Path, data: bytes | bytearray) -> None:
+    """Write via a temporary file and a rename, so that a concurrent reader
+    sees the old file or the new one, never half of one."""
+    import tempfile  # only a cache miss writes: kept off the warm start
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
