@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from typing import NamedTuple
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True)
-class SocketAddress:
-    """An IP address with a port (and IPv6 flow info and scope id)."""
+class SocketAddress(NamedTuple):
+    """An IP address with a port (and IPv6 flow info and scope id).
+
+    A NamedTuple: immutable and hashable like a frozen dataclass, but made
+    per accept and per datagram without running Python code (and its class
+    costs ~1 ms less to create on every start; see policy/rules.py).
+    """
 
     ip: IPAddress
     port: int

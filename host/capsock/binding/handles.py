@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import logging
 import threading
 from typing import Any
 
@@ -38,10 +37,9 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime.component import ResourceType
 
+from .._log import log
 from .codec import _P as _PAYLOAD
 from .codec import _WORDS, Context, Lift, Resources, _word, capi
-
-log = logging.getLogger("capsock")
 
 
 def release(obj: object) -> None:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import logging
 import os
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from .._log import log
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Decision, Direction, Policy
 from .audit import AuditLog
 from .limits import Limits, TokenBucket
-
-log = logging.getLogger("capsock")
 
 #: The stand-in peers of `--peer-address=hidden` (documented in the WIT):
 #: 192.0.0.8 is IANA's IPv4 dummy address (RFC 7600), 100:: the IPv6
@@ -34,8 +31,7 @@ def new_instance_id() -> str:
     return f"{os.getpid()}-{next(_INSTANCE_IDS)}"
 
 
-@dataclass
-class Preopen:
+class Preopen(NamedTuple):
     """A socket the operator opened for the guest (`--tcplisten`, `--udpbind`)."""
 
     name: str
@@ -44,35 +40,42 @@ class Preopen:
     socket: StreamSocket | DatagramSocket
 
 
-@dataclass
 class InstanceContext:
     """Per-instance state: the policy, the backends, what it resolved.
 
     `resolved` maps each name this instance resolved (normalized) to every
     address it got for it: name rules (`tcp://svc.test:80`) match exactly
     those. `hide_peers` is `--peer-address=hidden`; `audit` the audit log.
+
+    A plain class, not a dataclass: see the note in policy/rules.py.
     """
 
-    policy: Policy
-    backend: Backend
-    preopens: list[Preopen] = field(default_factory=list)
-    resolved: dict[str, frozenset[IPAddress]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Live pollables by id (see `socket.poll`); owned by the binding layer.
-    pollables: dict[int, Any] = field(default_factory=dict)
-    #: Live TCP sockets by id (see `tcp-socket.splice`); owned by core/tcp.py.
-    streams: dict[int, Any] = field(default_factory=dict)
-    resolver: Resolver | None = None
-    hide_peers: bool = False
-    audit: AuditLog | None = None
-    instance_id: str = field(default_factory=new_instance_id)
-    #: What this instance may take from the host (core/limits.py).
-    limits: Limits = field(default_factory=Limits)
-    #: Sockets the guest holds now (counted against `limits.max_sockets`).
-    open_sockets: int = 0
-
-    def __post_init__(self) -> None:
+    def __init__(self, policy: Policy, backend: Backend,
+                 preopens: list[Preopen] | None = None, *,
+                 resolver: Resolver | None = None, hide_peers: bool = False,
+                 audit: AuditLog | None = None, instance_id: str | None = None,
+                 limits: Limits | None = None) -> None:
+        self.policy = policy
+        self.backend = backend
+        self.preopens: list[Preopen] = preopens if preopens is not None else []
+        self.resolved: dict[str, frozenset[IPAddress]] = {}
+        self.lock = threading.Lock()
+        #: Live pollables by id (see `socket.poll`); owned by the binding layer.
+        self.pollables: dict[int, Any] = {}
+        #: Live TCP sockets by id (see `tcp-socket.splice`); owned by core/tcp.py.
+        self.streams: dict[int, Any] = {}
+        self.resolver = resolver
+        self.hide_peers = hide_peers
+        self.audit = audit
+        self.instance_id = instance_id if instance_id is not None else new_instance_id()
+        #: What this instance may take from the host (core/limits.py).
+        self.limits = limits if limits is not None else Limits()
+        #: Sockets the guest holds now (counted against `limits.max_sockets`).
+        self.open_sockets = 0
         self.resolve_bucket = TokenBucket(self.limits.resolves_per_second)
+
+    def __repr__(self) -> str:
+        return f"<InstanceContext {self.instance_id} ({self.open_sockets} sockets open)>"
 
     def limit_reached(self, operation: str, protocol: str, target: str, name: str) -> NetError:
         """Audit a refused request and return the `limit-reached` error.

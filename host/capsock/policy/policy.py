@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .rules import (
     PROTOCOLS,
@@ -60,8 +60,11 @@ class Direction(enum.Enum):
     INBOUND = "inbound"
 
 
-@dataclass(frozen=True)
-class Decision:
+# NamedTuples rather than frozen dataclasses: cheaper to create at import
+# (see the note in rules.py), cheaper to build per decision.
+
+
+class Decision(NamedTuple):
     """The outcome of a policy check, with the rule that caused it.
 
     ``rule`` is ``"<flag> <rule text>"`` (e.g.
@@ -69,8 +72,8 @@ class Decision:
     can tell the user *which* rule to change; it is ``None`` when no rule
     matched and the default deny applied.
 
-    ``bool(decision)`` is ``decision.allowed``: without this a dataclass
-    instance is always truthy, and ``if policy.check_address(...):`` would
+    ``bool(decision)`` is ``decision.allowed``: without this a (non-empty)
+    tuple is always truthy, and ``if policy.check_address(...):`` would
     silently allow everything.
     """
 
@@ -85,8 +88,7 @@ class Decision:
 _DEFAULT_DENY = Decision(False, None)
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     """An address rule together with the flag it came from (for reporting)."""
 
     label: str
@@ -98,8 +100,7 @@ class _Entry:
         return f"{self.label} {self.rule.text}"
 
 
-@dataclass(frozen=True)
-class _ResolveEntry:
+class _ResolveEntry(NamedTuple):
     """A resolve rule together with the flag it came from (for reporting)."""
 
     label: str
@@ -111,8 +112,7 @@ class _ResolveEntry:
         return f"{self.label} {self.rule.text}"
 
 
-@dataclass(frozen=True)
-class _RuleSet:
+class _RuleSet(NamedTuple):
     """One flat layer of rules, as given by one set of command-line flags.
 
     ``addr_pool`` entries are kept apart (instead of being copied into both
@@ -247,7 +247,6 @@ def _strings(value: Iterable[str], flag: str) -> list[str]:
     return list(value)
 
 
-@dataclass(frozen=True)
 class Policy:
     """An immutable network policy: one or more layers of rules.
 
@@ -257,7 +256,23 @@ class Policy:
     :meth:`from_flags` or :meth:`deny_all`, not the constructor.
     """
 
-    _layers: tuple[_RuleSet, ...] = field(default=(_RuleSet(),))
+    __slots__ = ("_layers",)
+    _layers: tuple[_RuleSet, ...]
+
+    def __init__(self, _layers: tuple[_RuleSet, ...] = (_RuleSet(),)) -> None:
+        object.__setattr__(self, "_layers", _layers)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Policy is immutable (cannot set {name!r}); use restrict()")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Policy and other._layers == self._layers
+
+    def __hash__(self) -> int:
+        return hash(self._layers)
+
+    def __repr__(self) -> str:
+        return f"Policy(_layers={self._layers!r})"
 
     @classmethod
     def from_flags(

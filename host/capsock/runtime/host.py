@@ -7,12 +7,11 @@ out of the sandbox is capsock's policy.
 
 from __future__ import annotations
 
-import logging
 import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from wasmtime import Engine, ExitTrap, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Linker
@@ -32,15 +31,12 @@ from .cache import load_component
 from .engine import new_engine
 from .kill import GuestKilled, KillSwitch, RunGuard
 
-log = logging.getLogger("capsock")
-
 
 class RunError(Exception):
     """The component cannot be started (not a command, bad pre-open...)."""
 
 
-@dataclass(frozen=True)
-class TcpListenSpec:
+class TcpListenSpec(NamedTuple):
     """`--tcplisten HOST:PORT`: a listening socket opened by the host."""
 
     address: SocketAddress
@@ -61,8 +57,7 @@ def open_listener(spec: TcpListenSpec) -> tuple[socket.socket, str]:
     return sock.raw, str(sock.local_address())
 
 
-@dataclass(frozen=True)
-class UdpBindSpec:
+class UdpBindSpec(NamedTuple):
     """`--udpbind HOST:PORT`: a bound UDP socket opened by the host."""
 
     address: SocketAddress
@@ -81,8 +76,7 @@ def open_udp(spec: UdpBindSpec) -> tuple[socket.socket, str]:
     return sock.raw, str(sock.local_address())
 
 
-@dataclass(frozen=True)
-class DirSpec:
+class DirSpec(NamedTuple):
     """`--dir HOSTDIR::GUESTDIR`: a host directory the guest sees at GUESTDIR.
 
     Like `wasmtime run --dir`: plain WASI filesystem pre-opens, read-write.
@@ -108,31 +102,46 @@ class DirSpec:
             raise RunError(f"no such host directory {str(self.host)!r} for --dir")
 
 
-@dataclass
 class Host:
-    """A configured host: policy, backend, pre-opens. Runs components."""
+    """A configured host: policy, backend, pre-opens. Runs components.
 
-    policy: Policy = field(default_factory=Policy.deny_all)
-    backend: Backend = field(default_factory=OsBackend)
-    tcp_listen: Sequence[TcpListenSpec] = ()
-    cache_dir: Path | None = None
-    #: Made by `new_engine` (epoch interruption on) so a kill can stop a
-    #: guest spinning in wasm; any other engine works, minus that.
-    engine: Engine = field(default_factory=new_engine)
-    #: `--udpbind`: UDP sockets bound before the guest starts.
-    udp_bind: Sequence[UdpBindSpec] = ()
-    #: Where names are resolved (`--dns` makes a DnsResolver). None: the
-    #: backend's own (`default_resolver()`: the system's for the OS, the
-    #: virtual network's name table for the in-memory backend).
-    resolver: Resolver | None = None
-    #: `--peer-address`: "real", or "hidden" for the reserved stand-ins.
-    peer_address: str = "real"
-    #: `--audit-log`: already open, so a bad path fails before any guest runs.
-    audit_log: AuditLog | None = None
-    #: `--dir`: host directories pre-opened for the guest's WASI filesystem.
-    dirs: Sequence[DirSpec] = ()
-    #: Per-instance limits (`--max-*`): each instance gets its own quotas.
-    limits: Limits = field(default_factory=Limits)
+    Every argument is optional and keyword-only: `Host()` denies all
+    networking. A plain class, not a dataclass: see policy/rules.py.
+    """
+
+    def __init__(self, *, policy: Policy | None = None, backend: Backend | None = None,
+                 tcp_listen: Sequence[TcpListenSpec] = (), cache_dir: Path | None = None,
+                 engine: Engine | None = None, udp_bind: Sequence[UdpBindSpec] = (),
+                 resolver: Resolver | None = None, peer_address: str = "real",
+                 audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
+                 limits: Limits | None = None) -> None:
+        self.policy = policy if policy is not None else Policy.deny_all()
+        self.backend: Backend = backend if backend is not None else OsBackend()
+        #: `--tcplisten`: TCP listeners opened before the guest starts.
+        self.tcp_listen = tcp_listen
+        #: The compilation cache (None: `default_cache_dir()`).
+        self.cache_dir = cache_dir
+        #: Made by `new_engine` (epoch interruption on) so a kill can stop a
+        #: guest spinning in wasm; any other engine works, minus that.
+        self.engine = engine if engine is not None else new_engine()
+        #: `--udpbind`: UDP sockets bound before the guest starts.
+        self.udp_bind = udp_bind
+        #: Where names are resolved (`--dns` makes a DnsResolver). None: the
+        #: backend's own (`default_resolver()`: the system's for the OS, the
+        #: virtual network's name table for the in-memory backend).
+        self.resolver = resolver
+        #: `--peer-address`: "real", or "hidden" for the reserved stand-ins.
+        self.peer_address = peer_address
+        #: `--audit-log`: already open, so a bad path fails before any guest runs.
+        self.audit_log = audit_log
+        #: `--dir`: host directories pre-opened for the guest's WASI filesystem.
+        self.dirs = dirs
+        #: Per-instance limits (`--max-*`): each instance gets its own quotas.
+        self.limits = limits if limits is not None else Limits()
+
+    def __repr__(self) -> str:
+        return (f"Host(policy={self.policy!r}, backend={self.backend!r}, "
+                f"tcp_listen={self.tcp_listen!r}, udp_bind={self.udp_bind!r})")
 
     def new_context(self, preopens: list[Preopen] | None = None) -> InstanceContext:
         """A fresh instance context with this host's pre-opens opened

@@ -40,7 +40,6 @@ Connections queued at the moment of the kill are reset by the kernel.
 from __future__ import annotations
 
 import ctypes
-import logging
 import socket
 import threading
 from collections.abc import Iterable
@@ -49,10 +48,9 @@ from typing import Any
 from wasmtime import Engine, Store
 from wasmtime import _ffi as ffi
 
+from .._log import log
 from ..binding.handles import HandleTable
 from ..core.context import InstanceContext
-
-log = logging.getLogger("capsock")
 
 #: What the killed guest's trap says, and `GuestKilled.reason` by default.
 DEFAULT_REASON = "killed by the embedder"
