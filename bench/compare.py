@@ -1,6 +1,7 @@
 """One echo program on every host, side by side in one run (not a test).
 
     python bench/compare.py [--repeat 3] [--bulk-mib 64] [--round-trips 2000]
+        [--rtt-batches 10] [--accepts 200]
         [--only native,wasmtime-cli,capsock-bsd,capsock-raw,capsock-list,capsock-splice,jco]
 
 The program is `bench/echo_server.py`, a plain Python socket script
@@ -23,14 +24,39 @@ runs on:
 - ``jco``: the wasmtime-cli component transpiled by ``jco`` and run by Node
   with ``@bytecodealliance/preview2-shim`` (only where npm installs them).
 
-Metrics, medians of ``--repeat`` interleaved repetitions (setup order
-rotates each repetition): bulk MB/s (``--bulk-mib`` MiB in 64 KiB writes,
-echoed and byte-checked), round trip p50/p99 for 64 B, accept rate
-(connect + close, sequential), cold start (empty compile cache) and warm
-start to listening (spawn until a TCP connect succeeds), peak RSS of the
-server process tree (VmHWM), and capsock's host-call cost (``probe
-hostcall``). Ratios are each setup's value over the wasmtime CLI's and
-native's. Everything is on 127.0.0.1 and every step has a time limit.
+Metrics, over ``--repeat`` repetitions (setup order rotates each
+repetition): bulk MB/s (``--bulk-mib`` MiB in 64 KiB writes, echoed and
+byte-checked), round trip p50/p99 for 64 B, accept rate (connect + close,
+sequential), cold start (empty compile cache) and warm start to listening
+(spawn until a TCP connect succeeds), peak RSS of the server process tree
+(VmHWM), and capsock's host-call cost (``probe hostcall``). Each is the
+median of the per-repetition values, except round trips (below). Ratios
+are each setup's value over the wasmtime CLI's and native's. Everything is
+on 127.0.0.1 and every step has a time limit.
+
+One repetition: cold start of each setup in turn, nothing else running;
+then each setup's warm start, spawned and timed alone, one after another,
+its server left up (idle: blocked in accept or recv while another is
+measured); bulk, one setup at a time; round trips, all setups at once
+(below); accepts and peak RSS, one setup at a time. Then all servers stop
+(on any error too).
+
+Round trips are interleaved because this machine's speed drifts by tens
+of percent within a minute: measured one setup after another, a minute
+apart, the round-trip ratio of two setups moved between 1.41x and 2.10x
+on the same code. So each setup keeps one connection (TCP_NODELAY, 50
+untimed warm-up round trips) and its ``--round-trips`` are split into
+``--rtt-batches`` batches (2000 = 10 x 200), taken round-robin across the
+setups, the first setup rotating each batch: every setup sees the same
+phases of the machine, and ratios hold while the absolute numbers still
+move with the machine. Each batch starts with 5 untimed round trips: the
+first after a switch from another server took ~3-4x a steady one, the
+second ~1.5x (on 2 CPUs), which would otherwise fill most of the p99 (1
+in 200 samples) with a cost of the interleaving that one connection
+measured alone never sees. A setup's p50/p99 is computed over all its round
+trips of all repetitions (``--repeat`` x ``--round-trips`` samples), not
+a median of per-repetition percentiles. The connections are drained (the
+server has finished them) before the accept step.
 
 Builds (cached under ``build/bench/``, not in git): the componentize-py
 guest from ``build/wit-wasi/`` (derived by ``guest/build.py``), the capsock
@@ -219,27 +245,32 @@ class Server:
 
 
 def spawn(setup: Setup, cache: str | None, timeout: float) -> Server:
+    """Start ``setup`` on a free port and wait (at most ``timeout`` s) until
+    a TCP connect succeeds; the process is killed if this raises."""
     port = free_port()
     began = time.perf_counter()
     proc = subprocess.Popen(setup.command(port, cache), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=ENV, start_new_session=True)
-    deadline = began + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
-                started = time.perf_counter() - began
-                drain(probe)  # the server is done with it before the next connection
-            return Server(proc, port, started)
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"{setup.name} exited {proc.returncode}: {err[-1500:]}")
-        if time.perf_counter() > deadline:
-            stop(proc)
-            raise RuntimeError(f"{setup.name}: not listening after {timeout:.0f} s")
-        time.sleep(0.002)
+    try:
+        deadline = began + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                    started = time.perf_counter() - began
+                    drain(probe)  # the server is done with it before the next connection
+                return Server(proc, port, started)
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise RuntimeError(f"{setup.name} exited {proc.returncode}: {err[-1500:]}")
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{setup.name}: not listening after {timeout:.0f} s")
+            time.sleep(0.002)
+    except BaseException:
+        stop(proc)
+        raise
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -332,25 +363,97 @@ def bulk(port: int, payload: bytes, timeout: float) -> float:
     return len(payload) / elapsed / 1e6
 
 
-def round_trips(port: int, count: int, timeout: float) -> tuple[float, float]:
-    """p50, p99 in µs of ``count`` 64 B round trips (after 50 warm-up)."""
+WARMUP_ROUND_TRIPS = 50  # per connection, untimed
+#: untimed at the start of each batch: the first round trips after a switch
+#: from another server are slow (~3-4x, then ~1.5x: caches, scheduling)
+BATCH_WARMUP_ROUND_TRIPS = 5
+
+
+def round_trip_batch(sock: socket.socket, count: int, time_left: float) -> list[float]:
+    """µs of each of ``count`` 64 B round trips on ``sock`` (TCP_NODELAY);
+    raises once they have taken more than ``time_left`` s."""
     msg = os.urandom(64)
     times = []
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        deadline = time.perf_counter() + timeout
-        for i in range(count + 50):
-            t = time.perf_counter_ns()
-            sock.sendall(msg)
-            if recv_exact(sock, 64) != msg:
-                raise RuntimeError("round trip: wrong bytes")
-            if i >= 50:
-                times.append((time.perf_counter_ns() - t) / 1000)
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"round trips: {i} of {count} after {timeout:.0f} s")
-        drain(sock)
-    times.sort()
+    began = time.perf_counter()
+    for i in range(count):
+        t = time.perf_counter_ns()
+        sock.sendall(msg)
+        if recv_exact(sock, 64) != msg:
+            raise RuntimeError("round trip: wrong bytes")
+        times.append((time.perf_counter_ns() - t) / 1000)
+        if time.perf_counter() - began > time_left:
+            raise RuntimeError(f"round trips: {i + 1} of {count} over the time limit")
+    return times
+
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    """p50, p99 of ``times`` (nearest rank, as before)."""
+    times = sorted(times)
     return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+def batch_sizes(count: int, batches: int) -> list[int]:
+    """``count`` split into ``batches`` near-equal parts (none empty)."""
+    batches = max(1, min(batches, count))
+    return [count // batches + (1 if b < count % batches else 0) for b in range(batches)]
+
+
+def interleaved_round_trips(ports: dict[str, int], count: int, batches: int, timeout: float
+                            ) -> tuple[dict[str, list[float]], dict[str, Exception]]:
+    """Round trips on every server of ``ports`` (in its order), interleaved.
+
+    One connection per server, kept for all its batches: opened and warmed
+    up (``WARMUP_ROUND_TRIPS``, untimed) one server after another, then
+    ``count`` round trips in ``batches`` batches, round-robin over the
+    servers, the first server rotating each batch; each batch starts with
+    ``BATCH_WARMUP_ROUND_TRIPS`` untimed ones. Each server has
+    ``timeout`` s in all for its connect, warm-up and batches (and each
+    connect/recv at most that too). A server that fails drops out of the
+    rest. Every connection is drained (the server has finished it) or, for
+    a failed server, closed before this returns.
+
+    Returns the samples (µs) and the failures, by server name."""
+    samples: dict[str, list[float]] = {n: [] for n in ports}
+    failures: dict[str, Exception] = {}
+    spent = dict.fromkeys(ports, 0.0)  # seconds each server has used of its ``timeout``
+    socks: dict[str, socket.socket] = {}
+    names = list(ports)
+    if not names:
+        return samples, failures
+    try:
+        for name in names:
+            began = time.perf_counter()
+            try:
+                sock = socks[name] = socket.create_connection(("127.0.0.1", ports[name]),
+                                                              timeout=timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                round_trip_batch(sock, WARMUP_ROUND_TRIPS, timeout)
+            except Exception as e:
+                failures[name] = e
+            spent[name] += time.perf_counter() - began
+        for b, size in enumerate(batch_sizes(count, batches)):
+            turn = names[b % len(names):] + names[:b % len(names)]
+            for name in turn:
+                if name in failures:
+                    continue
+                began = time.perf_counter()
+                try:
+                    samples[name] += round_trip_batch(
+                        socks[name], BATCH_WARMUP_ROUND_TRIPS + size,
+                        timeout - spent[name])[BATCH_WARMUP_ROUND_TRIPS:]
+                except Exception as e:
+                    failures[name] = e
+                spent[name] += time.perf_counter() - began
+        for name, sock in socks.items():
+            if name not in failures:
+                try:
+                    drain(sock, timeout)
+                except Exception as e:
+                    failures[name] = e
+    finally:
+        for sock in socks.values():
+            sock.close()
+    return samples, failures
 
 
 def accept_rate(port: int, count: int, timeout: float) -> float:
@@ -391,6 +494,8 @@ METRICS = [  # key, label, unit, format, higher is better
 class Results:
     values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: every timed round trip (µs) of every repetition, by setup
+    rtt: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, setup: str, key: str, value: float) -> None:
         self.values.setdefault(setup, {}).setdefault(key, []).append(value)
@@ -400,39 +505,92 @@ class Results:
         return statistics.median(vals) if vals else None
 
 
-def measure(setup: Setup, args: argparse.Namespace, payload: bytes, res: Results,
-            warm_cache: str) -> None:
-    with tempfile.TemporaryDirectory(prefix=f"bench-cold-{setup.name}-") as cold_cache:
-        server = spawn(setup, cold_cache, args.start_timeout)
-        res.add(setup.name, "cold", server.started * 1000)
-        stop(server.proc)
-    server = spawn(setup, warm_cache, args.start_timeout)
+def fail(res: Results, key: str, e: BaseException) -> None:
+    res.errors[key] = str(e).splitlines()[0][:300] if str(e) else repr(e)
+    say(f"{key} failed: {res.errors[key]}")
+
+
+def step(name: str, what: str, server: Server, res: Results,
+         action: Callable[[str, Server], None]) -> None:
+    """One measurement on one server; a failure is recorded (and the step
+    skipped in later repetitions), unless the server died: that raises."""
+    if f"{name} {what}" in res.errors:
+        return
     try:
-        res.add(setup.name, "warm", server.started * 1000)
-        time.sleep(0.5)  # settle (jco resets connections that come right after the probe)
-        steps: list[tuple[str, Callable[[], None]]] = [
-            ("bulk", lambda: res.add(setup.name, "bulk",
-                                     bulk(server.port, payload, args.step_timeout))),
-            ("round trip", lambda: [res.add(setup.name, k, v) for k, v in zip(
-                ("rtt50", "rtt99"), round_trips(server.port, args.round_trips,
-                                                args.step_timeout), strict=True)]),
-            ("accept", lambda: res.add(setup.name, "accept", accept_rate(
-                server.port, args.accepts, args.step_timeout))),
-        ]
-        for step, action in steps:
-            if f"{setup.name} {step}" in res.errors:
+        action(name, server)
+    except Exception as e:
+        fail(res, f"{name} {what}", e)
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited {server.proc.returncode}") from e
+        time.sleep(0.5)
+
+
+def repetition(order: list[str], setups: dict[str, Setup], args: argparse.Namespace,
+               payload: bytes, res: Results, warm_cache: str) -> None:
+    """One repetition over the setups of ``order``, in that order.
+
+    Cold start, one setup at a time with nothing else running. Then warm
+    start: each server spawned and timed alone, one after another, and
+    left up (idle, blocked in accept). Then, one server at a time, bulk;
+    then round trips on all of them at once, interleaved
+    (`interleaved_round_trips`); then, one at a time, accepts and peak RSS.
+    Every server is stopped when this returns or raises."""
+    for n in order:
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"bench-cold-{n}-") as cold_cache:
+                server = spawn(setups[n], cold_cache, args.start_timeout)
+                try:
+                    res.add(n, "cold", server.started * 1000)
+                finally:
+                    stop(server.proc)
+        except Exception as e:
+            fail(res, n, e)
+    live: dict[str, Server] = {}
+
+    def each(what: str, measure: Callable[[str, Server], None]) -> None:
+        for n, server in list(live.items()):
+            try:
+                step(n, what, server, res, measure)
+            except Exception as e:
+                fail(res, n, e)
+                stop(live.pop(n).proc)
+
+    try:
+        for n in order:
+            if n in res.errors:
                 continue
             try:
-                action()
+                live[n] = spawn(setups[n], warm_cache, args.start_timeout)
             except Exception as e:
-                res.errors[f"{setup.name} {step}"] = str(e).splitlines()[0][:300]
-                say(f"{setup.name} {step} failed: {e}")
-                if server.proc.poll() is not None:
-                    raise RuntimeError(f"server exited {server.proc.returncode}") from e
-                time.sleep(0.5)
-        res.add(setup.name, "rss", peak_rss_mib(server.proc.pid))
+                fail(res, n, e)
+                continue
+            res.add(n, "warm", live[n].started * 1000)
+        time.sleep(0.5)  # settle (jco resets connections that come right after the probe)
+        each("bulk", lambda n, server: res.add(n, "bulk", bulk(server.port, payload,
+                                                               args.step_timeout)))
+        ports = {n: server.port for n, server in live.items()
+                 if f"{n} round trip" not in res.errors}
+        samples, failures = interleaved_round_trips(ports, args.round_trips, args.rtt_batches,
+                                                    args.step_timeout)
+        for n, times in samples.items():
+            if n in failures:
+                fail(res, f"{n} round trip", failures[n])
+                if live[n].proc.poll() is not None:
+                    fail(res, n, RuntimeError(f"server exited {live[n].proc.returncode}"))
+                    stop(live.pop(n).proc)
+                continue
+            res.rtt.setdefault(n, []).extend(times)
+            p50, p99 = percentiles(times)
+            say(f"{n} round trips this repetition: p50 {p50:.0f} µs, p99 {p99:.0f} µs")
+        if failures:
+            time.sleep(0.5)
+        each("accept", lambda n, server: res.add(n, "accept", accept_rate(
+            server.port, args.accepts, args.step_timeout)))
+        for n, server in live.items():
+            res.add(n, "rss", peak_rss_mib(server.proc.pid))
     finally:
-        stop(server.proc)
+        for server in live.values():
+            stop(server.proc)
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -460,7 +618,11 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--bulk-mib", type=int, default=64)
-    parser.add_argument("--round-trips", type=int, default=2000)
+    parser.add_argument("--round-trips", type=int, default=2000,
+                        help="timed 64 B round trips per setup and repetition")
+    parser.add_argument("--rtt-batches", type=int, default=10,
+                        help="batches the round trips are split into, interleaved across "
+                             "setups (round-robin, all servers up)")
     parser.add_argument("--accepts", type=int, default=200)
     parser.add_argument("--only", default=",".join(SETUPS),
                         help="comma-separated subset of " + ",".join(SETUPS))
@@ -470,6 +632,8 @@ def main() -> int:
     parser.add_argument("--step-timeout", type=float, default=120.0,
                         help="seconds one bulk/round-trip/accept step may take")
     args = parser.parse_args()
+    if min(args.repeat, args.round_trips, args.rtt_batches, args.accepts) < 1:
+        parser.error("--repeat, --round-trips, --rtt-batches and --accepts must be at least 1")
     wanted = [n for n in SETUPS if n in args.only.split(",")]
     if args.no_jco and "jco" in wanted:
         wanted.remove("jco")
@@ -536,19 +700,15 @@ def main() -> int:
     for n in names:
         with contextlib.suppress(Exception):
             warmup = spawn(setups[n], None, args.start_timeout)
-            time.sleep(1)  # let a cache write finish
-            stop(warmup.proc)
-    for rep in range(args.repeat):
-        order = names[rep % len(names):] + names[:rep % len(names)]
-        for n in order:
-            if n in res.errors:
-                continue
-            say(f"repetition {rep + 1}/{args.repeat}: {n}")
             try:
-                measure(setups[n], args, payload, res, warm_cache)
-            except Exception as e:
-                res.errors[n] = str(e).splitlines()[0][:300]
-                say(f"{n} failed: {res.errors[n]}")
+                time.sleep(1)  # let a cache write finish
+            finally:
+                stop(warmup.proc)
+    for rep in range(args.repeat):
+        order = [n for n in names[rep % len(names):] + names[:rep % len(names)]
+                 if n not in res.errors]
+        say(f"repetition {rep + 1}/{args.repeat}: {', '.join(order)}")
+        repetition(order, setups, args, payload, res, warm_cache)
         if CAPSOCK_SETUPS & set(names):
             try:
                 us = hostcall_us(args.step_timeout)
@@ -558,9 +718,15 @@ def main() -> int:
             except Exception as e:
                 say(f"host call probe failed: {e}")
 
-    print(f"\n{args.bulk_mib} MiB bulk in 64 KiB writes, {args.round_trips} round trips of 64 B, "
-          f"{args.accepts} sequential accepts; medians of {args.repeat} interleaved "
-          f"repetitions; {os.cpu_count()} CPUs.\n")
+    for n, times in res.rtt.items():  # p50/p99 over the samples of all repetitions
+        for key, value in zip(("rtt50", "rtt99"), percentiles(times), strict=True):
+            res.add(n, key, value)
+
+    print(f"\n{args.bulk_mib} MiB bulk in 64 KiB writes, {args.round_trips} round trips of 64 B "
+          f"({len(batch_sizes(args.round_trips, args.rtt_batches))} batches interleaved across "
+          f"setups), {args.accepts} sequential accepts; {args.repeat} repetitions, setup order "
+          "rotating (medians; round trips: percentiles of all samples); "
+          f"{os.cpu_count()} CPUs.\n")
     print("\n".join(table(res, names, None)))
     for ref in ("wasmtime-cli", "native"):
         if ref in names and ref not in res.errors:
