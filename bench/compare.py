@@ -392,6 +392,13 @@ def percentiles(times: list[float]) -> tuple[float, float]:
     return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
 
 
+def rotated(names: list[str], turn: int) -> list[str]:
+    """``names`` starting at index ``turn`` (mod its length), wrapping around:
+    who goes first changes each repetition and each round-trip batch."""
+    k = turn % len(names)
+    return names[k:] + names[:k]
+
+
 def batch_sizes(count: int, batches: int) -> list[int]:
     """``count`` split into ``batches`` near-equal parts (none empty)."""
     batches = max(1, min(batches, count))
@@ -432,7 +439,7 @@ def interleaved_round_trips(ports: dict[str, int], count: int, batches: int, tim
                 failures[name] = e
             spent[name] += time.perf_counter() - began
         for b, size in enumerate(batch_sizes(count, batches)):
-            turn = names[b % len(names):] + names[:b % len(names)]
+            turn = rotated(names, b)
             for name in turn:
                 if name in failures:
                     continue
@@ -705,7 +712,7 @@ def main() -> int:
             finally:
                 stop(warmup.proc)
     for rep in range(args.repeat):
-        order = [n for n in names[rep % len(names):] + names[:rep % len(names)]
+        order = [n for n in rotated(names, rep)
                  if n not in res.errors]
         say(f"repetition {rep + 1}/{args.repeat}: {', '.join(order)}")
         repetition(order, setups, args, payload, res, warm_cache)

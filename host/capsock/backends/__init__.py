@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 #: The names that import the memory backend on first use (capsock's
 #: package namespace re-exports them through this same set).
 MEMORY_NAMES = {"MemoryBackend", "MemoryResolver", "VirtualConnection", "VirtualDatagram",
-           "VirtualListener", "VirtualNetwork"}
+                "VirtualListener", "VirtualNetwork"}
 
 __all__ = ["Backend", "DatagramSocket", "DictResolver", "DnsResolver", "MemoryBackend",
            "MemoryResolver", "OsBackend", "Resolver", "StreamSocket", "SystemResolver",
