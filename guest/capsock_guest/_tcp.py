@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from componentize_py_types import Err
 from wit_world.imports import socket as wsocket
@@ -24,6 +24,9 @@ from ._lane import Receiver, send_bytes
 from ._poll import Pollable
 from ._preopen import take_preopens
 from ._resolve import resolve
+
+if TYPE_CHECKING:
+    from ._loop import SocketState
 
 __all__ = [
     "TcpNetwork", "TcpSocket", "TcpListener", "TcpStream", "IncompleteRead",
@@ -67,6 +70,8 @@ class TcpSocket:
         self._raw: socket_tcp.TcpSocket | None = raw
         self._receiver = Receiver()
         self.name = name
+        #: `Loop`'s state for this socket (its pollables); the loop's alone.
+        self.loop_state: SocketState | None = None
 
     @classmethod
     def from_preopened(cls: type[_S], raw: wsocket.Socket, name: str | None = None) -> _S:

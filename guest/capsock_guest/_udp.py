@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from wit_world.imports import socket as wsocket
 from wit_world.imports import socket_udp
@@ -13,6 +13,9 @@ from ._errors import NetError, call
 from ._lane import from_lane, to_lane
 from ._poll import Pollable
 from ._preopen import take_preopens
+
+if TYPE_CHECKING:
+    from ._loop import SocketState
 
 __all__ = ["UdpNetwork", "UdpSocket", "udp_network", "preopened_udp_sockets"]
 
@@ -34,6 +37,8 @@ class UdpSocket:
     def __init__(self, raw: socket_udp.UdpSocket, name: str | None = None) -> None:
         self._raw: socket_udp.UdpSocket | None = raw
         self.name = name
+        #: `Loop`'s state for this socket (its pollables); the loop's alone.
+        self.loop_state: SocketState | None = None
 
     @classmethod
     def from_preopened(cls: type[_U], raw: wsocket.Socket, name: str | None = None) -> _U:
