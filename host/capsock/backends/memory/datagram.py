@@ -7,6 +7,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ...addresses import IPAddress, SocketAddress
+from ..options import RECEIVE_BUFFER_SIZE
 from .endpoint import Endpoint, fail, unspecified
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class MemoryDatagramSocket(Endpoint):
                     continue
                 if endpoint.remote is not None and endpoint.remote != sender:
                     continue  # a connected socket only hears its peer
-                if endpoint.queued_bytes + len(data) > endpoint.options["receive-buffer-size"]:
+                if endpoint.queued_bytes + len(data) > endpoint.options[RECEIVE_BUFFER_SIZE]:
                     break  # receive buffer full: dropped, as UDP does
                 endpoint.queue.append((bytes(data), sender))
                 endpoint.queued_bytes += len(data)

@@ -16,13 +16,10 @@ from typing import TYPE_CHECKING
 from ...addresses import IPAddress, SocketAddress
 from ...errors import ErrorCode, NetError
 from ..errno_map import ERRNO_TO_CODE
+from ..options import OPTIONS, RECEIVE_BUFFER_SIZE, SEND_BUFFER_SIZE, SocketOption
 
 if TYPE_CHECKING:
     from .network import VirtualNetwork
-
-#: Option values a new socket starts with (buffer sizes come from the network).
-_DEFAULT_OPTIONS = {"keep-alive": 0, "no-delay": 0, "reuse-address": 0, "hop-limit": 64}
-_OPTIONS = frozenset([*_DEFAULT_OPTIONS, "receive-buffer-size", "send-buffer-size"])
 
 
 def fail(code: int, detail: str) -> NetError:
@@ -47,9 +44,11 @@ class Endpoint:
         self.port_locked = False
         self.blocking = True
         self.timeout: float | None = None
-        self.options = dict(_DEFAULT_OPTIONS)
-        self.options["send-buffer-size"] = network.send_buffer
-        self.options["receive-buffer-size"] = network.receive_buffer
+        #: Option values: the registry's defaults, buffer sizes from the network.
+        self.options: dict[SocketOption, int] = {
+            option: option.default for option in OPTIONS.values() if option.default is not None}
+        self.options[SEND_BUFFER_SIZE] = network.send_buffer
+        self.options[RECEIVE_BUFFER_SIZE] = network.receive_buffer
 
     @property
     def closed(self) -> bool:
@@ -99,17 +98,18 @@ class Endpoint:
             self.blocking = True
             self.timeout = seconds
 
-    def get_option(self, name: str) -> int:
-        if name not in _OPTIONS:
-            raise NetError(ErrorCode.NOT_SUPPORTED, f"option {name}")
+    def get_option(self, option: SocketOption) -> int:
+        """What was set, else the default (stored only: nothing here sends
+        keep-alives or counts hops)."""
         with self.network.cond:
-            return self.options[name]
+            value = self.options.get(option)
+        if value is None:
+            raise NetError(ErrorCode.NOT_SUPPORTED, f"option {option.name}")
+        return value
 
-    def set_option(self, name: str, value: int) -> None:
-        if name not in _OPTIONS:
-            raise NetError(ErrorCode.NOT_SUPPORTED, f"option {name}")
+    def set_option(self, option: SocketOption, value: int) -> None:
         with self.network.cond:
-            self.options[name] = int(value)
+            self.options[option] = int(value)
             self.network.cond.notify_all()  # a bigger buffer may unblock a sender
 
     def fileno(self) -> int:

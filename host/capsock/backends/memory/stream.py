@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from ...addresses import SocketAddress
 from ...errors import ErrorCode, NetError
+from ..options import SEND_BUFFER_SIZE
 from .endpoint import Endpoint, fail, unspecified
 
 if TYPE_CHECKING:
@@ -251,7 +252,7 @@ class MemoryStreamSocket(Endpoint):
                 partner = self.partner
                 if self.inbound.reset or partner is None or partner.closed:
                     raise fail(errno.ECONNRESET, "the peer closed the connection")
-                room = self.options["send-buffer-size"] - len(partner.inbound.buffer)
+                room = self.options[SEND_BUFFER_SIZE] - len(partner.inbound.buffer)
                 if room > 0 and sent < len(view):
                     chunk = view[sent:sent + room]
                     partner.inbound.buffer += chunk
@@ -314,7 +315,7 @@ class MemoryStreamSocket(Endpoint):
             partner = self.partner
             if self.write_shut or self.inbound.reset or partner is None or partner.closed:
                 return True
-            return len(partner.inbound.buffer) < self.options["send-buffer-size"]
+            return len(partner.inbound.buffer) < self.options[SEND_BUFFER_SIZE]
         if state is StreamState.CONNECTING:
             if self.connect_error is _FULL and self.connect_target is not None:
                 self._try_establish(self.connect_target)
