@@ -137,7 +137,7 @@ _PEEK = int(MsgFlag.MSG_PEEK)
 IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_IPV6 = 0, 6, 17, 41
 SOL_SOCKET, SOL_TCP, SOL_UDP, SOL_IP = 1, 6, 17, 0
 SO_REUSEADDR, SO_TYPE, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_KEEPALIVE = 2, 3, 4, 7, 8, 9
-TCP_NODELAY = 1
+TCP_NODELAY, TCP_KEEPIDLE = 1, 4
 IP_TTL = 2
 IPV6_UNICAST_HOPS, IPV6_V6ONLY = 16, 26
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
@@ -168,6 +168,7 @@ __all__ = [
     "AF_UNSPEC", "AF_INET", "AF_INET6", "SOCK_STREAM", "SOCK_DGRAM",
     "SOL_SOCKET", "SO_REUSEADDR", "SO_KEEPALIVE", "SO_SNDBUF", "SO_RCVBUF", "SO_TYPE",
     "SO_ERROR", "IPPROTO_IP", "IPPROTO_TCP", "IPPROTO_UDP", "IPPROTO_IPV6", "TCP_NODELAY",
+    "TCP_KEEPIDLE",
     "IP_TTL", "IPV6_UNICAST_HOPS", "IPV6_V6ONLY", "SHUT_RD", "SHUT_WR", "SHUT_RDWR",
     "SOCK_NONBLOCK", "SOCK_CLOEXEC",
     "MSG_PEEK", "MSG_DONTWAIT", "MSG_WAITALL", "MSG_NOSIGNAL", "SOMAXCONN",
@@ -641,6 +642,7 @@ class socket:  # noqa: N801  the name of Python's class
         (SOL_SOCKET, SO_RCVBUF): ("", "receive_buffer_size", _INT),
         (SOL_SOCKET, SO_SNDBUF): ("", "send_buffer_size", _INT),
         (IPPROTO_TCP, TCP_NODELAY): ("tcp", "no_delay", _FLAG),
+        (IPPROTO_TCP, TCP_KEEPIDLE): ("tcp", "keep_alive_idle_time", _SECONDS),
         (IPPROTO_IP, IP_TTL): ("v4", "hop_limit", _INT),
         (IPPROTO_IPV6, IPV6_UNICAST_HOPS): ("v6", "hop_limit", _INT),
     }

@@ -95,6 +95,9 @@ def _row(option: SocketOption) -> SocketOption:
 # One row per option: WIT name, kind, protocols, (level, optname)[, for IPv6], bounds, default.
 KEEP_ALIVE_ENABLED = _row(SocketOption("keep-alive-enabled", _F, _TCP,
                                        (socket.SOL_SOCKET, socket.SO_KEEPALIVE)))
+KEEP_ALIVE_IDLE_TIME = _row(SocketOption("keep-alive-idle-time", _D, _TCP,
+                                         (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), minimum=1,
+                                         maximum=32767 * SECOND, default=7200 * SECOND))
 NO_DELAY = _row(SocketOption("no-delay", _F, _TCP, (socket.IPPROTO_TCP, socket.TCP_NODELAY)))
 HOP_LIMIT = _row(SocketOption("hop-limit", _C, _BOTH, (socket.IPPROTO_IP, socket.IP_TTL),
                               (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS), minimum=1,
