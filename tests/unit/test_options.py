@@ -161,3 +161,27 @@ def test_durations_are_whole_seconds_in_the_contracts_nanoseconds() -> None:
     assert SECOND == 1_000_000_000
     assert all(option.unit == (SECOND if option.kind is OptionKind.DURATION else 1)
                for option in OPTIONS.values())
+
+
+def test_keep_alive_idle_time_is_whole_seconds_and_bounded(context: InstanceContext) -> None:
+    idle = OPTIONS["keep-alive-idle-time"]
+    sock = tcp(context)
+    sock.set_option(idle, 30 * SECOND)
+    assert sock.get_option(idle) == 30 * SECOND
+    sock.set_option(idle, 1)  # 1 ns: rounded up, never down to 0
+    assert sock.get_option(idle) == SECOND
+    sock.set_option(idle, 1_500_000_000)
+    assert sock.get_option(idle) == 2 * SECOND
+    sock.set_option(idle, 10**6 * SECOND)  # clamped where Linux's TCP_KEEPIDLE ends
+    assert sock.get_option(idle) == 32767 * SECOND
+    assert code_of(lambda: sock.set_option(idle, 0)) is ErrorCode.INVALID_ARGUMENT
+    sock.close()
+
+
+def test_keep_alive_idle_time_reaches_the_kernel() -> None:
+    sock = tcp(InstanceContext(Policy.from_flags(), OsBackend()))
+    raw = sock.sock
+    assert isinstance(raw, OsStreamSocket)
+    sock.set_option(OPTIONS["keep-alive-idle-time"], 45 * SECOND)
+    assert raw.raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 45
+    sock.close()
