@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from componentize_py_types import Err
 from wit_world.imports import socket as wsocket
@@ -203,6 +203,16 @@ class TcpSocket:
 
     def is_listening(self) -> bool:
         return self.raw.is_listening()
+
+    def option(self, name: str) -> Any:
+        """Any option of the contract by its WIT name (``"no-delay"``,
+        ``"keep-alive-idle-time"``, ...): a flag is a bool, a duration in
+        nanoseconds. A name the contract lacks raises AttributeError."""
+        return call(getattr(self.raw, name.replace("-", "_")))
+
+    def set_option(self, name: str, value: Any) -> None:
+        """Set an option by its WIT name (see `option`)."""
+        call(getattr(self.raw, "set_" + name.replace("-", "_")), value)
 
     def set_blocking(self, flag: bool) -> None:
         call(self.raw.set_blocking, flag)

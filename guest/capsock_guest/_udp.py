@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wit_world.imports import socket as wsocket
 from wit_world.imports import socket_udp
@@ -88,17 +88,27 @@ class UdpSocket:
 
     @property
     def hop_limit(self) -> int:
-        return call(self.raw.unicast_hop_limit)
+        return call(self.raw.hop_limit)
 
     @hop_limit.setter
     def hop_limit(self, value: int) -> None:
-        call(self.raw.set_unicast_hop_limit, value)
+        call(self.raw.set_hop_limit, value)
 
     def local_address(self) -> Address:
         return from_wit(call(self.raw.local_address))
 
     def remote_address(self) -> Address:
         return from_wit(call(self.raw.remote_address))
+
+    def option(self, name: str) -> Any:
+        """Any option of the contract by its WIT name (``"no-delay"``,
+        ``"keep-alive-idle-time"``, ...): a flag is a bool, a duration in
+        nanoseconds. A name the contract lacks raises AttributeError."""
+        return call(getattr(self.raw, name.replace("-", "_")))
+
+    def set_option(self, name: str, value: Any) -> None:
+        """Set an option by its WIT name (see `option`)."""
+        call(getattr(self.raw, "set_" + name.replace("-", "_")), value)
 
     def set_blocking(self, flag: bool) -> None:
         call(self.raw.set_blocking, flag)
