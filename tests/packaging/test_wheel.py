@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 #: Not part of a source distribution: outputs, caches, venvs.
 IGNORED = shutil.ignore_patterns("build", "dist", ".venv", ".git", "*.egg-info", "__pycache__",
@@ -77,6 +79,7 @@ def _ok(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_wheel_builds_and_runs_a_plain_socket_script(tmp_path: Path) -> None:
     source = tmp_path / "src"
     shutil.copytree(ROOT, source, ignore=IGNORED)
