@@ -127,10 +127,11 @@ class InstanceContext:
     def require(self, checker: Checker, use: Use, target: SocketAddress | str) -> None:
         """Audit the decision; raise `access-denied` unless allowed (no
         syscall toward `target` happens before)."""
-        decision = self.check(checker, use, target)
-        self.record(use.operation, use.protocol, target, decision)
-        if not decision.allowed:
-            raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {target}")
+        decision = decision_of(checker.check(use, target, self.resolved))
+        if self.audit is not None or not decision.allowed:  # else record does nothing
+            self.record(use.operation, use.protocol, target, decision)
+            if not decision.allowed:
+                raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {target}")
 
     def require_implicit_bind(self, checker: Checker, use: Use, ipv6: bool) -> None:
         """The ephemeral bind of a connect/send on an unbound socket.

@@ -61,51 +61,45 @@ DEFAULT_DENY = Decision(False, None)
 class Use(enum.Enum):
     """What the guest is about to do with a target (the typed use).
 
-    The value is the use's name in documentation and logs.
+    The value is the use's name in documentation and logs; `protocol`
+    (``tcp``, ``udp`` or ``dns``) and `operation` (``bind``, ``connect``,
+    ``send``, ``implicit-bind``, ``receive`` or ``resolve``) are what the
+    audit log says of it.
     """
+
+    protocol: str
+    operation: str
+
+    def __new__(cls, name: str, protocol: str, operation: str) -> Use:
+        use = object.__new__(cls)
+        use._value_ = name
+        use.protocol = protocol
+        use.operation = operation
+        return use
 
     #: `tcp-socket.bind` (and the bind of `listen` on an unbound socket):
     #: the local address.
-    TCP_BIND = "tcp-bind"
+    TCP_BIND = ("tcp-bind", "tcp", "bind")
     #: `tcp-socket.connect`: the remote address.
-    TCP_CONNECT = "tcp-connect"
+    TCP_CONNECT = ("tcp-connect", "tcp", "connect")
     #: The ephemeral bind of a `connect` on an unbound TCP socket: the
     #: unspecified address of the socket's family, port 0.
-    TCP_IMPLICIT_BIND = "tcp-implicit-bind"
+    TCP_IMPLICIT_BIND = ("tcp-implicit-bind", "tcp", "implicit-bind")
     #: `udp-socket.bind`: the local address.
-    UDP_BIND = "udp-bind"
+    UDP_BIND = ("udp-bind", "udp", "bind")
     #: `udp-socket.connect`: the remote address.
-    UDP_CONNECT = "udp-connect"
+    UDP_CONNECT = ("udp-connect", "udp", "connect")
     #: `udp-socket.send` to an explicit address: the destination.
-    UDP_SEND = "udp-send"
+    UDP_SEND = ("udp-send", "udp", "send")
     #: A `send` to an address the socket recently received from (a reply).
-    UDP_REPLY = "udp-reply"
+    UDP_REPLY = ("udp-reply", "udp", "send")
     #: The ephemeral bind of a UDP `connect`/`send` on an unbound socket.
-    UDP_IMPLICIT_BIND = "udp-implicit-bind"
+    UDP_IMPLICIT_BIND = ("udp-implicit-bind", "udp", "implicit-bind")
     #: A datagram from this sender, on a socket that was neither pre-opened
     #: nor bound by an allowed `udp-bind`: denied means dropped unseen.
-    UDP_RECEIVE = "udp-receive"
+    UDP_RECEIVE = ("udp-receive", "udp", "receive")
     #: `resolve-addresses`: the target is the normalized name.
-    RESOLVE = "resolve"
-
-    @property
-    def protocol(self) -> str:
-        """``"tcp"``, ``"udp"`` or ``"dns"`` (the audit log's protocol)."""
-        return "dns" if self is Use.RESOLVE else self.value[:3]
-
-    @property
-    def operation(self) -> str:
-        """The audit log's operation: ``bind``, ``connect``, ``send``,
-        ``implicit-bind``, ``receive`` or ``resolve``."""
-        return _OPERATIONS[self]
-
-
-_OPERATIONS = {
-    Use.TCP_BIND: "bind", Use.TCP_CONNECT: "connect", Use.TCP_IMPLICIT_BIND: "implicit-bind",
-    Use.UDP_BIND: "bind", Use.UDP_CONNECT: "connect", Use.UDP_SEND: "send",
-    Use.UDP_REPLY: "send", Use.UDP_IMPLICIT_BIND: "implicit-bind",
-    Use.UDP_RECEIVE: "receive", Use.RESOLVE: "resolve",
-}
+    RESOLVE = ("resolve", "dns", "resolve")
 
 
 class Endpoint(Protocol):

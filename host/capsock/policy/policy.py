@@ -322,10 +322,12 @@ class Policy:
             return self.check_resolve(target)
         if isinstance(target, str):
             raise TypeError(f"{use.value} takes a socket address, not a name")
+        port = target.port
+        if not 0 <= port <= MAX_PORT:
+            return _DEFAULT_DENY
         direction, deny_rules_only = _RULES_FOR[use]
-        if not deny_rules_only:
-            return self.check_address(direction, use.protocol, target.ip, target.port, resolved)
-        decision = self.check_denied(direction, use.protocol, target.ip, target.port, resolved)
+        decision = self._decide(direction, use.protocol, normalize_ip(target.ip), port,
+                                resolved, deny_rules_only)
         if use is Use.UDP_REPLY and decision.allowed:
             return Decision(True, "reply")
         return decision
@@ -353,12 +355,7 @@ class Policy:
         proto = protocol.lower()
         if proto not in PROTOCOLS or not 0 <= port <= MAX_PORT:
             return _DEFAULT_DENY
-        return combine(
-            [
-                layer.check_address(direction, proto, normalized, port, resolved)
-                for layer in self._layers
-            ]
-        )
+        return self._decide(direction, proto, normalized, port, resolved, False)
 
     def check_resolve(self, name: str) -> Decision:
         """Decide whether the guest may resolve *name*.
@@ -391,12 +388,18 @@ class Policy:
         proto = protocol.lower()
         if proto not in PROTOCOLS or not 0 <= port <= MAX_PORT:
             return _DEFAULT_DENY
-        return combine(
-            [
-                layer.check_denied(direction, proto, normalized, port, resolved)
-                for layer in self._layers
-            ]
-        )
+        return self._decide(direction, proto, normalized, port, resolved, True)
+
+    def _decide(self, direction: Direction, protocol: str, ip: IPAddress, port: int,
+                resolved: Resolved | None, deny_rules_only: bool) -> Decision:
+        """Every layer's answer, combined, for arguments already checked
+        and an address already normalized (once, by the caller)."""
+        decisions = [
+            (layer.check_denied if deny_rules_only else layer.check_address)(
+                direction, protocol, ip, port, resolved)
+            for layer in self._layers
+        ]
+        return decisions[0] if len(decisions) == 1 else combine(decisions)
 
     def grants_resolve(self) -> bool:
         """Whether some name could be resolved (every layer must allow one).
