@@ -100,7 +100,7 @@ HOST = os.environ.get("CAPSOCK_HOST") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "host")
 sys.path.insert(0, HOST)
 
-from wasmtime import Engine, Store  # noqa: E402
+from wasmtime import Engine, Store, WasmtimeError  # noqa: E402
 from wasmtime import _ffi as ffi  # noqa: E402
 from wasmtime.component import Component, Linker, ResourceType  # noqa: E402
 
@@ -359,7 +359,12 @@ def compiled(engine: Engine, shape: str) -> Component:
     path = os.path.join(tempfile.gettempdir(), f"capsock-hostcall-{key}.cwasm")
     if os.path.exists(path):
         with open(path, "rb") as f:
-            return Component.deserialize(engine, f.read())
+            try:
+                return Component.deserialize(engine, f.read())
+            except WasmtimeError:
+                # compiled for CPU features valgrind's CPU lacks (or the
+                # other way round): compile again for this one
+                pass
     component = Component(engine, wat)
     with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), delete=False) as out:
         out.write(component.serialize())
