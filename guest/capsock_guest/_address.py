@@ -32,7 +32,7 @@ from ._errors import NetError
 __all__ = [
     "Address", "to_wit", "literal_to_wit", "from_wit", "ip_to_wit", "ip_from_wit",
     "family_of", "family_from", "parse_address", "format_address", "is_ip_literal",
-    "wit_socket_address",
+    "wit_socket_address", "with_port",
 ]
 
 Address = tuple[str, int] | tuple[str, int, int, int]
@@ -115,6 +115,15 @@ def literal_to_wit(address: Address) -> IpSocketAddress | None:
             raise NetError("invalid-argument", "flowinfo/scope_id given for IPv4")
         return wit_socket_address(ip, port, address[2], address[3])
     return wit_socket_address(ip, port)
+
+
+def with_port(ip: IpAddress, port: int) -> IpSocketAddress:
+    """The socket address of a WIT IP address (a resolver's answer) and
+    `port`, with no text in between."""
+    if isinstance(ip, IpAddress_Ipv4):
+        return IpSocketAddress_Ipv4(Ipv4SocketAddress(port=port, address=ip.value))
+    return IpSocketAddress_Ipv6(Ipv6SocketAddress(port=port, flow_info=0, address=ip.value,
+                                                  scope_id=0))
 
 
 def wit_socket_address(ip: IP, port: int, flow_info: int = 0,

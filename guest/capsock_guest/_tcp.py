@@ -18,12 +18,13 @@ from ._address import (
     from_wit,
     literal_to_wit,
     to_wit,
+    with_port,
 )
 from ._errors import NetError, call
 from ._lane import Receiver, send_bytes
 from ._poll import Pollable
 from ._preopen import take_preopens
-from ._resolve import resolve
+from ._resolve import resolver
 
 __all__ = [
     "TcpNetwork", "TcpSocket", "TcpListener", "TcpStream", "IncompleteRead",
@@ -288,7 +289,8 @@ class TcpNetwork:
         if literal is not None:
             targets = [literal]
         else:
-            targets = [to_wit((ip, address[1])) for ip in resolve(address[0])]
+            port = address[1]
+            targets = [with_port(ip, port) for ip in resolver().resolve_wit(address[0])]
         last: NetError | None = None
         for target in targets:
             sock = TcpStream(call(self.raw.create_tcp_socket, family_of(target)))
