@@ -4,6 +4,11 @@ Python side, as in the `socket` module: ``("127.0.0.1", 8080)`` for IPv4,
 ``("::1", 8080)`` or ``("::1", 8080, flowinfo, scope_id)`` for IPv6. Values
 coming back from the host are 2-tuples for IPv4 and 4-tuples for IPv6, like
 ``socket.getsockname()``.
+
+An address's text is parsed once on its way to the host: `to_wit` (or
+`literal_to_wit`, which also tells a name from an IP literal) makes the
+WIT value, and everything after it (`family_of`, `to_wit` again, the
+socket calls) takes that value as it is.
 """
 
 from __future__ import annotations
@@ -25,29 +30,36 @@ from wit_world.imports.socket import (
 from ._errors import NetError
 
 __all__ = [
-    "Address", "to_wit", "from_wit", "ip_to_wit", "ip_from_wit", "family_of",
-    "family_from", "parse_address", "format_address", "is_ip_literal",
+    "Address", "to_wit", "literal_to_wit", "from_wit", "ip_to_wit", "ip_from_wit",
+    "family_of", "family_from", "parse_address", "format_address", "is_ip_literal",
+    "wit_socket_address", "with_port",
 ]
 
 Address = tuple[str, int] | tuple[str, int, int, int]
 Family = IpAddressFamily | str
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def parse_ip(host: str) -> IP | None:
+    """The IP literal `host` (``"10.0.0.1"``, ``"::1"``, ``"[::1]"``), or
+    None when it is not one (a name)."""
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         return ipaddress.ip_address(text)
     except ValueError:
+        return None
+
+
+def _ip(host: str) -> IP:
+    ip = parse_ip(host)
+    if ip is None:
         raise NetError("invalid-argument",
-                       f"not an IP address: {host!r} (resolve names with resolve())") from None
+                       f"not an IP address: {host!r} (resolve names with resolve())")
+    return ip
 
 
 def is_ip_literal(host: str) -> bool:
-    try:
-        _ip(host)
-    except NetError:
-        return False
-    return True
+    return parse_ip(host) is not None
 
 
 def ip_to_wit(host: str) -> IpAddress:
@@ -75,21 +87,51 @@ def ip_from_wit(addr: IpAddress) -> str:
     return str(ipaddress.IPv6Address(n))
 
 
-def to_wit(address: Address) -> IpSocketAddress:
-    """``(host, port[, flowinfo, scope_id])`` -> `IpSocketAddress`."""
+def to_wit(address: Address | IpSocketAddress) -> IpSocketAddress:
+    """``(host, port[, flowinfo, scope_id])`` -> `IpSocketAddress` (which
+    is returned as it is)."""
+    if isinstance(address, (IpSocketAddress_Ipv4, IpSocketAddress_Ipv6)):
+        return address
+    wit = literal_to_wit(address)
+    if wit is None:
+        _ip(address[0])  # raises, naming the host
+    assert wit is not None
+    return wit
+
+
+def literal_to_wit(address: Address) -> IpSocketAddress | None:
+    """Like `to_wit`, but None when the host is a name, not an IP literal
+    (the one parse tells both apart)."""
     if not isinstance(address, tuple) or len(address) not in (2, 4):
         raise NetError("invalid-argument", f"expected (host, port), got {address!r}")
     host, port = address[0], address[1]
     if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
         raise NetError("invalid-argument", f"bad port {port!r}")
-    ip = _ip(host)
-    if isinstance(ip, ipaddress.IPv4Address):
-        if len(address) == 4:
+    ip = parse_ip(host)
+    if ip is None:
+        return None
+    if len(address) == 4:
+        if ip.version == 4:
             raise NetError("invalid-argument", "flowinfo/scope_id given for IPv4")
+        return wit_socket_address(ip, port, address[2], address[3])
+    return wit_socket_address(ip, port)
+
+
+def with_port(ip: IpAddress, port: int) -> IpSocketAddress:
+    """The socket address of a WIT IP address (a resolver's answer) and
+    `port`, with no text in between."""
+    if isinstance(ip, IpAddress_Ipv4):
+        return IpSocketAddress_Ipv4(Ipv4SocketAddress(port=port, address=ip.value))
+    return IpSocketAddress_Ipv6(Ipv6SocketAddress(port=port, flow_info=0, address=ip.value,
+                                                  scope_id=0))
+
+
+def wit_socket_address(ip: IP, port: int, flow_info: int = 0,
+                       scope_id: int = 0) -> IpSocketAddress:
+    """The `IpSocketAddress` of an already parsed IP address."""
+    if isinstance(ip, ipaddress.IPv4Address):
         a, b, c, d = ip.packed
         return IpSocketAddress_Ipv4(Ipv4SocketAddress(port=port, address=(a, b, c, d)))
-    flow_info = address[2] if len(address) == 4 else 0
-    scope_id = address[3] if len(address) == 4 else 0
     return IpSocketAddress_Ipv6(Ipv6SocketAddress(
         port=port, flow_info=flow_info, address=_groups(ip), scope_id=scope_id))
 
@@ -102,8 +144,13 @@ def from_wit(addr: IpSocketAddress) -> Address:
     return (ip_from_wit(IpAddress_Ipv6(v6.address)), v6.port, v6.flow_info, v6.scope_id)
 
 
-def family_of(address: Address) -> IpAddressFamily:
-    """The family of an address tuple's host (which must be an IP literal)."""
+def family_of(address: Address | IpSocketAddress) -> IpAddressFamily:
+    """The family of an address tuple's host (which must be an IP literal),
+    or of a WIT address (read, not parsed)."""
+    if isinstance(address, IpSocketAddress_Ipv4):
+        return IpAddressFamily.IPV4
+    if isinstance(address, IpSocketAddress_Ipv6):
+        return IpAddressFamily.IPV6
     ip = _ip(address[0])
     return IpAddressFamily.IPV4 if ip.version == 4 else IpAddressFamily.IPV6
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wit_world.imports import ip_resolve_address
+from wit_world.imports.socket import IpAddress
 
 from ._address import Family, family_from, ip_from_wit
 from ._errors import NetError, call
@@ -18,9 +19,13 @@ class Resolver:
 
     def resolve(self, name: str, family: Family | None = None) -> list[str]:
         """IP addresses of ``name`` as strings (no IP literals, no ports)."""
+        return [ip_from_wit(a) for a in self.resolve_wit(name, family)]
+
+    def resolve_wit(self, name: str, family: Family | None = None) -> list[IpAddress]:
+        """Like `resolve`, as the WIT values (for a connect: no text)."""
         options = ip_resolve_address.ResolveOptions(
             address_family=None if family is None else family_from(family))
-        return [ip_from_wit(a) for a in call(self.raw.resolve_addresses, name, options)]
+        return call(self.raw.resolve_addresses, name, options)
 
     def restrict(self, rules: list[str]) -> Resolver:
         """A narrower resolver, e.g. ``["allow-resolve=*.example.com"]``."""

@@ -16,14 +16,15 @@ from ._address import (
     family_of,
     format_address,
     from_wit,
-    is_ip_literal,
+    literal_to_wit,
     to_wit,
+    with_port,
 )
 from ._errors import NetError, call
 from ._lane import Receiver, send_bytes
 from ._poll import Pollable
 from ._preopen import take_preopens
-from ._resolve import resolve
+from ._resolve import resolver
 
 if TYPE_CHECKING:
     from ._loop import SocketState
@@ -95,7 +96,7 @@ class TcpSocket:
 
     # -- set-up --------------------------------------------------------
 
-    def bind(self, address: Address) -> None:
+    def bind(self, address: Address | wsocket.IpSocketAddress) -> None:
         call(self.raw.bind, to_wit(address))
 
     def listen(self, backlog: int = 128) -> None:
@@ -106,7 +107,7 @@ class TcpSocket:
         raw, peer = call(self.raw.accept)
         return TcpStream(raw), from_wit(peer)
 
-    def connect(self, address: Address) -> None:
+    def connect(self, address: Address | wsocket.IpSocketAddress) -> None:
         call(self.raw.connect, to_wit(address))
 
     # -- data ------------------------------------------------------------
@@ -286,9 +287,10 @@ class TcpNetwork:
 
     def listen(self, address: Address, backlog: int = 128) -> TcpListener:
         """Bind and listen on an IP address (port 0: any free port)."""
-        sock = TcpListener(call(self.raw.create_tcp_socket, family_of(address)))
+        wit = to_wit(address)
+        sock = TcpListener(call(self.raw.create_tcp_socket, family_of(wit)))
         try:
-            sock.bind(address)
+            sock.bind(wit)
             sock.listen(backlog)
         except BaseException:
             sock.close()
@@ -298,12 +300,12 @@ class TcpNetwork:
     def connect(self, address: Address) -> TcpStream:
         """Connect to ``(host, port)``; a host name is resolved first
         (through `resolve`) and each of its addresses tried in turn."""
-        host = address[0]
-        if is_ip_literal(host):
-            targets: list[Address] = [address]
+        literal = literal_to_wit(address)
+        if literal is not None:
+            targets = [literal]
         else:
-            from_resolver = resolve(host)
-            targets = [(ip, address[1]) for ip in from_resolver]
+            port = address[1]
+            targets = [with_port(ip, port) for ip in resolver().resolve_wit(address[0])]
         last: NetError | None = None
         for target in targets:
             sock = TcpStream(call(self.raw.create_tcp_socket, family_of(target)))

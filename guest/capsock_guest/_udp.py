@@ -58,7 +58,7 @@ class UdpSocket:
     def family(self) -> wsocket.IpAddressFamily:
         return self.raw.address_family()
 
-    def bind(self, address: Address) -> None:
+    def bind(self, address: Address | wsocket.IpSocketAddress) -> None:
         call(self.raw.bind, to_wit(address))
 
     def connect(self, address: Address) -> None:
@@ -142,9 +142,10 @@ class UdpNetwork:
         return UdpSocket(call(self.raw.create_udp_socket, family_from(family)))
 
     def bind(self, address: Address) -> UdpSocket:
-        sock = UdpSocket(call(self.raw.create_udp_socket, family_of(address)))
+        wit = to_wit(address)
+        sock = UdpSocket(call(self.raw.create_udp_socket, family_of(wit)))
         try:
-            sock.bind(address)
+            sock.bind(wit)
         except BaseException:
             sock.close()
             raise

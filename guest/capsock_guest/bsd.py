@@ -71,9 +71,10 @@ from typing import Any
 from componentize_py_types import Err
 from wit_world.imports import socket as _wsocket
 from wit_world.imports import socket_tcp, socket_udp
+from wit_world.imports.socket import IpSocketAddress
 
 from . import _preopen
-from ._address import from_wit, to_wit
+from ._address import from_wit, wit_socket_address
 from ._errors import (
     EAI_AGAIN,
     EAI_BADFLAGS,
@@ -250,9 +251,15 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _sockaddr(family: int, address: Any, passive: bool) -> tuple[Any, ...]:
-    """A caller's address tuple with the host part as an IP literal: ``""``
-    is the wildcard, names are resolved (through the resolver capability)."""
+_ANY_V4 = ipaddress.IPv4Address(0)
+_ANY_V6 = ipaddress.IPv6Address(0)
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def _sockaddr(family: int, address: Any, passive: bool) -> IpSocketAddress:
+    """A caller's address tuple as the WIT address: ``""`` is the wildcard,
+    names are resolved (through the resolver capability). An IP literal
+    is parsed here, once."""
     if not isinstance(address, tuple) or len(address) not in (2, 4):
         raise TypeError(f"{'AF_INET6' if family == AF_INET6 else 'AF_INET'} address "
                         f"must be a tuple (host, port), not {address!r}")
@@ -263,22 +270,24 @@ def _sockaddr(family: int, address: Any, passive: bool) -> tuple[Any, ...]:
         raise OverflowError("port must be 0-65535.")
     if not isinstance(host, str):
         host = bytes(host).decode("idna")
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None
     if host == "":
-        host = "::" if family == AF_INET6 else "0.0.0.0"
+        ip = _ANY_V6 if family == AF_INET6 else _ANY_V4
     elif host == "<broadcast>":
-        host = "255.255.255.255"
-    elif _ip(host) is None:
-        infos = getaddrinfo(host, port, family, 0, 0, AI_PASSIVE if passive else 0)
-        host = infos[0][4][0]
-    ip = _ip(host)
+        ip = _BROADCAST
+    else:
+        ip = _ip(host)
+        if ip is None:
+            infos = getaddrinfo(host, port, family, 0, 0, AI_PASSIVE if passive else 0)
+            host = infos[0][4][0]
+            ip = _ip(host)
     assert ip is not None
     if (ip.version == 6) != (family == AF_INET6):
         raise OSError(_errno.EAFNOSUPPORT, f"{os.strerror(_errno.EAFNOSUPPORT)}: "
                       f"{host} on an {'AF_INET6' if family == AF_INET6 else 'AF_INET'} socket")
-    if ip.version == 6:
-        flow, scope = (address[2], address[3]) if len(address) == 4 else (0, 0)
-        return (str(ip), port, flow, scope)
-    return (str(ip), port)
+    if ip.version == 6 and len(address) == 4:
+        return wit_socket_address(ip, port, address[2], address[3])
+    return wit_socket_address(ip, port)
 
 
 def _wit_family(family: int) -> str:
@@ -323,7 +332,7 @@ class socket:  # noqa: N801  the name of Python's class
         self._closed = False
         self._io_refs = 0
         self._timeout: float | None = None
-        self._connecting: tuple[Any, ...] | None = None
+        self._connecting: IpSocketAddress | None = None
         self.name: str | None = None  # the pre-open name, if any
         raw = _adopting
         try:
@@ -433,7 +442,7 @@ class socket:  # noqa: N801  the name of Python's class
     def bind(self, address: Any) -> None:
         addr = _sockaddr(self._family, address, passive=True)
         try:
-            self._raw().bind(to_wit(addr))
+            self._raw().bind(addr)
         except Err as e:
             raise _translate(e) from None
 
@@ -469,9 +478,12 @@ class socket:  # noqa: N801  the name of Python's class
 
     def _connect(self, address: Any) -> int:
         addr = _sockaddr(self._family, address, passive=False)
+        return self._connect_to(addr)
+
+    def _connect_to(self, addr: IpSocketAddress) -> int:
         raw = self._raw()
         try:
-            raw.connect(to_wit(addr))
+            raw.connect(addr)
         except Err as e:
             exc = _translate(e, invalid_state=_errno.EISCONN)
             if isinstance(exc, BlockingIOError) and self._tcp is not None:
@@ -518,7 +530,7 @@ class socket:  # noqa: N801  the name of Python's class
             if address is not None:
                 raise OSError(_errno.EISCONN, os.strerror(_errno.EISCONN))
             return self.send(data)
-        target = None if address is None else to_wit(_sockaddr(self._family, address, False))
+        target = None if address is None else _sockaddr(self._family, address, False)
         try:
             return self._udp.send_latin1(to_lane(data), target)
         except Err as e:
@@ -685,7 +697,7 @@ class socket:  # noqa: N801  the name of Python's class
         """The outcome of a non-blocking connect (0 while it is in progress)."""
         if self._connecting is None:
             return 0
-        result = self._connect(self._connecting)
+        result = self._connect_to(self._connecting)
         return 0 if result in (_errno.EALREADY, _errno.EINPROGRESS) else result
 
     # -- files ---------------------------------------------------------------

@@ -1,6 +1,8 @@
 """capsock: capability-based networking for WebAssembly components.
 
-The embedder API (see docs/embedding.md): build a :class:`Policy`, choose a
+The embedder API (see docs/embedding.md): build a :class:`Policy` (or
+write a :class:`Checker` of your own: one ``check(use, target, resolved)``
+method deciding each :class:`Use`), choose a
 :class:`Backend` (:class:`OsBackend`, the default, or a
 :class:`MemoryBackend` over a :class:`VirtualNetwork`) and a
 :class:`Resolver`, give them to a :class:`Host`, run a component. Any
@@ -29,7 +31,7 @@ from .core.audit import AuditLog
 from .core.context import Preopen
 from .core.limits import Limits
 from .errors import ErrorCode, NetError
-from .policy import Policy, PolicyError
+from .policy import Checker, Decision, Endpoint, Policy, PolicyError, Use
 from .runtime import GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
 
 if TYPE_CHECKING:
@@ -42,12 +44,12 @@ if TYPE_CHECKING:
         VirtualNetwork,
     )
 
-__all__ = ["AuditLog", "Backend", "DatagramSocket", "DictResolver", "DnsResolver", "ErrorCode",
-           "GuestKilled", "Host", "IPAddress", "KillSwitch", "Limits", "MemoryBackend",
-           "MemoryResolver", "NetError", "OsBackend", "Policy", "PolicyError", "Preopen",
-           "Resolver", "RunError", "SocketAddress", "StreamSocket", "SystemResolver",
-           "TcpListenSpec", "UdpBindSpec", "VirtualConnection", "VirtualDatagram",
-           "VirtualListener", "VirtualNetwork"]
+__all__ = ["AuditLog", "Backend", "Checker", "DatagramSocket", "Decision", "DictResolver",
+           "DnsResolver", "Endpoint", "ErrorCode", "GuestKilled", "Host", "IPAddress",
+           "KillSwitch", "Limits", "MemoryBackend", "MemoryResolver", "NetError", "OsBackend",
+           "Policy", "PolicyError", "Preopen", "Resolver", "RunError", "SocketAddress",
+           "StreamSocket", "SystemResolver", "TcpListenSpec", "UdpBindSpec", "Use",
+           "VirtualConnection", "VirtualDatagram", "VirtualListener", "VirtualNetwork"]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -32,13 +32,18 @@ class SocketAddress(NamedTuple):
         return (str(self.ip), self.port)
 
     @classmethod
-    def from_os(cls, addr: tuple[object, ...]) -> SocketAddress:
-        """Build from what `getsockname`/`accept` return."""
-        host = str(addr[0]).split("%", 1)[0]
-        ip = ipaddress.ip_address(host)
-        if ip.version == 6 and len(addr) >= 4:
-            return cls(ip, int(addr[1]), int(addr[2]), int(addr[3]))  # type: ignore[call-overload]
-        return cls(ip, int(addr[1]))  # type: ignore[call-overload]
+    def from_os(cls, addr: tuple[Any, ...]) -> SocketAddress:
+        """Build from what `getsockname`/`accept`/`recvfrom` return: the
+        family is the tuple's length (4 for IPv6), so the text is parsed
+        once, as what it is (`ip_address` would try IPv4 first and raise
+        on every IPv6 address). A zone (`fe80::1%eth0`) is dropped: the
+        scope id is the fourth item."""
+        if len(addr) >= 4:
+            host: str = addr[0]
+            if "%" in host:
+                host = host.split("%", 1)[0]
+            return cls(ipaddress.IPv6Address(host), int(addr[1]), int(addr[2]), int(addr[3]))
+        return cls(ipaddress.IPv4Address(addr[0]), int(addr[1]))
 
     def __str__(self) -> str:
         if self.is_ipv6:

@@ -127,14 +127,14 @@ def test_link_local_scope_ids_do_not_change_the_decision(scope_id: int) -> None:
     target never reaches the backend."""
     target = SocketAddress(ipaddress.ip_address("fe80::1"), 80, 0, scope_id)
     context, calls = _context(["tcp://[::1]:*"])
-    sock = open_tcp(context, context.policy, True)
+    sock = open_tcp(context, context.checker, True)
     with pytest.raises(NetError) as denied:
         sock.connect(target)
     assert denied.value.code is ErrorCode.ACCESS_DENIED
     assert calls == []
 
     context, calls = _context(["tcp://[fe80::1]:80"])
-    sock = open_tcp(context, context.policy, True)
+    sock = open_tcp(context, context.checker, True)
     try:
         sock.connect(target)
     except NetError as error:  # nobody listens: the network's answer, not the policy's
@@ -147,7 +147,7 @@ def test_os_backend_survives_absurd_scope_and_flow_ids() -> None:
     an exception escaping the host."""
     context = InstanceContext(Policy.from_flags(allow_outbound=["tcp://[fe80::1]:*"]),
                               OsBackend())
-    sock = open_tcp(context, context.policy, True)
+    sock = open_tcp(context, context.checker, True)
     sock.set_timeout(1.0)
     try:
         with pytest.raises(NetError) as error:
@@ -163,9 +163,9 @@ def test_udp_receive_with_a_huge_length_is_capped() -> None:
     context = InstanceContext(Policy.from_flags(allow_outbound=["udp://127.0.0.1:*"],
                                                 allow_inbound=["udp://127.0.0.1:*"]),
                               MemoryBackend(network))
-    receiver = open_udp(context, context.policy, False)
+    receiver = open_udp(context, context.checker, False)
     receiver.bind(SocketAddress(ipaddress.ip_address("127.0.0.1"), 0))
-    sender = open_udp(context, context.policy, False)
+    sender = open_udp(context, context.checker, False)
     sender.send(b"q" * 1000, receiver.local_address())
     data, _ = receiver.receive(2**64 - 1)
     assert data == b"q" * 1000

@@ -129,7 +129,7 @@ def test_max_backlog_caps_listen() -> None:
     seen: list[int] = []
     context = InstanceContext(Policy.from_flags(allow_inbound=LOCAL),
                               MemoryBackend(VirtualNetwork()), limits=Limits(max_backlog=7))
-    sock = open_tcp(context, context.policy, False)
+    sock = open_tcp(context, context.checker, False)
     real_listen = sock.sock.listen
 
     def listen(backlog: int) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import importlib.util
+import ipaddress
 import os
 import resource
 import shutil
@@ -36,6 +37,7 @@ from wasmtime import Engine, Store
 from wasmtime import _ffi as ffi
 from wasmtime.component import Component, Linker, Record, Variant
 
+from capsock.addresses import SocketAddress
 from capsock.binding.codec import Case, Compiler, Resources
 from capsock.binding.handles import HandleTable
 from capsock.binding.registrar import link
@@ -68,6 +70,9 @@ TYPES: list[tuple[str, str, bool, list[Any]]] = [
     ("(option string)", "i32 i32 i32", True, [None, "", "s"]),
     ("(result u64 (error string))", "i32 i64 i32", True, [5, "bad"]),
     ("(list (tuple u32 (option string)))", "i32 i32", True, [[(1, None), (2, "two")]]),
+    # the two address variants, which the codec maps to the core's types
+    ("$sa", " ".join(["i32"] * 12), True, ["socket-address"]),
+    ("$ip", " ".join(["i32"] * 9), True, ["ip-address"]),
 ]
 
 API_TYPES = """
@@ -77,6 +82,17 @@ API_TYPES = """
     (export "r" (type $r (eq $r')))
     (type $v' (variant (case "none") (case "num" u64) (case "other" u64) (case "text" string)))
     (export "v" (type $v (eq $v')))
+    (type $v4 (tuple u8 u8 u8 u8))
+    (type $v6 (tuple u16 u16 u16 u16 u16 u16 u16 u16))
+    (type $ip' (variant (case "ipv4" $v4) (case "ipv6" $v6)))
+    (export "ip" (type $ip (eq $ip')))
+    (type $v4sa' (record (field "port" u16) (field "address" $v4)))
+    (export "v4sa" (type $v4sa (eq $v4sa')))
+    (type $v6sa' (record (field "port" u16) (field "flow-info" u32) (field "address" $v6)
+        (field "scope-id" u32)))
+    (export "v6sa" (type $v6sa (eq $v6sa')))
+    (type $sa' (variant (case "ipv4" $v4sa) (case "ipv6" $v6sa)))
+    (export "sa" (type $sa (eq $sa')))
 """
 
 
@@ -113,6 +129,8 @@ def _component() -> str:
   (alias export $api "e" (type $e))
   (alias export $api "r" (type $r))
   (alias export $api "v" (type $v))
+  (alias export $api "sa" (type $sa))
+  (alias export $api "ip" (type $ip))
   {nl.join(aliases)}
   (core module $libc
     (memory (export "memory") 1)
@@ -176,12 +194,45 @@ def _record(a: int, b: str) -> Record:
     return value
 
 
+def _fields(**fields: Any) -> Record:
+    """A wasmtime-py record; `flow_info` is the field `flow-info`."""
+    value = Record()
+    for name, field in fields.items():
+        setattr(value, name.replace("_", "-"), field)
+    return value
+
+
+#: ip-socket-address values as wasmtime-py writes them, and as the codec
+#: hands them to the host
+SOCKET_ADDRESSES = [
+    (Variant("ipv4", _fields(port=8080, address=(127, 0, 0, 1))),
+     SocketAddress(ipaddress.IPv4Address("127.0.0.1"), 8080)),
+    (Variant("ipv4", _fields(port=0, address=(255, 254, 1, 0))),
+     SocketAddress(ipaddress.IPv4Address("255.254.1.0"), 0)),
+    (Variant("ipv6", _fields(port=65535, flow_info=2**32 - 1,
+                             address=(0x2001, 0xdb8, 0, 0, 0, 0, 0xff00, 0xabcd),
+                             scope_id=7)),
+     SocketAddress(ipaddress.IPv6Address("2001:db8::ff00:abcd"), 65535, 2**32 - 1, 7)),
+    (Variant("ipv6", _fields(port=1, flow_info=0, address=(0, 0, 0, 0, 0, 0xffff, 0x7f00, 1),
+                             scope_id=0)),
+     SocketAddress(ipaddress.IPv6Address("::ffff:127.0.0.1"), 1)),
+]
+IP_ADDRESSES = [
+    (Variant("ipv4", (10, 0, 0, 1)), ipaddress.IPv4Address("10.0.0.1")),
+    (Variant("ipv6", (0xfe80, 0, 0, 0, 0, 0, 0, 0x1234)), ipaddress.IPv6Address("fe80::1234")),
+]
+
+
 @pytest.mark.parametrize("index", range(len(TYPES)), ids=[t[0] for t in TYPES])
 def test_values_round_trip_through_wasmtime(echo: tuple[Store, Any, _Echo], index: int) -> None:
     store, instance, iface = echo
     wit, _, _, values = TYPES[index]
     if values == ["record"]:
         values = [_record(0, ""), _record(2**32 - 1, "b\u00e9")]
+    elif values == ["socket-address"]:
+        values = [wire for wire, _ in SOCKET_ADDRESSES]
+    elif values == ["ip-address"]:
+        values = [wire for wire, _ in IP_ADDRESSES]
     func = instance.get_func(store, f"f-{index}")
     for value in values:
         iface.seen.clear()
@@ -208,6 +259,10 @@ def test_capsock_representations(echo: tuple[Store, Any, _Echo]) -> None:
     assert seen("(result u64 (error string))", "bad") == Case("err", "bad")
     assert seen("(tuple u8 string)", (1, "y")) == (1, "y")
     assert seen("(list (tuple u32 (option string)))", [(1, None)]) == [(1, None)]
+    for wire, address in SOCKET_ADDRESSES:
+        assert seen("$sa", wire) == address
+    for wire, ip in IP_ADDRESSES:
+        assert seen("$ip", wire) == ip
 
 
 class _NoResources(Resources):
@@ -228,6 +283,8 @@ def _type_of(wit: str) -> Any:
     ("(list (tuple u32 (option string)))", [(1, "x"), (2, 3)]),  # fails at the second
     ("(tuple u8 string)", (1, "x", 2)),
     ("$v", Case("nope")),
+    ("$sa", SocketAddress(ipaddress.IPv4Address("1.2.3.4"), 65536)),  # port out of range
+    ("$sa", ("1.2.3.4", 80)),  # not a SocketAddress
     ("$e", "z"),
     ("u8", 256),
     ("u32", -1),

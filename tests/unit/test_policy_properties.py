@@ -14,14 +14,20 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from capsock.policy import (
+    Decision,
     Direction,
+    Endpoint,
     Policy,
     PolicyError,
+    Resolved,
+    Use,
+    narrow,
     normalize_query_name,
     parse_addr_pool,
     parse_address_rule,
@@ -246,6 +252,76 @@ def test_restrict_never_widens(parent: list[ModelRule], child: list[ModelRule],
         both = (outer.check_address(OUT, protocol, ip, port).allowed
                 and inner.check_address(OUT, protocol, ip, port).allowed)
         assert narrowed.check_address(OUT, protocol, ip, port).allowed == both
+
+
+class Target(NamedTuple):
+    """An `Endpoint` (the policy needs nothing more of an address)."""
+
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    port: int
+
+
+class Opaque:
+    """Some embedder's checker: here it happens to ask a Policy."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def check(self, use: Use, target: Endpoint | str, resolved: Resolved) -> Decision:
+        return self.policy.check(use, target, resolved)
+
+
+OUT_USES = {"tcp": (Use.TCP_CONNECT,),
+            "udp": (Use.UDP_CONNECT, Use.UDP_SEND, Use.UDP_RECEIVE, Use.UDP_REPLY)}
+
+
+@SETTINGS
+@given(st.lists(model_rules(), max_size=4), st.lists(model_rules(), max_size=4),
+       st.lists(targets(), min_size=1, max_size=8))
+def test_typed_uses_ask_the_rules_of_their_direction(
+        allows: list[ModelRule], denies: list[ModelRule],
+        checks: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address, int, int, int]]
+        ) -> None:
+    """`Policy.check` is `check_address` in the use's direction, and deny
+    rules alone for a reply (the model's deny half)."""
+    policy = Policy.from_flags(allow_outbound=[r.text for r in allows],
+                               deny_outbound=[r.text for r in denies])
+    for protocol, ip, family, address, port in checks:
+        target = Target(ip, port)
+        connect = Use.TCP_CONNECT if protocol == "tcp" else Use.UDP_CONNECT
+        assert policy.check(connect, target, {}) == policy.check_address(OUT, protocol, ip, port)
+        if protocol == "udp":
+            for use in (Use.UDP_SEND, Use.UDP_RECEIVE):
+                assert policy.check(use, target, {}) == policy.check_address(
+                    OUT, "udp", ip, port)
+            reply = policy.check(Use.UDP_REPLY, target, {})
+            denied = model_decide(denies, [], "udp", family, address, port)[1] is not None
+            assert reply.allowed == (not denied)
+            assert reply.rule == ("reply" if not denied else reply.rule)
+        bind = Use.TCP_BIND if protocol == "tcp" else Use.UDP_BIND
+        assert not policy.check(bind, target, {}).allowed  # no inbound rule
+
+
+@SETTINGS
+@given(st.lists(model_rules(), max_size=3), st.lists(model_rules(), max_size=3),
+       st.lists(model_rules(), max_size=2), st.lists(targets(), min_size=1, max_size=8))
+def test_restrict_over_any_checker_equals_restrict_over_a_policy(
+        parent: list[ModelRule], child: list[ModelRule], child_denies: list[ModelRule],
+        checks: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address, int, int, int]]
+        ) -> None:
+    """A layer over an opaque checker decides exactly as over the Policy it
+    hides (the same decision, rule included): never wider than the parent."""
+    outer = Policy.from_flags(allow_outbound=[r.text for r in parent])
+    inner = Policy.from_flags(allow_outbound=[r.text for r in child],
+                              deny_outbound=[r.text for r in child_denies])
+    stacked, wrapped = narrow(outer, inner), narrow(Opaque(outer), inner)
+    assert isinstance(stacked, Policy) and not isinstance(wrapped, Policy)
+    for protocol, ip, _, _, port in checks:
+        for use in OUT_USES[protocol]:
+            target = Target(ip, port)
+            decision = wrapped.check(use, target, {})
+            assert decision == stacked.check(use, target, {})
+            assert decision.allowed <= outer.check(use, target, {}).allowed
 
 
 LABELS = st.sampled_from(["a", "b", "svc", "x-1", "example", "com", "test", "0a"])

@@ -85,7 +85,7 @@ def test_validate_name_normalizes() -> None:
 def test_denied_name_sends_no_query_and_allowed_is_remembered(server: DnsServer) -> None:
     context = InstanceContext(Policy.from_flags(allow_resolve=["svc.test"]), OsBackend(),
                               resolver=dns_resolver(server))
-    core = NameResolver(context, context.policy)
+    core = NameResolver(context, context.checker)
     before = len(server.queries)
     with pytest.raises(NetError) as caught:
         core.resolve("multi.test", None)

@@ -409,7 +409,7 @@ def test_blocking_timeout_into_a_full_target_loses_and_repeats_nothing(rig: Rig)
 
 def test_unconnected_source_or_target_is_invalid_state(rig: Rig) -> None:
     src, a = rig.connect(None)
-    fresh = open_tcp(rig.context, rig.context.policy, False)
+    fresh = open_tcp(rig.context, rig.context.checker, False)
     try:
         a.send(b"keep")
         wait_queued(src, 4)

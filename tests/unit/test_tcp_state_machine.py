@@ -1,7 +1,8 @@
 """Random call sequences through the binding layer, checked against a model.
 
 A hypothesis state machine drives `socket-tcp` exactly as the trampoline
-would (the WIT-facing `SocketTcp` interface with WIT-shaped values) over
+would (the WIT-facing `SocketTcp` interface with the values the codec
+lifts: an `ip-socket-address` arrives as a `SocketAddress`) over
 the in-memory backend, whose peer is an in-process echo service. Every
 call's outcome (ok or error-code) is compared with a small model of the
 TCP state machine, and an illegal call must leave the state unchanged.
@@ -23,7 +24,6 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from capsock.addresses import SocketAddress
 from capsock.backends.memory import MemoryBackend, VirtualConnection, VirtualNetwork
 from capsock.binding.interfaces.socket_tcp import SocketTcp, TcpSocketResource
-from capsock.binding.wit_values import address_to_wit
 from capsock.core.context import InstanceContext
 from capsock.errors import NetError
 from capsock.policy import Policy
@@ -110,7 +110,7 @@ class TcpStateMachine(RuleBasedStateMachine):
     def bind(self, sock: TcpSocketResource) -> None:
         before = Model(**vars(self.model(sock)))
         expected = "ok" if before.state == "unbound" else "invalid-state"
-        got, _ = outcome(lambda: sock.bind(address_to_wit(LOCAL)))
+        got, _ = outcome(lambda: sock.bind(LOCAL))
         if got == "ok":
             self.model(sock).state = "bound"
         self.check(sock, expected, got, before)
@@ -129,7 +129,7 @@ class TcpStateMachine(RuleBasedStateMachine):
     def connect(self, sock: TcpSocketResource) -> None:
         before = Model(**vars(self.model(sock)))
         expected = "ok" if before.state in ("unbound", "bound") else "invalid-state"
-        got, _ = outcome(lambda: sock.connect(address_to_wit(ECHO)))
+        got, _ = outcome(lambda: sock.connect(ECHO))
         if got == "ok":
             self.model(sock).state = "connected"
         self.check(sock, expected, got, before)
@@ -195,7 +195,7 @@ class TcpStateMachine(RuleBasedStateMachine):
         got, value = outcome(sock.remote_address)
         self.check(sock, "ok" if before.state == "connected" else "invalid-state", got, before)
         if got == "ok":
-            assert value == address_to_wit(ECHO)
+            assert value == ECHO
 
     @rule(sock=consumes(sockets))
     def drop(self, sock: TcpSocketResource) -> None:

@@ -32,7 +32,9 @@ values whose byte payload sits at a fixed offset, so a strided `memoryview`
 slice reads or writes all payload bytes at C speed (~1 ms for 64 KiB).
 
 Python representations (chosen for speed and unambiguity, since the
-conversion is type-directed):
+conversion is type-directed; the two address variants, recognised by
+their shape, are the core's own types, so an address is converted once,
+here, and never exists as a throwaway `Case`):
 
 =================  ==========================================
 WIT                Python
@@ -44,6 +46,8 @@ list<u8>           bytes (lower also takes bytearray/memoryview)
 list<T>            list
 tuple<...>         tuple
 record             dict keyed by WIT field name
+ip-socket-address  :class:`capsock.addresses.SocketAddress`
+ip-address         ``ipaddress.IPv4Address`` / ``IPv6Address``
 variant            :class:`Case` ``(tag, value)``
 option<T>          None or the value (nested options are refused)
 result<T, E>       :class:`Case` ``("ok"|"err", value)``
@@ -58,6 +62,7 @@ fallible functions (no :class:`Case` is built on that path).
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import sys
 import threading
 from collections.abc import Callable
@@ -87,6 +92,8 @@ from wasmtime.component import (
     ValType,
     VariantType,
 )
+
+from ..addresses import IPAddress, SocketAddress
 
 Context = Any  # the wasmtime_context_t * of a call, an int
 Lift = Callable[[Context, int], Any]
@@ -273,8 +280,14 @@ class Compiler:
         if isinstance(ty, RecordType):
             return _lift_record([(name, self.lift(t)) for name, t in ty.fields])
         if isinstance(ty, VariantType):
-            return _lift_variant({name: (self.lift(t) if t is not None else None)
-                                  for name, t in ty.cases})
+            shape = _address_shape(ty)
+            if shape == "ip-socket-address":
+                return _lift_socket_address
+            generic = _lift_variant({name: (self.lift(t) if t is not None else None)
+                                     for name, t in ty.cases})
+            if shape == "ip-address":
+                return lambda ctx, a: _ip_from_case(generic(ctx, a))
+            return generic
         if isinstance(ty, OptionType):
             if isinstance(ty.payload, OptionType):
                 raise CodecError("option<option<T>> is not supported")
@@ -311,8 +324,14 @@ class Compiler:
         if isinstance(ty, RecordType):
             return _lower_record([(name, self.lower(t)) for name, t in ty.fields])
         if isinstance(ty, VariantType):
-            return _lower_variant({name: (self.lower(t) if t is not None else None)
-                                   for name, t in ty.cases})
+            generic = _lower_variant({name: (self.lower(t) if t is not None else None)
+                                      for name, t in ty.cases})
+            shape = _address_shape(ty)
+            if shape == "ip-socket-address":
+                return lambda ctx, value, a: generic(ctx, _socket_address_case(value), a)
+            if shape == "ip-address":
+                return lambda ctx, value, a: generic(ctx, _ip_case(value), a)
+            return generic
         if isinstance(ty, OptionType):
             if isinstance(ty.payload, OptionType):
                 raise CodecError("option<option<T>> is not supported")
@@ -659,6 +678,92 @@ def _lower_result(ok: Lower, err: Lower) -> Lower:
         tag, payload = value
         (ok if tag == "ok" else err)(ctx, payload, a)
     return lower
+
+
+# -- addresses -----------------------------------------------------------------
+
+def _address_shape(ty: VariantType) -> str | None:
+    """``"ip-socket-address"`` or ``"ip-address"`` when `ty` has the shape
+    of that WIT variant (component types are structural: a type has no
+    name to go by), else None."""
+    cases = ty.cases
+    if [name for name, _ in cases] != ["ipv4", "ipv6"]:
+        return None
+    v4, v6 = (t for _, t in cases)
+    if _is_tuple_of(v4, U8, 4) and _is_tuple_of(v6, U16, 8):
+        return "ip-address"
+    if not (isinstance(v4, RecordType) and isinstance(v6, RecordType)):
+        return None
+    f4, f6 = dict(v4.fields), dict(v6.fields)
+    if (list(f4) == ["port", "address"] and isinstance(f4["port"], U16)
+            and _is_tuple_of(f4["address"], U8, 4)
+            and list(f6) == ["port", "flow-info", "address", "scope-id"]
+            and isinstance(f6["port"], U16) and isinstance(f6["flow-info"], U32)
+            and _is_tuple_of(f6["address"], U16, 8) and isinstance(f6["scope-id"], U32)):
+        return "ip-socket-address"
+    return None
+
+
+def _is_tuple_of(ty: Any, element: type, count: int) -> bool:
+    return (isinstance(ty, TupleType) and len(ty.elements) == count
+            and all(isinstance(t, element) for t in ty.elements))
+
+
+_U16 = _VIEWS["H"]
+_U32 = _VIEWS["I"]
+_IPV4 = ipaddress.IPv4Address
+_IPV6 = ipaddress.IPv6Address
+_FIELD = _ENTRY_SIZE  # from one record field's value to the next one's
+
+
+def _lift_socket_address(ctx: Context, a: int) -> SocketAddress:
+    """Read an `ip-socket-address` straight into a `SocketAddress`.
+
+    The variant's case name is ``ipv4`` or ``ipv6`` (its 4th byte tells
+    them apart); its payload is a boxed record whose field values sit
+    `_FIELD` apart; an address tuple's elements are `_VAL_SIZE` apart,
+    their payloads at `_P`, so one strided slice reads the IPv4 octets,
+    and two (high and low bytes of each u16) the IPv6 address.
+    """
+    record = _WORDS[(a + _P + 16) >> 3]
+    port_value = _WORDS[(record + _P + 8) >> 3] + _ENTRY_VAL
+    port = _U16[(port_value + _P) >> 1]
+    if _BYTES[_WORDS[(a + _P + 8) >> 3] + 3] == 0x34:  # "ipv4"
+        octets = _WORDS[(port_value + _FIELD + _P + 8) >> 3] + _P
+        return SocketAddress(_IPV4(bytes(_BYTES[octets:octets + 4 * _VAL_SIZE:_VAL_SIZE])),
+                             port)
+    flow_info = _U32[(port_value + _FIELD + _P) >> 2]
+    groups = _WORDS[(port_value + 2 * _FIELD + _P + 8) >> 3] + _P
+    scope_id = _U32[(port_value + 3 * _FIELD + _P) >> 2]
+    packed = bytearray(16)
+    packed[0::2] = _BYTES[groups + 1:groups + 8 * _VAL_SIZE:_VAL_SIZE]  # big-endian: high
+    packed[1::2] = _BYTES[groups:groups + 8 * _VAL_SIZE:_VAL_SIZE]  # then low byte
+    return SocketAddress(_IPV6(bytes(packed)), port, flow_info, scope_id)
+
+
+def _ip_case(ip: IPAddress) -> Case:
+    """The `ip-address` variant of `ip` (for the generic variant lower)."""
+    packed = ip.packed
+    if ip.version == 4:
+        return Case("ipv4", tuple(packed))
+    return Case("ipv6", tuple(int.from_bytes(packed[i:i + 2], "big") for i in range(0, 16, 2)))
+
+
+def _ip_from_case(case: Case) -> IPAddress:
+    if case.tag == "ipv4":
+        return _IPV4(bytes(case.value))
+    return _IPV6(b"".join(g.to_bytes(2, "big") for g in case.value))
+
+
+def _socket_address_case(address: SocketAddress) -> Case:
+    """The `ip-socket-address` variant of `address` (for the generic lower)."""
+    if not isinstance(address, SocketAddress):
+        raise TypeError(f"expected a SocketAddress, got {type(address).__name__}")
+    ip = _ip_case(address.ip)
+    if ip.tag == "ipv4":
+        return Case("ipv4", {"port": address.port, "address": ip.value})
+    return Case("ipv6", {"port": address.port, "flow-info": address.flow_info,
+                         "address": ip.value, "scope-id": address.scope_id})
 
 
 # -- resources -----------------------------------------------------------------

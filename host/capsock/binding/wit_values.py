@@ -1,43 +1,13 @@
-"""Conversions between WIT-shaped values and the core's types."""
+"""Conversions between WIT-shaped values and the core's types.
+
+Addresses are not here: the codec reads an `ip-socket-address` straight
+into a `SocketAddress` and writes one back (codec.py, "addresses"), so the
+binding hands the core its own type and gets it back.
+"""
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Any
-
-from ..addresses import IPAddress, SocketAddress
 from ..errors import ErrorCode, NetError
-from .codec import Case
-
-
-def ip_from_wit(value: Case) -> IPAddress:
-    if value.tag == "ipv4":
-        return ipaddress.IPv4Address(bytes(value.value))
-    groups = value.value
-    return ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
-
-
-def ip_to_wit(ip: IPAddress) -> Case:
-    if isinstance(ip, ipaddress.IPv4Address):
-        return Case("ipv4", tuple(ip.packed))
-    packed = ip.packed
-    return Case("ipv6", tuple(int.from_bytes(packed[i:i + 2], "big") for i in range(0, 16, 2)))
-
-
-def address_from_wit(value: Case) -> SocketAddress:
-    record: dict[str, Any] = value.value
-    if value.tag == "ipv4":
-        return SocketAddress(ip_from_wit(Case("ipv4", record["address"])), record["port"])
-    ip = ip_from_wit(Case("ipv6", record["address"]))
-    return SocketAddress(ip, record["port"], record["flow-info"], record["scope-id"])
-
-
-def address_to_wit(address: SocketAddress) -> Case:
-    wire = ip_to_wit(address.ip)
-    if wire.tag == "ipv4":
-        return Case("ipv4", {"port": address.port, "address": wire.value})
-    return Case("ipv6", {"port": address.port, "flow-info": address.flow_info,
-                         "address": wire.value, "scope-id": address.scope_id})
 
 
 def family_is_ipv6(family: str) -> bool:

@@ -12,7 +12,7 @@ from .._log import log
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..errors import ErrorCode, NetError
-from ..policy import Decision, Direction, Policy
+from ..policy import Checker, Decision, Policy, Use, decision_of
 from .audit import AuditLog
 from .limits import Limits, TokenBucket
 
@@ -21,6 +21,9 @@ from .limits import Limits, TokenBucket
 #: discard-only prefix (RFC 6666). Port 0: nothing can be sent back to it.
 HIDDEN_PEER_V4 = SocketAddress(ipaddress.IPv4Address("192.0.0.8"), 0)
 HIDDEN_PEER_V6 = SocketAddress(ipaddress.IPv6Address("100::"), 0)
+#: What the ephemeral bind of a connect or send binds to (`Use.*_IMPLICIT_BIND`).
+UNSPECIFIED_V4 = SocketAddress(ipaddress.IPv4Address("0.0.0.0"), 0)
+UNSPECIFIED_V6 = SocketAddress(ipaddress.IPv6Address("::"), 0)
 
 _INSTANCE_IDS = itertools.count(1)
 
@@ -41,21 +44,24 @@ class Preopen(NamedTuple):
 
 
 class InstanceContext:
-    """Per-instance state: the policy, the backends, what it resolved.
+    """Per-instance state: the checker, the backends, what it resolved.
 
-    `resolved` maps each name this instance resolved (normalized) to every
-    address it got for it: name rules (`tcp://svc.test:80`) match exactly
-    those. `hide_peers` is `--peer-address=hidden`; `audit` the audit log.
+    `checker` decides every socket operation and lookup (the host's
+    `Policy`, or an embedder's own; capabilities narrowed by `restrict`
+    carry a narrower one, passed to `check`/`require`). `resolved` maps
+    each name this instance resolved (normalized) to every address it got
+    for it: name rules (`tcp://svc.test:80`) match exactly those.
+    `hide_peers` is `--peer-address=hidden`; `audit` the audit log.
 
     A plain class, not a dataclass: see the note in policy/rules.py.
     """
 
-    def __init__(self, policy: Policy, backend: Backend,
+    def __init__(self, checker: Checker, backend: Backend,
                  preopens: list[Preopen] | None = None, *,
                  resolver: Resolver | None = None, hide_peers: bool = False,
                  audit: AuditLog | None = None, instance_id: str | None = None,
                  limits: Limits | None = None) -> None:
-        self.policy = policy
+        self.checker = checker
         self.backend = backend
         self.preopens: list[Preopen] = preopens if preopens is not None else []
         self.resolved: dict[str, frozenset[IPAddress]] = {}
@@ -101,38 +107,54 @@ class InstanceContext:
         with self.lock:
             self.open_sockets = max(0, self.open_sockets - 1)
 
-    def check(self, policy: Policy, direction: Direction, protocol: str,
-              address: SocketAddress, operation: str | None = None) -> Decision:
-        """Ask `policy` (this handle's, maybe narrowed); audit and log it."""
-        decision = policy.check_address(direction, protocol, address.ip, address.port,
-                                        self.resolved)
-        self.record(operation or _default_operation(direction), protocol, str(address), decision)
-        return decision
+    def grants(self, protocol: str) -> bool:
+        """Whether to hand the guest a capability for `protocol` ("tcp",
+        "udp", or "dns" for the resolver) at all.
 
-    def require(self, policy: Policy, direction: Direction, protocol: str,
-                address: SocketAddress, operation: str | None = None) -> None:
-        """Raise `access-denied` unless allowed; no syscall happens before."""
-        if not self.check(policy, direction, protocol, address, operation).allowed:
-            raise NetError(ErrorCode.ACCESS_DENIED, f"{direction.value} {protocol}://{address}")
+        A `Policy` grants one only if some rule could allow something with
+        it; any other checker is asked about each operation instead, so
+        its capabilities are always handed out.
+        """
+        checker = self.checker
+        if not isinstance(checker, Policy):
+            return True
+        return checker.grants_resolve() if protocol == "dns" else checker.grants(protocol)
 
-    def require_implicit_bind(self, policy: Policy, protocol: str, ipv6: bool) -> None:
+    def check(self, checker: Checker, use: Use, target: SocketAddress | str) -> Decision:
+        """Ask `checker` (this handle's, maybe narrowed) about `use` of `target`."""
+        return decision_of(checker.check(use, target, self.resolved))
+
+    def require(self, checker: Checker, use: Use, target: SocketAddress | str) -> None:
+        """Audit the decision; raise `access-denied` unless allowed (no
+        syscall toward `target` happens before)."""
+        decision = decision_of(checker.check(use, target, self.resolved))
+        if self.audit is not None or not decision.allowed:  # else record does nothing
+            self.record(use.operation, use.protocol, target, decision)
+            if not decision.allowed:
+                raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {target}")
+
+    def require_implicit_bind(self, checker: Checker, use: Use, ipv6: bool) -> None:
         """The ephemeral bind of a connect/send on an unbound socket.
 
-        It needs no allow rule (the outbound rule that allows the peer is
-        what matters), but a deny-inbound rule covering the unspecified
-        address and port 0 (e.g. `udp://*:*`) still forbids it.
+        `Policy` needs no allow rule for it (the outbound rule that allows
+        the peer is what matters), but a deny-inbound rule covering the
+        unspecified address and port 0 (e.g. `udp://*:*`) still forbids it.
+        Audited only when denied.
         """
-        address = SocketAddress(ipaddress.ip_address("::" if ipv6 else "0.0.0.0"), 0)
-        decision = policy.check_denied(Direction.INBOUND, protocol, address.ip, address.port,
-                                       self.resolved)
+        address = UNSPECIFIED_V6 if ipv6 else UNSPECIFIED_V4
+        decision = self.check(checker, use, address)
         if not decision.allowed:
-            self.record("implicit-bind", protocol, str(address), decision)
-            raise NetError(ErrorCode.ACCESS_DENIED, f"implicit bind {protocol}://{address}")
+            self.record(use.operation, use.protocol, address, decision)
+            raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {address}")
 
-    def record(self, operation: str, protocol: str, target: str, decision: Decision) -> None:
-        """Write a decision to the audit log, and log denials (`-v`)."""
+    def record(self, operation: str, protocol: str, target: object, decision: Decision) -> None:
+        """Write a decision to the audit log, and log denials (`-v`).
+
+        `target` (an address or a name) becomes text only for an audit
+        line or a denial that is logged: most checks write neither.
+        """
         if self.audit is not None:
-            self.audit.record(self.instance_id, operation, protocol, target, decision)
+            self.audit.record(self.instance_id, operation, protocol, str(target), decision)
         if not decision.allowed:
             log.info("capsock: denied %s %s://%s (%s)", operation, protocol, target,
                      decision.rule or "no rule allows it")
@@ -153,6 +175,3 @@ class InstanceContext:
             taken, self.preopens = self.preopens, []
         return taken
 
-
-def _default_operation(direction: Direction) -> str:
-    return "connect" if direction is Direction.OUTBOUND else "bind"

@@ -6,7 +6,7 @@ Order of checks, each before anything later happens:
    an empty or over-long name, control characters, bad labels), so no
    resolver ever parses an address or sees a name the rules matched
    differently;
-2. the policy must allow resolving it (`access-denied` -- no query is sent,
+2. the checker must allow resolving it (`access-denied` -- no query is sent,
    so a guest can tell policy from DNS trouble);
 3. the resolver backend asks; the addresses it returns are remembered for
    the instance, which is what name rules (`tcp://svc.test:80`) match.
@@ -18,7 +18,7 @@ import ipaddress
 
 from ..addresses import IPAddress
 from ..errors import ErrorCode, NetError
-from ..policy import Policy, normalize_query_name
+from ..policy import Checker, Use, normalize_query_name
 from .context import InstanceContext
 
 #: The longest domain name in presentation form (RFC 1035), in bytes.
@@ -48,19 +48,16 @@ def validate_name(name: str) -> str:
 
 
 class NameResolver:
-    """A resolver capability: the instance's backend under a (narrowed) policy."""
+    """A resolver capability: the instance's backend under a (narrowed) checker."""
 
-    def __init__(self, context: InstanceContext, policy: Policy) -> None:
+    def __init__(self, context: InstanceContext, checker: Checker) -> None:
         self.context = context
-        self.policy = policy
+        self.checker = checker
 
     def resolve(self, name: str, ipv6: bool | None) -> list[IPAddress]:
         """Addresses of `name` (only IPv6 ones if `ipv6`, IPv4 if False)."""
         normalized = validate_name(name)
-        decision = self.policy.check_resolve(normalized)
-        self.context.record("resolve", "dns", normalized, decision)
-        if not decision.allowed:
-            raise NetError(ErrorCode.ACCESS_DENIED, f"resolve {normalized}")
+        self.context.require(self.checker, Use.RESOLVE, normalized)
         # After the policy (a denied name costs nothing and stays
         # `access-denied`), before the resolver sends any query.
         if not self.context.resolve_bucket.take():

@@ -1,4 +1,4 @@
-"""The TCP socket state machine, with the policy check before every syscall.
+"""The TCP socket state machine, with the checker asked before every syscall.
 
 States and the operations each allows (anything else is `invalid-state`,
 and leaves the state unchanged):
@@ -25,9 +25,9 @@ import time
 from ..addresses import SocketAddress
 from ..backends.base import StreamSocket
 from ..errors import ErrorCode, NetError
-from ..policy import Direction, Policy
+from ..policy import Checker, Use
 from .common import SocketCore, make_counted
-from .context import InstanceContext
+from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _SOCKET_IDS = itertools.count(1)
@@ -55,11 +55,11 @@ def check_remote(address: SocketAddress, ipv6: bool) -> None:
         raise NetError(ErrorCode.INVALID_ARGUMENT, f"cannot connect to {address}")
 
 
-def open_tcp(context: InstanceContext, policy: Policy, ipv6: bool) -> TcpSocket:
+def open_tcp(context: InstanceContext, checker: Checker, ipv6: bool) -> TcpSocket:
     """A new guest socket, counted against `max_sockets` before the backend
     makes it."""
     sock = make_counted(context, "tcp", lambda: context.backend.tcp_socket(ipv6))
-    core = TcpSocket(context, policy, sock, ipv6)
+    core = TcpSocket(context, checker, sock, ipv6)
     core.counted = True
     return core
 
@@ -70,14 +70,18 @@ def check_family(address: SocketAddress, ipv6: bool) -> None:
 
 
 class TcpSocket(SocketCore):
-    """A guest's TCP socket: state, policy, and the backend socket."""
+    """A guest's TCP socket: state, checker, and the backend socket.
+
+    `checker` is the one of the capability that made the socket (narrowed
+    by `restrict`, maybe); an accepted socket inherits its listener's.
+    """
 
     protocol = "tcp"
 
-    def __init__(self, context: InstanceContext, policy: Policy, sock: StreamSocket,
+    def __init__(self, context: InstanceContext, checker: Checker, sock: StreamSocket,
                  ipv6: bool, state: TcpState = TcpState.UNBOUND) -> None:
         self.context = context
-        self.policy = policy
+        self.checker = checker
         self.sock: StreamSocket = sock
         self.ipv6 = ipv6
         self.state = state
@@ -103,15 +107,14 @@ class TcpSocket(SocketCore):
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", TcpState.UNBOUND)
         check_family(address, self.ipv6)
-        self.context.require(self.policy, Direction.INBOUND, "tcp", address, "bind")
+        self.context.require(self.checker, Use.TCP_BIND, address)
         self.sock.bind(address)
         self.state = TcpState.BOUND
 
     def listen(self, backlog: int) -> None:
         self._require("listen", TcpState.UNBOUND, TcpState.BOUND)
         if self.state is TcpState.UNBOUND:
-            unspecified = ipaddress.ip_address("::" if self.ipv6 else "0.0.0.0")
-            self.bind(SocketAddress(unspecified, 0))
+            self.bind(UNSPECIFIED_V6 if self.ipv6 else UNSPECIFIED_V4)
         self.sock.listen(max(1, min(backlog, self.context.limits.max_backlog)))
         self.state = TcpState.LISTENING
 
@@ -125,7 +128,7 @@ class TcpSocket(SocketCore):
         except BaseException:
             self.context.release_socket()
             raise
-        child = TcpSocket(self.context, self.policy, conn, self.ipv6, TcpState.CONNECTED)
+        child = TcpSocket(self.context, self.checker, conn, self.ipv6, TcpState.CONNECTED)
         child.accepted = True
         child.counted = True
         return child, self.context.peer(peer)
@@ -138,9 +141,9 @@ class TcpSocket(SocketCore):
             return
         self._require("connect", TcpState.UNBOUND, TcpState.BOUND)
         check_remote(address, self.ipv6)
-        self.context.require(self.policy, Direction.OUTBOUND, "tcp", address, "connect")
+        self.context.require(self.checker, Use.TCP_CONNECT, address)
         if self.state is TcpState.UNBOUND:
-            self.context.require_implicit_bind(self.policy, "tcp", self.ipv6)
+            self.context.require_implicit_bind(self.checker, Use.TCP_IMPLICIT_BIND, self.ipv6)
         try:
             self.sock.connect(address)
         except NetError as error:

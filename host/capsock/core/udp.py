@@ -1,4 +1,4 @@
-"""The UDP socket state machine, with the policy check before every syscall.
+"""The UDP socket state machine, with the checker asked before every syscall.
 
 =============  ==========================================================
 state          allowed
@@ -38,7 +38,7 @@ from collections import OrderedDict
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
-from ..policy import Decision, Direction, Policy
+from ..policy import Checker, Use
 from .common import SocketCore, make_counted
 from .context import InstanceContext
 from .tcp import check_family
@@ -61,11 +61,11 @@ def _invalid_state(operation: str, state: UdpState) -> NetError:
     return NetError(ErrorCode.INVALID_STATE, f"{operation} on a {state.value} udp socket")
 
 
-def open_udp(context: InstanceContext, policy: Policy, ipv6: bool) -> UdpSocket:
+def open_udp(context: InstanceContext, checker: Checker, ipv6: bool) -> UdpSocket:
     """A new guest socket, counted against `max_sockets` before the backend
     makes it."""
     sock = make_counted(context, "udp", lambda: context.backend.udp_socket(ipv6))
-    core = UdpSocket(context, policy, sock, ipv6)
+    core = UdpSocket(context, checker, sock, ipv6)
     core.counted = True
     return core
 
@@ -78,15 +78,15 @@ def check_destination(address: SocketAddress, ipv6: bool) -> None:
 
 
 class UdpSocket(SocketCore):
-    """A guest's UDP socket: state, policy, and the backend socket."""
+    """A guest's UDP socket: state, checker, and the backend socket."""
 
     protocol = "udp"
 
-    def __init__(self, context: InstanceContext, policy: Policy, sock: DatagramSocket,
+    def __init__(self, context: InstanceContext, checker: Checker, sock: DatagramSocket,
                  ipv6: bool, state: UdpState = UdpState.UNBOUND,
                  preopened: bool = False) -> None:
         self.context = context
-        self.policy = policy
+        self.checker = checker
         self.sock: DatagramSocket = sock
         self.ipv6 = ipv6
         self.state = state
@@ -111,7 +111,7 @@ class UdpSocket(SocketCore):
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", UdpState.UNBOUND)
         check_family(address, self.ipv6)
-        self.context.require(self.policy, Direction.INBOUND, "udp", address, "bind")
+        self.context.require(self.checker, Use.UDP_BIND, address)
         self.sock.bind(address)
         self.state = UdpState.BOUND
         self.receive_any = True
@@ -119,9 +119,9 @@ class UdpSocket(SocketCore):
     def connect(self, address: SocketAddress) -> None:
         self._require("connect", UdpState.UNBOUND, UdpState.BOUND, UdpState.CONNECTED)
         check_destination(address, self.ipv6)
-        self.context.require(self.policy, Direction.OUTBOUND, "udp", address, "connect")
+        self.context.require(self.checker, Use.UDP_CONNECT, address)
         if self.state is UdpState.UNBOUND:
-            self.context.require_implicit_bind(self.policy, "udp", self.ipv6)
+            self.context.require_implicit_bind(self.checker, Use.UDP_IMPLICIT_BIND, self.ipv6)
         self.sock.connect(address)
         self.peer = address
         self.state = UdpState.CONNECTED
@@ -151,9 +151,12 @@ class UdpSocket(SocketCore):
         if address is None:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
         check_destination(address, self.ipv6)
-        self._check_send(address)
+        # A reply to a recent sender is its own use (`Policy`: no allow
+        # rule needed, like an accepted TCP connection answering its peer).
+        use = Use.UDP_REPLY if (address.ip, address.port) in self._reply_peers else Use.UDP_SEND
+        self.context.require(self.checker, use, address)
         if self.state is UdpState.UNBOUND:
-            self.context.require_implicit_bind(self.policy, "udp", self.ipv6)
+            self.context.require_implicit_bind(self.checker, Use.UDP_IMPLICIT_BIND, self.ipv6)
         sent = self.sock.send(data, address)
         self.state = UdpState.BOUND
         return sent
@@ -187,19 +190,6 @@ class UdpSocket(SocketCore):
             if deadline is not None:
                 self._apply_timeout()
 
-    def _check_send(self, address: SocketAddress) -> None:
-        """Outbound rules, or a reply to a recent sender (deny rules only)."""
-        if (address.ip, address.port) not in self._reply_peers:
-            self.context.require(self.policy, Direction.OUTBOUND, "udp", address, "send")
-            return
-        decision = self.policy.check_denied(Direction.OUTBOUND, "udp", address.ip,
-                                            address.port, self.context.resolved)
-        if decision.allowed:
-            decision = Decision(True, "reply")
-        self.context.record("send", "udp", str(address), decision)
-        if not decision.allowed:
-            raise NetError(ErrorCode.ACCESS_DENIED, f"send udp://{address}")
-
     def _remember_reply_peer(self, sender: SocketAddress) -> None:
         key = (sender.ip, sender.port)
         self._reply_peers[key] = None
@@ -211,14 +201,13 @@ class UdpSocket(SocketCore):
         """The receive filter (see the module docstring); audits drops."""
         if self.receive_any:
             return True
-        decision = self.policy.check_address(Direction.OUTBOUND, "udp", sender.ip, sender.port,
-                                             self.context.resolved)
+        decision = self.context.check(self.checker, Use.UDP_RECEIVE, sender)
         if not decision.allowed:
-            self.context.record("receive-drop", "udp", str(sender), decision)
+            self.context.record("receive-drop", "udp", sender, decision)
             return False
         if sender not in self._audited_senders and len(self._audited_senders) < 1024:
             self._audited_senders.add(sender)
-            self.context.record("receive", "udp", str(sender), decision)
+            self.context.record("receive", "udp", sender, decision)
         return True
 
     def local_address(self) -> SocketAddress:

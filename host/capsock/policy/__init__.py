@@ -2,11 +2,14 @@
 
 The host parses its ``--allow-*``/``--deny-*``/``--addr-pool`` flags into a
 :class:`Policy` once, then asks it about every socket operation and name
-lookup.  Keeping this logic free of sockets and DNS makes it exhaustively
-testable and impossible to bypass by racing or spoofing the network.
+lookup, as a :class:`Checker` with a typed :class:`Use` (an embedder may
+pass its own checker instead).  Keeping this logic free of sockets and DNS
+makes it exhaustively testable and impossible to bypass by racing or
+spoofing the network.
 """
 
-from .policy import Decision, Direction, Policy
+from .checker import Checker, Decision, Endpoint, Resolved, Use, decision_of
+from .policy import Direction, Narrowed, Policy, narrow
 from .rules import (
     AddressRule,
     AnyHost,
@@ -29,18 +32,25 @@ from .rules import (
 __all__ = [
     "AddressRule",
     "AnyHost",
+    "Checker",
     "Decision",
     "Direction",
+    "Endpoint",
     "HostMatcher",
     "IPAddress",
     "IPNetwork",
     "LocalhostHost",
     "NameHost",
+    "Narrowed",
     "NetworkHost",
     "Policy",
     "PolicyError",
     "PortRange",
     "ResolveRule",
+    "Resolved",
+    "Use",
+    "decision_of",
+    "narrow",
     "normalize_ip",
     "normalize_query_name",
     "parse_addr_pool",

@@ -6,6 +6,9 @@ A :class:`Policy` answers two questions for the host, without doing any I/O:
   in a given :class:`Direction`?  (:meth:`Policy.check_address`)
 * may the guest resolve a domain name?  (:meth:`Policy.check_resolve`)
 
+It is the host's default checker (``checker.py``): :meth:`Policy.check`
+maps each typed use of the core to one of those two questions.
+
 Semantics, chosen to fail closed:
 
 * **Deny by default.**  Nothing is allowed unless an allow rule matches.
@@ -33,7 +36,10 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
+from .checker import DEFAULT_DENY as _DEFAULT_DENY
+from .checker import Checker, Decision, Endpoint, Resolved, Use, combine, decision_of
 from .rules import (
+    MAX_PORT,
     PROTOCOLS,
     AddressRule,
     AnyHost,
@@ -48,9 +54,7 @@ from .rules import (
     parse_resolve_rule,
 )
 
-__all__ = ["Decision", "Direction", "Policy"]
-
-_MAX_PORT = 65535
+__all__ = ["Decision", "Direction", "Narrowed", "Policy", "narrow"]
 
 
 class Direction(enum.Enum):
@@ -61,31 +65,7 @@ class Direction(enum.Enum):
 
 
 # NamedTuples rather than frozen dataclasses: cheaper to create at import
-# (see the note in rules.py), cheaper to build per decision.
-
-
-class Decision(NamedTuple):
-    """The outcome of a policy check, with the rule that caused it.
-
-    ``rule`` is ``"<flag> <rule text>"`` (e.g.
-    ``"allow-outbound tcp://127.0.0.1:80"``) so that logs and error messages
-    can tell the user *which* rule to change; it is ``None`` when no rule
-    matched and the default deny applied.
-
-    ``bool(decision)`` is ``decision.allowed``: without this a (non-empty)
-    tuple is always truthy, and ``if policy.check_address(...):`` would
-    silently allow everything.
-    """
-
-    allowed: bool
-    rule: str | None
-
-    def __bool__(self) -> bool:
-        """Truthiness follows :attr:`allowed` (see the class docstring)."""
-        return self.allowed
-
-
-_DEFAULT_DENY = Decision(False, None)
+# (see the note in rules.py).
 
 
 class _Entry(NamedTuple):
@@ -328,6 +308,30 @@ class Policy:
         """A policy that allows nothing (the default for a guest with no flags)."""
         return cls((_RuleSet(),))
 
+    def check(self, use: Use, target: Endpoint | str, resolved: Resolved) -> Decision:
+        """The :class:`~capsock.policy.checker.Checker` method: judge `use`
+        of `target` by the rules.
+
+        Each use maps to a direction and to whether allow rules apply
+        (:data:`_RULES_FOR`); the ephemeral bind of a connect or send and
+        a reply to a recent sender need no allow rule, only no deny rule.
+        """
+        if use is Use.RESOLVE:
+            if not isinstance(target, str):
+                raise TypeError(f"resolve takes a name, not {type(target).__name__}")
+            return self.check_resolve(target)
+        if isinstance(target, str):
+            raise TypeError(f"{use.value} takes a socket address, not a name")
+        port = target.port
+        if not 0 <= port <= MAX_PORT:
+            return _DEFAULT_DENY
+        direction, deny_rules_only = _RULES_FOR[use]
+        decision = self._decide(direction, use.protocol, normalize_ip(target.ip), port,
+                                resolved, deny_rules_only)
+        if use is Use.UDP_REPLY and decision.allowed:
+            return Decision(True, "reply")
+        return decision
+
     def check_address(
         self,
         direction: Direction,
@@ -349,14 +353,9 @@ class Policy:
             )
         normalized = normalize_ip(ip)
         proto = protocol.lower()
-        if proto not in PROTOCOLS or not 0 <= port <= _MAX_PORT:
+        if proto not in PROTOCOLS or not 0 <= port <= MAX_PORT:
             return _DEFAULT_DENY
-        return _combine(
-            [
-                layer.check_address(direction, proto, normalized, port, resolved)
-                for layer in self._layers
-            ]
-        )
+        return self._decide(direction, proto, normalized, port, resolved, False)
 
     def check_resolve(self, name: str) -> Decision:
         """Decide whether the guest may resolve *name*.
@@ -368,7 +367,7 @@ class Policy:
         normalized = normalize_query_name(name)
         if normalized is None:
             return _DEFAULT_DENY
-        return _combine([layer.check_resolve(normalized) for layer in self._layers])
+        return combine([layer.check_resolve(normalized) for layer in self._layers])
 
     def check_denied(
         self,
@@ -387,14 +386,20 @@ class Policy:
         """
         normalized = normalize_ip(ip)
         proto = protocol.lower()
-        if proto not in PROTOCOLS or not 0 <= port <= _MAX_PORT:
+        if proto not in PROTOCOLS or not 0 <= port <= MAX_PORT:
             return _DEFAULT_DENY
-        return _combine(
-            [
-                layer.check_denied(direction, proto, normalized, port, resolved)
-                for layer in self._layers
-            ]
-        )
+        return self._decide(direction, proto, normalized, port, resolved, True)
+
+    def _decide(self, direction: Direction, protocol: str, ip: IPAddress, port: int,
+                resolved: Resolved | None, deny_rules_only: bool) -> Decision:
+        """Every layer's answer, combined, for arguments already checked
+        and an address already normalized (once, by the caller)."""
+        decisions = [
+            (layer.check_denied if deny_rules_only else layer.check_address)(
+                direction, protocol, ip, port, resolved)
+            for layer in self._layers
+        ]
+        return decisions[0] if len(decisions) == 1 else combine(decisions)
 
     def grants_resolve(self) -> bool:
         """Whether some name could be resolved (every layer must allow one).
@@ -439,17 +444,54 @@ class Policy:
         return lines
 
 
-def _combine(decisions: list[Decision]) -> Decision:
-    """Intersect per-layer decisions.
 
-    Any denial denies; the first explicit deny rule is reported (an explicit
-    rule explains more than "nothing matched").  If every layer allows, the
-    innermost (most recently added, most specific) layer's rule is reported.
+#: How the rules judge each address use: the direction of the rules that
+#: apply, and whether only deny rules do (no allow rule is needed).
+_RULES_FOR: dict[Use, tuple[Direction, bool]] = {
+    Use.TCP_BIND: (Direction.INBOUND, False),
+    Use.TCP_CONNECT: (Direction.OUTBOUND, False),
+    Use.TCP_IMPLICIT_BIND: (Direction.INBOUND, True),
+    Use.UDP_BIND: (Direction.INBOUND, False),
+    Use.UDP_CONNECT: (Direction.OUTBOUND, False),
+    Use.UDP_SEND: (Direction.OUTBOUND, False),
+    # A reply: the outbound rules' denials, without their allows.
+    Use.UDP_REPLY: (Direction.OUTBOUND, True),
+    Use.UDP_IMPLICIT_BIND: (Direction.INBOUND, True),
+    # A datagram is accepted from whom the socket may send to.
+    Use.UDP_RECEIVE: (Direction.OUTBOUND, False),
+}
+
+
+class Narrowed:
+    """A checker restricted by a rule layer: both must allow.
+
+    The parent is asked first, then the layer; the answers combine as the
+    layers of one :class:`Policy` do (any denial denies; the first explicit
+    deny rule is reported, else the layer's allow rule).
     """
-    denials = [decision for decision in decisions if not decision.allowed]
-    if denials:
-        for decision in denials:
-            if decision.rule is not None:
-                return decision
-        return _DEFAULT_DENY
-    return decisions[-1]
+
+    __slots__ = ("layer", "parent")
+
+    def __init__(self, parent: Checker, layer: Policy) -> None:
+        self.parent = parent
+        self.layer = layer
+
+    def __repr__(self) -> str:
+        return f"Narrowed({self.parent!r}, {self.layer!r})"
+
+    def check(self, use: Use, target: Endpoint | str, resolved: Resolved) -> Decision:
+        return combine([decision_of(self.parent.check(use, target, resolved)),
+                        self.layer.check(use, target, resolved)])
+
+
+def narrow(parent: Checker, layer: Policy) -> Checker:
+    """`parent` restricted by `layer` (what `restrict` hands the guest):
+    never wider than `parent`, whatever `parent` is.
+
+    A :class:`Policy` parent stacks the layer (:meth:`Policy.restrict`,
+    which keeps :meth:`Policy.describe` and equality); any other checker
+    is wrapped in :class:`Narrowed`.
+    """
+    if isinstance(parent, Policy):
+        return parent.restrict(layer)
+    return Narrowed(parent, layer)

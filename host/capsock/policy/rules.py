@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import NamedTuple, TypeAlias
 
 __all__ = [
+    "MAX_PORT",
     "PROTOCOLS",
     "AddressRule",
     "AnyHost",
@@ -51,7 +52,7 @@ _Resolved: TypeAlias = Mapping[str, frozenset[IPAddress]] | None
 #: The transport protocols a rule may name.
 PROTOCOLS: frozenset[str] = frozenset({"tcp", "udp"})
 
-_MAX_PORT = 65535
+MAX_PORT = 65535
 _MAX_NAME_LENGTH = 253
 
 # One LDH label (RFC 1123): letters, digits and hyphens, 1..63 characters, not
@@ -270,7 +271,7 @@ class PortRange(NamedTuple):
     @property
     def is_any(self) -> bool:
         """True for the full range ``0-65535`` (the ``*`` port)."""
-        return self.low == 0 and self.high == _MAX_PORT
+        return self.low == 0 and self.high == MAX_PORT
 
 
 class _Singular:
@@ -386,7 +387,7 @@ class AddressRule(NamedTuple):
 def _parse_port(text: str) -> PortRange:
     """Parse ``N``, ``LO-HI`` or ``*`` (ASCII decimal only, 0..65535)."""
     if text == "*":
-        return PortRange(0, _MAX_PORT)
+        return PortRange(0, MAX_PORT)
     if not text:
         raise _Invalid("missing port (use '*' for any port)")
     low_text, dash, high_text = text.partition("-")
@@ -400,7 +401,7 @@ def _parse_port(text: str) -> PortRange:
 def _parse_port_number(text: str, whole: str) -> int:
     """Parse one port number; ``int()`` alone would accept ``+1``, `` 1``, and
     non-ASCII digits."""
-    if not _DIGITS.fullmatch(text) or len(text) > 5 or int(text) > _MAX_PORT:
+    if not _DIGITS.fullmatch(text) or len(text) > 5 or int(text) > MAX_PORT:
         raise _Invalid(
             f"'{whole}' is not a valid port (expected 0-65535, LO-HI or '*')"
         )
@@ -538,7 +539,7 @@ def parse_addr_pool(text: str) -> list[AddressRule]:
         except _Invalid as exc:
             raise _error(raw if raw else text, flag, str(exc)) from None
         rules.append(
-            AddressRule(entry, PROTOCOLS, NetworkHost(network), PortRange(0, _MAX_PORT))
+            AddressRule(entry, PROTOCOLS, NetworkHost(network), PortRange(0, MAX_PORT))
         )
     return rules
 

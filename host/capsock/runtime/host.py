@@ -26,7 +26,7 @@ from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
 from ..errors import NetError
-from ..policy import Policy
+from ..policy import Checker, Policy
 from .cache import load_component
 from .engine import new_engine
 from .kill import GuestKilled, KillSwitch, RunGuard
@@ -103,19 +103,28 @@ class DirSpec(NamedTuple):
 
 
 class Host:
-    """A configured host: policy, backend, pre-opens. Runs components.
+    """A configured host: checker, backend, pre-opens. Runs components.
 
     Every argument is optional and keyword-only: `Host()` denies all
-    networking. A plain class, not a dataclass: see policy/rules.py.
+    networking. `policy` (capsock's rules, e.g. `Policy.from_flags(...)`)
+    or `checker` (any object with the `Checker` method `check(use,
+    target, resolved)`, docs/embedding.md) decides every socket operation
+    and lookup; give one or neither. A plain class, not a dataclass: see
+    policy/rules.py.
     """
 
-    def __init__(self, *, policy: Policy | None = None, backend: Backend | None = None,
+    def __init__(self, *, policy: Policy | None = None, checker: Checker | None = None,
+                 backend: Backend | None = None,
                  tcp_listen: Sequence[TcpListenSpec] = (), cache_dir: Path | None = None,
                  engine: Engine | None = None, udp_bind: Sequence[UdpBindSpec] = (),
                  resolver: Resolver | None = None, peer_address: str = "real",
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
                  limits: Limits | None = None) -> None:
-        self.policy = policy if policy is not None else Policy.deny_all()
+        if policy is not None and checker is not None:
+            raise TypeError("Host takes a policy or a checker, not both")
+        #: What decides each socket operation of every instance.
+        self.checker: Checker = (checker if checker is not None else
+                                 policy if policy is not None else Policy.deny_all())
         self.backend: Backend = backend if backend is not None else OsBackend()
         #: `--tcplisten`: TCP listeners opened before the guest starts.
         self.tcp_listen = tcp_listen
@@ -140,7 +149,7 @@ class Host:
         self.limits = limits if limits is not None else Limits()
 
     def __repr__(self) -> str:
-        return (f"Host(policy={self.policy!r}, backend={self.backend!r}, "
+        return (f"Host(checker={self.checker!r}, backend={self.backend!r}, "
                 f"tcp_listen={self.tcp_listen!r}, udp_bind={self.udp_bind!r})")
 
     def new_context(self, preopens: list[Preopen] | None = None) -> InstanceContext:
@@ -148,7 +157,7 @@ class Host:
         (or with `preopens` already opened by the caller, e.g. `serve`)."""
         resolver = self.resolver if self.resolver is not None else self.backend.default_resolver()
         if preopens is not None:
-            return InstanceContext(self.policy, self.backend, preopens, resolver=resolver,
+            return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
                                    hide_peers=self.peer_address == "hidden",
                                    audit=self.audit_log, limits=self.limits)
         preopens = []
@@ -161,7 +170,7 @@ class Host:
             for preopen in preopens:
                 preopen.socket.close()
             raise
-        return InstanceContext(self.policy, self.backend, preopens, resolver=resolver,
+        return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
                                hide_peers=self.peer_address == "hidden", audit=self.audit_log,
                                limits=self.limits)
 

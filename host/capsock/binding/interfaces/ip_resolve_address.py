@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...addresses import IPAddress
 from ...core.context import InstanceContext
 from ...core.resolve import NameResolver
-from ..codec import Case
+from ...policy import narrow
 from ..restriction import parse_restriction
-from ..wit_values import family_is_ipv6, ip_to_wit
+from ..wit_values import family_is_ipv6
 
 
 class IpAddressResolver:
@@ -17,13 +18,13 @@ class IpAddressResolver:
     def __init__(self, core: NameResolver) -> None:
         self.core = core
 
-    def resolve_addresses(self, name: str, options: dict[str, Any]) -> list[Case]:
+    def resolve_addresses(self, name: str, options: dict[str, Any]) -> list[IPAddress]:
         family = options["address-family"]
         ipv6 = None if family is None else family_is_ipv6(family)
-        return [ip_to_wit(ip) for ip in self.core.resolve(name, ipv6)]
+        return self.core.resolve(name, ipv6)
 
     def restrict(self, rules: list[str]) -> IpAddressResolver:
-        narrower = self.core.policy.restrict(parse_restriction(rules, None))
+        narrower = narrow(self.core.checker, parse_restriction(rules, None))
         return IpAddressResolver(NameResolver(self.core.context, narrower))
 
 
@@ -36,7 +37,7 @@ class IpResolveAddress:
         self.context = context
 
     def resolver(self) -> IpAddressResolver | None:
-        """None unless the policy allows resolving some name."""
-        if not self.context.policy.grants_resolve():
+        """None unless the checker may allow resolving some name."""
+        if not self.context.grants("dns"):
             return None
-        return IpAddressResolver(NameResolver(self.context, self.context.policy))
+        return IpAddressResolver(NameResolver(self.context, self.context.checker))

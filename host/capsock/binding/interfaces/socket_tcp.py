@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from ...addresses import SocketAddress
 from ...backends.base import StreamSocket
 from ...core.context import InstanceContext
 from ...core.tcp import TcpSocket, TcpState, open_tcp
 from ...errors import ErrorCode, NetError
-from ...policy import Policy
-from ..codec import Case
+from ...policy import Checker, narrow
 from ..restriction import parse_restriction
 from ..wit_values import (
-    address_from_wit,
-    address_to_wit,
     bytes_from_hex,
     bytes_from_latin1,
     bytes_to_hex,
@@ -25,18 +23,18 @@ from .socket import PreopenedSocket
 
 
 class TcpCapableNetwork:
-    """`resource tcp-capable-network`: creates sockets under a policy."""
+    """`resource tcp-capable-network`: creates sockets under a checker."""
 
-    def __init__(self, context: InstanceContext, policy: Policy) -> None:
+    def __init__(self, context: InstanceContext, checker: Checker) -> None:
         self.context = context
-        self.policy = policy
+        self.checker = checker
 
     def create_tcp_socket(self, family: str) -> TcpSocketResource:
         ipv6 = family_is_ipv6(family)
-        return TcpSocketResource(open_tcp(self.context, self.policy, ipv6))
+        return TcpSocketResource(open_tcp(self.context, self.checker, ipv6))
 
     def restrict(self, rules: list[str]) -> TcpCapableNetwork:
-        narrower = self.policy.restrict(parse_restriction(rules, "tcp"))
+        narrower = narrow(self.checker, parse_restriction(rules, "tcp"))
         return TcpCapableNetwork(self.context, narrower)
 
 
@@ -49,18 +47,18 @@ class TcpSocketResource(SocketResource, protocol="tcp"):
     def address_family(self) -> str:
         return "ipv6" if self.core.ipv6 else "ipv4"
 
-    def bind(self, local_address: Case) -> None:
-        self.core.bind(address_from_wit(local_address))
+    def bind(self, local_address: SocketAddress) -> None:
+        self.core.bind(local_address)
 
     def listen(self, backlog: int) -> None:
         self.core.listen(backlog)
 
-    def accept(self) -> tuple[TcpSocketResource, Case]:
+    def accept(self) -> tuple[TcpSocketResource, SocketAddress]:
         child, peer = self.core.accept()
-        return TcpSocketResource(child), address_to_wit(peer)
+        return TcpSocketResource(child), peer
 
-    def connect(self, remote_address: Case) -> None:
-        self.core.connect(address_from_wit(remote_address))
+    def connect(self, remote_address: SocketAddress) -> None:
+        self.core.connect(remote_address)
 
     def receive(self, max_len: int) -> bytes:
         return self.core.receive(max_len)
@@ -92,11 +90,11 @@ class TcpSocketResource(SocketResource, protocol="tcp"):
             raise NetError(ErrorCode.INVALID_ARGUMENT, f"no live TCP socket {target}")
         return self.core.splice(stream, max_len)
 
-    def local_address(self) -> Case:
-        return address_to_wit(self.core.local_address())
+    def local_address(self) -> SocketAddress:
+        return self.core.local_address()
 
-    def remote_address(self) -> Case:
-        return address_to_wit(self.core.remote_address())
+    def remote_address(self) -> SocketAddress:
+        return self.core.remote_address()
 
     def is_listening(self) -> bool:
         return self.core.state is TcpState.LISTENING
@@ -117,9 +115,9 @@ class SocketTcp:
         self.context = context
 
     def network(self) -> TcpCapableNetwork | None:
-        if not self.context.policy.grants("tcp"):
+        if not self.context.grants("tcp"):
             return None
-        return TcpCapableNetwork(self.context, self.context.policy)
+        return TcpCapableNetwork(self.context, self.context.checker)
 
     def tcp_socket_from_socket(self, socket: Any) -> TcpSocketResource:
         assert isinstance(socket, PreopenedSocket)
@@ -129,6 +127,6 @@ class SocketTcp:
             raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a TCP socket")
         # protocol "tcp" means the host made it with backend.adopt_tcp.
         stream = cast(StreamSocket, preopen.socket)
-        core = TcpSocket(self.context, self.context.policy, stream, preopen.ipv6,
+        core = TcpSocket(self.context, self.context.checker, stream, preopen.ipv6,
                          TcpState.LISTENING)
         return TcpSocketResource(core)

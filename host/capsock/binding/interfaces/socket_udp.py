@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from ...addresses import SocketAddress
 from ...backends.base import DatagramSocket
 from ...core.context import InstanceContext
 from ...core.udp import UdpSocket, UdpState, open_udp
 from ...errors import ErrorCode, NetError
-from ...policy import Policy
-from ..codec import Case
+from ...policy import Checker, narrow
 from ..restriction import parse_restriction
 from ..wit_values import (
-    address_from_wit,
-    address_to_wit,
     bytes_from_latin1,
     bytes_to_latin1,
     family_is_ipv6,
@@ -23,18 +21,18 @@ from .socket import PreopenedSocket
 
 
 class UdpCapableNetwork:
-    """`resource udp-capable-network`: creates sockets under a policy."""
+    """`resource udp-capable-network`: creates sockets under a checker."""
 
-    def __init__(self, context: InstanceContext, policy: Policy) -> None:
+    def __init__(self, context: InstanceContext, checker: Checker) -> None:
         self.context = context
-        self.policy = policy
+        self.checker = checker
 
     def create_udp_socket(self, family: str) -> UdpSocketResource:
         ipv6 = family_is_ipv6(family)
-        return UdpSocketResource(open_udp(self.context, self.policy, ipv6))
+        return UdpSocketResource(open_udp(self.context, self.checker, ipv6))
 
     def restrict(self, rules: list[str]) -> UdpCapableNetwork:
-        narrower = self.policy.restrict(parse_restriction(rules, "udp"))
+        narrower = narrow(self.checker, parse_restriction(rules, "udp"))
         return UdpCapableNetwork(self.context, narrower)
 
 
@@ -47,39 +45,38 @@ class UdpSocketResource(SocketResource, protocol="udp"):
     def address_family(self) -> str:
         return "ipv6" if self.core.ipv6 else "ipv4"
 
-    def bind(self, local_address: Case) -> None:
-        self.core.bind(address_from_wit(local_address))
+    def bind(self, local_address: SocketAddress) -> None:
+        self.core.bind(local_address)
 
-    def local_address(self) -> Case:
-        return address_to_wit(self.core.local_address())
+    def local_address(self) -> SocketAddress:
+        return self.core.local_address()
 
-    def connect(self, remote_address: Case) -> None:
-        self.core.connect(address_from_wit(remote_address))
+    def connect(self, remote_address: SocketAddress) -> None:
+        self.core.connect(remote_address)
 
     def disconnect(self) -> None:
         self.core.disconnect()
 
-    def remote_address(self) -> Case:
-        return address_to_wit(self.core.remote_address())
+    def remote_address(self) -> SocketAddress:
+        return self.core.remote_address()
 
-    def send(self, data: bytes, remote_address: Case | None) -> int:
-        address = None if remote_address is None else address_from_wit(remote_address)
-        return self.core.send(data, address)
+    def send(self, data: bytes, remote_address: SocketAddress | None) -> int:
+        return self.core.send(data, remote_address)
 
     def receive(self, max_len: int) -> dict[str, Any]:
         data, sender = self.core.receive(max_len)
-        return {"data": data, "remote-address": address_to_wit(sender)}
+        return {"data": data, "remote-address": sender}
 
-    def send_latin1(self, data: str, remote_address: Case | None) -> int:
+    def send_latin1(self, data: str, remote_address: SocketAddress | None) -> int:
         return self.send(bytes_from_latin1(data), remote_address)
 
     def receive_latin1(self, max_len: int) -> dict[str, Any]:
         data, sender = self.core.receive(max_len)
-        return {"data": bytes_to_latin1(data), "remote-address": address_to_wit(sender)}
+        return {"data": bytes_to_latin1(data), "remote-address": sender}
 
     def peek(self, max_len: int) -> dict[str, Any]:
         data, sender = self.core.receive(max_len, peek=True)
-        return {"data": data, "remote-address": address_to_wit(sender)}
+        return {"data": data, "remote-address": sender}
 
 
 class SocketUdp:
@@ -94,9 +91,9 @@ class SocketUdp:
         self.context = context
 
     def network(self) -> UdpCapableNetwork | None:
-        if not self.context.policy.grants("udp"):
+        if not self.context.grants("udp"):
             return None
-        return UdpCapableNetwork(self.context, self.context.policy)
+        return UdpCapableNetwork(self.context, self.context.checker)
 
     def udp_socket_from_socket(self, socket: Any) -> UdpSocketResource:
         assert isinstance(socket, PreopenedSocket)
@@ -106,6 +103,6 @@ class SocketUdp:
             raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a UDP socket")
         # protocol "udp" means the host made it with backend.adopt_udp.
         datagram = cast(DatagramSocket, preopen.socket)
-        core = UdpSocket(self.context, self.context.policy, datagram, preopen.ipv6,
+        core = UdpSocket(self.context, self.context.checker, datagram, preopen.ipv6,
                          UdpState.BOUND, preopened=True)
         return UdpSocketResource(core)
