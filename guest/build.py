@@ -43,6 +43,11 @@ from capsock import builder  # noqa: E402  (this checkout's, by the path above)
 
 BuildError = builder.BuildError
 SOURCES = builder.Sources(ROOT)
+#: Apps kept outside guest/apps/: the conformance kit's probe lives next to
+#: its case table and is built twice, for the core world and with fast-io.
+PROBE = ROOT / "host" / "capsock" / "conformance" / "probe"
+ELSEWHERE = {"conformance": (PROBE, builder.CORE_APP_WORLD),
+             "conformance-fast-io": (PROBE, builder.APP_WORLD)}
 
 _print_lock = threading.Lock()
 
@@ -57,18 +62,24 @@ def app_wit_dir(out: Path) -> Path:
 
 
 def list_apps() -> list[str]:
-    return sorted(p.parent.name for p in APPS.glob("*/app.py"))
+    return sorted([p.parent.name for p in APPS.glob("*/app.py")] + list(ELSEWHERE))
+
+
+def app_source(name: str) -> tuple[Path, str]:
+    """The folder of app `name` and the world it is built for."""
+    return ELSEWHERE.get(name, (APPS / name, builder.APP_WORLD))
 
 
 def build_app(name: str, out: Path, tools: builder.Tools, force: bool) -> str:
-    app_dir = APPS / name
+    app_dir, world = app_source(name)
     app_py = app_dir / "app.py"
     if not app_py.is_file():
         raise BuildError(f"{name}: no {app_py}")
     wasm = out / f"{name}.wasm"
     hash_file = out / f"{name}.wasm.hash"
     digest = builder.input_hash(SOURCES, tools, [("app", app_dir)],
-                                [("build.py", Path(__file__).read_bytes())])
+                                [("build.py", Path(__file__).read_bytes()),
+                                 ("world", world.encode())])
     if (not force and wasm.is_file() and hash_file.is_file()
             and hash_file.read_text().strip() == digest):
         return f"{name}: up to date ({wasm}, hash {digest[:12]})"
@@ -83,7 +94,7 @@ def build_app(name: str, out: Path, tools: builder.Tools, force: bool) -> str:
             module, paths = builder.WRAPPER_MODULE, [wrapper, app_dir, GUEST]
         else:
             module, paths = "app", [app_dir, GUEST]
-        builder.componentize(module, paths, wasm, SOURCES, app_wit_dir(out), tools)
+        builder.componentize(module, paths, wasm, SOURCES, app_wit_dir(out), tools, world)
     hash_file.write_text(digest + "\n")
     size = wasm.stat().st_size / 1e6
     kind = " (plain script)" if module != "app" else ""
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     apps = args.apps or list_apps()
-    unknown = [a for a in apps if not (APPS / a / "app.py").is_file()]
+    unknown = [a for a in apps if not (app_source(a)[0] / "app.py").is_file()]
     if unknown:
         parser.error(f"unknown app(s): {', '.join(unknown)} "
                      f"(have: {', '.join(list_apps())})")

@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any
 
 from ._errors import NetError
-from ._poll import poll_ids
+from ._poll import Pollable, poll
 from ._tcp import TcpSocket, TcpStream
 from ._udp import UdpSocket
 
@@ -88,8 +88,8 @@ class Loop:
 
     def __init__(self) -> None:
         self._ready: deque[Task] = deque()
-        #: task -> the id of the pollable it waits for
-        self._waiting: dict[Task, int] = {}
+        #: task -> the pollable it waits for
+        self._waiting: dict[Task, Pollable] = {}
         self._sleeping: dict[Task, float] = {}
         self._pollables: dict[tuple[int, str], Any] = {}
         #: ids of sockets whose last `recv` drained them (see `recv`).
@@ -129,7 +129,7 @@ class Loop:
             return
         kind = request.__class__  # an identity test, commonest first: this is per operation
         if kind is _Wait:
-            self._waiting[task] = self._pollable_id(request)
+            self._waiting[task] = self._pollable(request)
         elif kind is _Yield:
             self._ready.append(task)
         elif kind is _Sleep:
@@ -144,7 +144,7 @@ class Loop:
             timeout = max(0.0, min(self._sleeping.values()) - time.monotonic())
         if waiting:
             tasks = list(waiting)
-            for index in poll_ids(list(waiting.values()), timeout):
+            for index in poll(list(waiting.values()), timeout):
                 task = tasks[index]
                 del waiting[task]
                 self._ready.append(task)
@@ -157,14 +157,14 @@ class Loop:
                     del self._sleeping[task]
                     self._ready.append(task)
 
-    def _pollable_id(self, wait: _Wait) -> int:
-        """The id of the (cached) pollable for a socket and direction."""
+    def _pollable(self, wait: _Wait) -> Pollable:
+        """The (cached) pollable for a socket and direction."""
         key = (id(wait.sock), wait.readiness)
         pollable = self._pollables.get(key)
         if pollable is None:
             pollable = wait.sock.subscribe(wait.readiness)
             self._pollables[key] = pollable
-        return pollable.id
+        return pollable
 
     def forget(self, sock: TcpSocket | UdpSocket) -> None:
         """Drop the cached pollables of a socket about to be closed."""

@@ -5,9 +5,13 @@ repository's apps). A guest is a component of the world::
 
     package capsock:app;
     world app {
-        include capsock:net/imports@0.1.0;
+        include capsock:net/imports-fast-io@0.2.0;
         export wasi:cli/run@<wasi version>;
     }
+
+(the core plus the `fast-io` extension, which the guest library uses;
+``app-core`` is the same with the core only, for guests that must run on
+any host of the core, such as the conformance kit's core probe).
 
 componentize-py ships no WASI WIT, so the WASI packages are derived once
 per tool version from a bootstrap component whose world needs none
@@ -48,8 +52,10 @@ __all__ = [
     "is_script", "script_imports", "wrapper_source", "componentize", "build_script",
 ]
 
-NET_WORLD = "capsock:net/imports@0.1.0"
+NET_WORLD = "capsock:net/imports-fast-io@0.2.0"
+CORE_NET_WORLD = "capsock:net/imports@0.2.0"
 APP_WORLD = "capsock:app/app"
+CORE_APP_WORLD = "capsock:app/app-core"
 NET_PACKAGE = re.compile(r"^package\s+capsock:net@", re.M)
 CLI_PACKAGE = re.compile(r"^package\s+wasi:cli@([0-9A-Za-z.+-]+);", re.M)
 SKIP_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
@@ -201,6 +207,12 @@ world app {{
     include {net};
     export wasi:cli/run@{wasi};
 }}
+
+/// The same on the portable core only (no extension).
+world app-core {{
+    include {core};
+    export wasi:cli/run@{wasi};
+}}
 """
 
 RUN_INTERFACE = """
@@ -218,7 +230,7 @@ def ensure_app_wit(target: Path, sources: Sources, tools: Tools,
     it is there for these tool versions. Safe against concurrent builders:
     staged in a temporary folder and renamed into place."""
     stamp = target / "VERSION"
-    key = tools.versions + "\n"
+    key = tools.versions + "\n" + APP_WIT + NET_WORLD + CORE_NET_WORLD + "\n"
     if stamp.is_file() and stamp.read_text() == key:
         return target
     progress("deriving the WASI WIT from a bootstrap component (once per tool version) ...")
@@ -250,7 +262,8 @@ def ensure_app_wit(target: Path, sources: Sources, tools: Tools,
             (staged / "deps" / dep.name).write_text(text)
         if wasi_version is None:
             raise BuildError("bootstrap component imports no wasi:cli package")
-        (staged / "app.wit").write_text(APP_WIT.format(net=NET_WORLD, wasi=wasi_version))
+        (staged / "app.wit").write_text(APP_WIT.format(net=NET_WORLD, core=CORE_NET_WORLD,
+                                                   wasi=wasi_version))
         (staged / "VERSION").write_text(key)
         if target.exists():
             target.rename(tmp / "old")
@@ -263,8 +276,8 @@ def ensure_app_wit(target: Path, sources: Sources, tools: Tools,
     return target
 
 
-def world_args(sources: Sources, wit_dir: Path) -> list[str]:
-    return ["-d", str(sources.wit), "-d", str(wit_dir), "-w", APP_WORLD]
+def world_args(sources: Sources, wit_dir: Path, world: str = APP_WORLD) -> list[str]:
+    return ["-d", str(sources.wit), "-d", str(wit_dir), "-w", world]
 
 
 # ---------------------------------------------------------------- scripts
@@ -333,13 +346,14 @@ def wrapper_source(source: str, filename: str) -> str:
 
 
 def componentize(module: str, paths: list[Path], output: Path, sources: Sources,
-                 wit_dir: Path, tools: Tools) -> None:
-    """componentize-py ``module`` (found on ``paths``) into ``output``, atomically."""
+                 wit_dir: Path, tools: Tools, world: str = APP_WORLD) -> None:
+    """componentize-py ``module`` (found on ``paths``) into ``output``, atomically,
+    for ``world`` (`APP_WORLD` or `CORE_APP_WORLD`)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        cmd = [tools.componentize_py, "-q", *world_args(sources, wit_dir), "componentize",
-               module]
+        cmd = [tools.componentize_py, "-q", *world_args(sources, wit_dir, world),
+               "componentize", module]
         for path in paths:
             cmd += ["-p", str(path)]
         run([*cmd, "-o", str(tmp)], cwd=sources.root)

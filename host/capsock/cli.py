@@ -136,15 +136,24 @@ def _add_conformance(commands: _Commands) -> None:
     conformance = commands.add_parser(
         "conformance",
         help="check a host against the capsock:net contract, case by case",
-        description="Run the conformance guest case by case: for each setup, start its "
-                    "peers (echo servers, a DNS server...), grant its rules, run the guest, "
+        description="Run the conformance probes case by case: for each setup, start its "
+                    "peers (echo servers, a DNS server...), grant its rules, run the probe, "
                     "and compare each outcome with the case table "
-                    "(capsock/conformance/cases.py). Exit 0 when every case passes.",
+                    "(capsock/conformance/cases.py). Core cases run on the core probe; the "
+                    "cases of an extension (fast-io) run on its probe, only for a host that "
+                    "implements it. Exit 0 when every case passes.",
     )
     conformance.add_argument("--backend", choices=("os", "memory"), default="os",
                              help="the backend to check (default: os)")
     conformance.add_argument("--component", type=Path, default=None, metavar="WASM",
-                             help="the conformance guest (default: build/conformance.wasm)")
+                             help="the core probe (default: build/conformance.wasm)")
+    conformance.add_argument("--fast-io-component", type=Path, default=None, metavar="WASM",
+                             help="the probe built with the fast-io extension "
+                                  "(default: build/conformance-fast-io.wasm)")
+    conformance.add_argument("--extensions", default=None, metavar="LIST",
+                             help="the extensions the host implements, comma-separated "
+                                  "(default: this capsock's, fast-io; with --host-command: "
+                                  "none, say what the other host implements)")
     conformance.add_argument("--json", type=Path, default=None, metavar="FILE",
                              help="also write the results as JSON")
     conformance.add_argument("--junit", type=Path, default=None, metavar="FILE",
@@ -466,16 +475,30 @@ def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
 
 
 def run_conformance(args: argparse.Namespace) -> int:
+    from .binding.interfaces import EXTENSIONS
     from .conformance import harness  # imports dnspython; only this command needs it
 
-    component = args.component or Path("build/conformance.wasm")
-    if not component.is_file():
-        print(f"capsock: error: no conformance guest at {component}: build it with "
-              "`just build conformance` or pass --component", file=sys.stderr)
+    if args.extensions is not None:
+        extensions = [name.strip() for name in args.extensions.split(",") if name.strip()]
+    else:
+        extensions = [] if args.host_command else list(EXTENSIONS)
+    paths = {"fast-io": args.fast_io_component or Path("build/conformance-fast-io.wasm")}
+    unknown = [name for name in extensions if name not in paths]
+    if unknown:
+        print(f"capsock: error: no conformance cases for extension(s) {', '.join(unknown)} "
+              f"(known: {', '.join(paths)})", file=sys.stderr)
         return 2
+    probes = harness.Probes(args.component or Path("build/conformance.wasm"),
+                            {name: paths[name] for name in extensions})
+    for path in [probes.core, *probes.extensions.values()]:
+        if not path.is_file():
+            print(f"capsock: error: no conformance probe at {path}: build it with "
+                  "`just build conformance conformance-fast-io` or pass --component / "
+                  "--fast-io-component", file=sys.stderr)
+            return 2
     factory = harness.peers_factory(args.backend)
     selected = args.select
-    results = harness.run_all(component, factory,
+    results = harness.run_all(probes, factory,
                               (lambda case: selected in case.id) if selected else lambda case: True,
                               args.host_command)
     print(harness.table(results))

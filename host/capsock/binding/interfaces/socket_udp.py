@@ -14,8 +14,6 @@ from ..restriction import parse_restriction
 from ..wit_values import (
     address_from_wit,
     address_to_wit,
-    bytes_from_latin1,
-    bytes_to_latin1,
     family_is_ipv6,
 )
 from .common import SocketResource
@@ -69,13 +67,6 @@ class UdpSocketResource(SocketResource):
     def receive(self, max_len: int) -> dict[str, Any]:
         data, sender = self.core.receive(max_len)
         return {"data": data, "remote-address": address_to_wit(sender)}
-
-    def send_latin1(self, data: str, remote_address: Case | None) -> int:
-        return self.send(bytes_from_latin1(data), remote_address)
-
-    def receive_latin1(self, max_len: int) -> dict[str, Any]:
-        data, sender = self.core.receive(max_len)
-        return {"data": bytes_to_latin1(data), "remote-address": address_to_wit(sender)}
 
     def peek(self, max_len: int) -> dict[str, Any]:
         data, sender = self.core.receive(max_len, peek=True)
