@@ -209,6 +209,11 @@ class MemoryPeers:
                     if error.code is ErrorCode.TIMEOUT:
                         continue
                     return
+                # The accept timeout (0.5 s, to notice the stop) would be the
+                # connection's too: a guest pausing longer mid-exchange on a
+                # loaded machine got `connection-reset` (tcp.send.echo-1mib).
+                # 30 s, as the OS peers.
+                conn.sock.set_timeout(30)
                 threading.Thread(target=handler, args=(conn,), daemon=True).start()
 
         threading.Thread(target=accept_loop, daemon=True).start()
