@@ -7,23 +7,28 @@ python := env_var_or_default("PYTHON", if path_exists(".venv/bin/python") == "tr
 default:
     @just --list
 
-# build every guest app into build/<app>.wasm (skips unchanged apps)
+# build guest apps (default: all) into build/<app>.wasm and compile them into the compilation cache (skips unchanged apps)
 build *APPS:
     {{python}} guest/build.py {{APPS}}
+
+# typing stubs of the guest world (build/bindings), for mypy on the guest library
+bindings:
+    {{python}} guest/build.py --bindings
 
 # run the whole test suite (builds the guests first)
 test *ARGS: build
     {{python}} -m pytest {{ARGS}}
 
-# the echo guest serving a native client and a guest client
-demo: build
+# the echo guest serving a native client and a guest client (builds only those two guests)
+demo: (build "echo" "client")
     {{python}} examples/demo.py
 
 # one echo program natively, on the wasmtime CLI, jco and capsock, side by side (not a test)
 bench *ARGS: build
     {{python}} bench/compare.py {{ARGS}}
 
-# type-check and lint the host, guest library and tests
-check:
-    {{python}} -m mypy host/capsock
-    {{python}} -m ruff check host guest tests bench examples
+# type-check (mypy --strict) the host and the guest library, lint everything (ruff); .ci/run runs this
+check: bindings
+    {{python}} -m mypy --strict host/capsock
+    {{python}} -m mypy --strict guest/capsock_guest
+    {{python}} -m ruff check host guest tests bench examples setup.py

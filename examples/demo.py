@@ -6,6 +6,9 @@
 3. The client guest connects to the echo guest, allowed by exactly one
    rule (`--allow-outbound=tcp://127.0.0.1:PORT`).
 4. The same client guest with no rule gets `access-denied`.
+
+It runs the two guests of `GUESTS`, and `just demo` builds only those
+(`just build echo client`): keep the two in step.
 """
 
 from __future__ import annotations
@@ -19,9 +22,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "host")}
 CAPSOCK = [sys.executable, "-m", "capsock", "run"]
+#: The guests this demo runs (build/<name>.wasm).
+GUESTS = ("echo", "client")
+
+
+def missing_guests() -> list[str]:
+    return [name for name in GUESTS if not (ROOT / "build" / f"{name}.wasm").is_file()]
 
 
 def main() -> int:
+    missing = missing_guests()
+    if missing:
+        print(f"demo: build the guests first: just build {' '.join(GUESTS)}", file=sys.stderr)
+        return 2
     echo = subprocess.Popen([*CAPSOCK, "--tcplisten", "127.0.0.1:0", str(ROOT / "build/echo.wasm"),
                              "--max-connections", "2"], stdout=subprocess.PIPE, text=True, env=ENV)
     try:

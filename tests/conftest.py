@@ -20,7 +20,8 @@ APPS = ("echo", "client", "probe", "bypass", "poll", "http", "kv", "syslog", "ud
 def guests() -> dict[str, Path]:
     """Every guest app, built by guest/build.py (a no-op when unchanged)."""
     done = subprocess.run([sys.executable, str(ROOT / "guest" / "build.py"), *APPS],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env=capsock_env())  # this checkout's capsock.toolchain
     if done.returncode != 0:
         pytest.fail(f"guest build failed:\n{done.stdout}\n{done.stderr}")
     return {app: BUILD / f"{app}.wasm" for app in APPS}

@@ -22,33 +22,87 @@ connection costs one host call per operation, not three.
 
 A listener the host closes (graceful shutdown) ends `accept_forever`; the
 loop then finishes the connections in flight and `run` returns.
+
+A task that raises ends the run, as in ``asyncio.run`` and trio: `run`
+closes every other task (their ``finally`` blocks run, closing their
+sockets) and raises the exception. A server that wants to outlive a
+failing connection catches in its handler what it can survive.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Generator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from typing import Any, TypeVar
 
 from ._errors import NetError
 from ._poll import Pollable, poll
 from ._tcp import TcpSocket, TcpStream
 from ._udp import UdpSocket
 
-__all__ = ["Loop", "Task"]
+__all__ = ["Loop", "Task", "SocketState"]
 
 _WOULD_BLOCK = "would-block"
+_T = TypeVar("_T")
+Socket = TcpSocket | UdpSocket
+#: what to wait for, in turn, each time an operation would block
+Waits = tuple[tuple[Socket, str], ...]
+
+
+class SocketState:
+    """What a loop keeps about one socket, held by the socket itself
+    (``sock.loop_state``) so that it lives and dies with the socket.
+
+    Keyed by ``id(sock)`` instead, a socket closed without `Loop.close`
+    left its entries behind, and the next socket Python allocated at the
+    same address inherited them: a pollable of a closed socket (which
+    reports ready forever) and a stale "drained" mark, so its task spun
+    instead of waiting. Here a closed socket's pollables go with the
+    socket object (the bindings drop a resource when it is collected),
+    or at once through `Loop.close`.
+    """
+
+    __slots__ = ("readable", "writable", "drained")
+
+    def __init__(self) -> None:
+        self.readable: Pollable | None = None
+        self.writable: Pollable | None = None
+        #: the last `Loop.recv`/`Loop.splice` came back short (see `Loop.recv`)
+        self.drained = False
+
+    def close(self) -> None:
+        for pollable in (self.readable, self.writable):
+            if pollable is not None:
+                pollable.close()
+        self.readable = self.writable = None
+
+
+def _attach(sock: Socket) -> SocketState:
+    """A fresh `SocketState` on ``sock`` (its first operation in a loop)."""
+    state = sock.loop_state = SocketState()
+    return state
+
+
+def _pollable(sock: Socket, readiness: str) -> Pollable:
+    """The socket's cached pollable for ``"readable"`` or ``"writable"``."""
+    state = sock.loop_state or _attach(sock)
+    if readiness == "readable":
+        if state.readable is None:
+            state.readable = sock.subscribe(readiness)
+        return state.readable
+    if state.writable is None:
+        state.writable = sock.subscribe(readiness)
+    return state.writable
 
 
 class _Wait:
-    """Awaitable: suspend the task until `sock` is ready for `readiness`."""
+    """Awaitable: suspend the task until `pollable` is ready."""
 
-    __slots__ = ("sock", "readiness")
+    __slots__ = ("pollable",)
 
-    def __init__(self, sock: TcpSocket | UdpSocket, readiness: str) -> None:
-        self.sock = sock
-        self.readiness = readiness
+    def __init__(self, pollable: Pollable) -> None:
+        self.pollable = pollable
 
     def __await__(self) -> Generator[_Wait, None, None]:
         yield self
@@ -74,6 +128,25 @@ class _Sleep:
         yield self
 
 
+async def _nonblocking(waits: Waits, operation: Callable[..., _T], *args: Any) -> _T:
+    """``operation(*args)`` on a non-blocking socket: the one place that
+    tries, catches ``would-block`` and waits (trio's
+    ``_nonblocking_helper``). Each would-block waits for the next entry
+    of ``waits`` in turn (`Loop.splice` alternates between its two
+    sockets); one entry is the common case. Returns at once when the
+    operation succeeds: the caller decides about yielding (fairness)."""
+    turn = 0
+    while True:
+        try:
+            return operation(*args)
+        except NetError as error:
+            if error.code != _WOULD_BLOCK:
+                raise
+        sock, readiness = waits[turn]
+        turn = (turn + 1) % len(waits)
+        await _Wait(_pollable(sock, readiness))
+
+
 class Task:
     """A spawned coroutine; `error` holds what ended it, if it failed."""
 
@@ -91,11 +164,7 @@ class Loop:
         #: task -> the pollable it waits for
         self._waiting: dict[Task, Pollable] = {}
         self._sleeping: dict[Task, float] = {}
-        self._pollables: dict[tuple[int, str], Any] = {}
-        #: ids of sockets whose last `recv` drained them (see `recv`).
-        self._drained: set[int] = set()
         self._stopped = False
-        self.failures: list[BaseException] = []
 
     # -- tasks ---------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> Task:
@@ -109,7 +178,11 @@ class Loop:
     def run(self) -> None:
         """Run rounds: every ready task steps once, then one poll (without
         waiting when some task is still ready), so a connection that always
-        has data cannot starve the others."""
+        has data cannot starve the others.
+
+        When a task raises, the round ends there, every other task is
+        closed (``GeneratorExit`` at its ``await``, so its ``finally``
+        blocks run) and the exception is raised from here."""
         while not self._stopped and (self._ready or self._waiting or self._sleeping):
             for _ in range(len(self._ready)):
                 self._step(self._ready.popleft())
@@ -122,20 +195,39 @@ class Loop:
         except StopIteration:
             task.done = True
             return
-        except BaseException as error:  # a handler failed: log, keep serving
-            task.done = True
+        except BaseException as error:
             task.error = error
-            self.failures.append(error)
-            return
-        kind = request.__class__  # an identity test, commonest first: this is per operation
-        if kind is _Wait:
-            self._waiting[task] = self._pollable(request)
-        elif kind is _Yield:
-            self._ready.append(task)
-        elif kind is _Sleep:
-            self._sleeping[task] = request.deadline
         else:
-            raise TypeError(f"tasks may only await loop operations, got {request!r}")
+            kind = request.__class__  # an identity test, commonest first: this is per operation
+            if kind is _Wait:
+                self._waiting[task] = request.pollable
+                return
+            if kind is _Yield:
+                self._ready.append(task)
+                return
+            if kind is _Sleep:
+                self._sleeping[task] = request.deadline
+                return
+            task.coro.close()
+            task.error = TypeError(f"tasks may only await loop operations, got {request!r}")
+        task.done = True
+        self._fail(task)
+
+    def _fail(self, failed: Task) -> None:
+        """Close every other task, then raise ``failed``'s error."""
+        error = failed.error
+        assert error is not None
+        others = [*self._ready, *self._waiting, *self._sleeping]
+        self._ready.clear()
+        self._waiting.clear()
+        self._sleeping.clear()
+        for task in others:
+            task.done = True
+            try:
+                task.coro.close()
+            except BaseException as other:  # e.g. a ``finally`` that awaits
+                error.add_note(f"closing another task raised {other!r}")
+        raise error
 
     def _wait_for_events(self, block: bool) -> None:
         waiting = self._waiting
@@ -144,7 +236,7 @@ class Loop:
             timeout = max(0.0, min(self._sleeping.values()) - time.monotonic())
         if waiting:
             tasks = list(waiting)
-            for index in poll(list(waiting.values()), timeout):
+            for index in poll(list(waiting.values()), timeout):  # the one poll call
                 task = tasks[index]
                 del waiting[task]
                 self._ready.append(task)
@@ -157,24 +249,16 @@ class Loop:
                     del self._sleeping[task]
                     self._ready.append(task)
 
-    def _pollable(self, wait: _Wait) -> Pollable:
-        """The (cached) pollable for a socket and direction."""
-        key = (id(wait.sock), wait.readiness)
-        pollable = self._pollables.get(key)
-        if pollable is None:
-            pollable = wait.sock.subscribe(wait.readiness)
-            self._pollables[key] = pollable
-        return pollable
+    def forget(self, sock: Socket) -> None:
+        """Drop what the loop keeps about ``sock`` (its pollables) now
+        rather than when the socket object is collected: before closing
+        it, or handing it to blocking code."""
+        state, sock.loop_state = sock.loop_state, None
+        if state is not None:
+            state.close()
 
-    def forget(self, sock: TcpSocket | UdpSocket) -> None:
-        """Drop the cached pollables of a socket about to be closed."""
-        self._drained.discard(id(sock))
-        for readiness in ("readable", "writable"):
-            pollable = self._pollables.pop((id(sock), readiness), None)
-            if pollable is not None:
-                pollable.close()
-
-    def close(self, sock: TcpSocket | UdpSocket) -> None:
+    def close(self, sock: Socket) -> None:
+        """`forget` the socket, then close it."""
         self.forget(sock)
         sock.close()
 
@@ -184,16 +268,9 @@ class Loop:
 
     async def accept(self, listener: TcpSocket) -> tuple[TcpStream, Any]:
         listener.set_blocking(False)
-        while True:
-            try:
-                conn, peer = listener.accept()
-            except NetError as error:
-                if error.code != _WOULD_BLOCK:
-                    raise
-                await _Wait(listener, "readable")
-                continue
-            conn.set_blocking(False)
-            return conn, peer
+        conn, peer = await _nonblocking(((listener, "readable"),), listener.accept)
+        conn.set_blocking(False)
+        return conn, peer
 
     async def accept_forever(self, listener: TcpSocket) -> AsyncIterator[tuple[TcpStream, Any]]:
         """Yield connections until the listener fails (e.g. shut down)."""
@@ -214,37 +291,25 @@ class Loop:
         exchange instead of 5). A full read means a busy stream: it yields
         so that the other connections get their turn.
         """
-        key = id(conn)
-        if key in self._drained:
-            await _Wait(conn, "readable")
-        while True:
-            try:
-                data = conn.recv(size)
-            except NetError as error:
-                if error.code != _WOULD_BLOCK:
-                    raise
-                await _Wait(conn, "readable")
-                continue
-            if len(data) < size:
-                self._drained.add(key)
-            else:
-                self._drained.discard(key)
-                await _YIELD  # fairness: let the other connections run
-            return data
+        state = conn.loop_state or _attach(conn)
+        if state.drained:
+            await _Wait(state.readable or _pollable(conn, "readable"))
+        data = await _nonblocking(((conn, "readable"),), conn.recv, size)
+        if len(data) < size:
+            state.drained = True
+        else:
+            state.drained = False
+            await _YIELD  # fairness: let the other connections run
+        return data
 
     async def send(self, conn: TcpSocket, data: bytes | bytearray | memoryview) -> int:
-        while True:
-            try:
-                return conn.send(data)
-            except NetError as error:
-                if error.code != _WOULD_BLOCK:
-                    raise
-                await _Wait(conn, "writable")
+        return await _nonblocking(((conn, "writable"),), conn.send, data)
 
     async def sendall(self, conn: TcpSocket, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
+        waits: Waits = ((conn, "writable"),)
         while view:
-            sent = await self.send(conn, view)
+            sent = await _nonblocking(waits, conn.send, view)
             view = view[sent:]
 
     async def splice(self, source: TcpSocket, target: TcpSocket,
@@ -258,53 +323,29 @@ class Loop:
         instead of 4). A would-block right after ``source`` was readable
         means ``target`` is full, so the next wait is for ``target``.
         """
-        key = id(source)
-        readable = False
-        if key in self._drained:
-            await _Wait(source, "readable")
-            readable = True
-        while True:
-            try:
-                moved = source.splice(target, max_len)
-            except NetError as error:
-                if error.code != _WOULD_BLOCK:
-                    raise
-                if readable:
-                    await _Wait(target, "writable")
-                    readable = False
-                else:
-                    await _Wait(source, "readable")
-                    readable = True
-                continue
-            if moved < max_len:
-                self._drained.add(key)
-            else:
-                self._drained.discard(key)
-                await _YIELD  # fairness: let the other connections run
-            return moved
+        state = source.loop_state or _attach(source)
+        waits: Waits
+        if state.drained:
+            await _Wait(state.readable or _pollable(source, "readable"))
+            waits = ((target, "writable"), (source, "readable"))
+        else:
+            waits = ((source, "readable"), (target, "writable"))
+        moved = await _nonblocking(waits, source.splice, target, max_len)
+        if moved < max_len:
+            state.drained = True
+        else:
+            state.drained = False
+            await _YIELD  # fairness: let the other connections run
+        return moved
 
     async def connect(self, conn: TcpSocket, address: Any) -> None:
         conn.set_blocking(False)
-        while True:
-            try:
-                conn.connect(address)
-                return
-            except NetError as error:
-                if error.code != _WOULD_BLOCK:
-                    raise
-                await _Wait(conn, "writable")
+        await _nonblocking(((conn, "writable"),), conn.connect, address)
 
     async def recvfrom(self, sock: UdpSocket, size: int) -> tuple[bytes, Any]:
         """One datagram and its sender, waiting with the other tasks (UDP
         servers that also serve TCP, e.g. syslog, need both in one loop)."""
         sock.set_blocking(False)
-        while True:
-            try:
-                data, sender = sock.recvfrom(size)
-            except NetError as error:
-                if error.code != _WOULD_BLOCK:
-                    raise
-                await _Wait(sock, "readable")
-                continue
-            await _YIELD
-            return data, sender
+        received = await _nonblocking(((sock, "readable"),), sock.recvfrom, size)
+        await _YIELD
+        return received

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from componentize_py_types import Err
 from wit_world.imports import socket as wsocket
@@ -24,6 +24,9 @@ from ._lane import Receiver, send_bytes, splice
 from ._poll import Pollable
 from ._preopen import take_preopens
 from ._resolve import resolve
+
+if TYPE_CHECKING:
+    from ._loop import SocketState
 
 __all__ = [
     "TcpNetwork", "TcpSocket", "TcpListener", "TcpStream", "IncompleteRead",
@@ -67,6 +70,8 @@ class TcpSocket:
         self._raw: socket_tcp.TcpSocket | None = raw
         self._receiver = Receiver()
         self.name = name
+        #: `Loop`'s state for this socket (its pollables); the loop's alone.
+        self.loop_state: SocketState | None = None
 
     @classmethod
     def from_preopened(cls: type[_S], raw: wsocket.Socket, name: str | None = None) -> _S:
@@ -193,6 +198,16 @@ class TcpSocket:
 
     def is_listening(self) -> bool:
         return self.raw.is_listening()
+
+    def option(self, name: str) -> Any:
+        """Any option of the contract by its WIT name (``"no-delay"``,
+        ``"keep-alive-idle-time"``, ...): a flag is a bool, a duration in
+        nanoseconds. A name the contract lacks raises AttributeError."""
+        return call(getattr(self.raw, name.replace("-", "_")))
+
+    def set_option(self, name: str, value: Any) -> None:
+        """Set an option by its WIT name (see `option`)."""
+        call(getattr(self.raw, "set_" + name.replace("-", "_")), value)
 
     def set_blocking(self, flag: bool) -> None:
         call(self.raw.set_blocking, flag)

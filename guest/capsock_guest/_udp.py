@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wit_world.imports import socket as wsocket
 from wit_world.imports import socket_udp
@@ -13,6 +13,9 @@ from ._errors import NetError, call
 from ._lane import Receiver, send_datagram
 from ._poll import Pollable
 from ._preopen import take_preopens
+
+if TYPE_CHECKING:
+    from ._loop import SocketState
 
 __all__ = ["UdpNetwork", "UdpSocket", "udp_network", "preopened_udp_sockets"]
 
@@ -35,6 +38,8 @@ class UdpSocket:
         self._raw: socket_udp.UdpSocket | None = raw
         self.name = name
         self._receiver = Receiver()
+        #: `Loop`'s state for this socket (its pollables); the loop's alone.
+        self.loop_state: SocketState | None = None
 
     @classmethod
     def from_preopened(cls: type[_U], raw: wsocket.Socket, name: str | None = None) -> _U:
@@ -84,17 +89,27 @@ class UdpSocket:
 
     @property
     def hop_limit(self) -> int:
-        return call(self.raw.unicast_hop_limit)
+        return call(self.raw.hop_limit)
 
     @hop_limit.setter
     def hop_limit(self, value: int) -> None:
-        call(self.raw.set_unicast_hop_limit, value)
+        call(self.raw.set_hop_limit, value)
 
     def local_address(self) -> Address:
         return from_wit(call(self.raw.local_address))
 
     def remote_address(self) -> Address:
         return from_wit(call(self.raw.remote_address))
+
+    def option(self, name: str) -> Any:
+        """Any option of the contract by its WIT name (``"no-delay"``,
+        ``"keep-alive-idle-time"``, ...): a flag is a bool, a duration in
+        nanoseconds. A name the contract lacks raises AttributeError."""
+        return call(getattr(self.raw, name.replace("-", "_")))
+
+    def set_option(self, name: str, value: Any) -> None:
+        """Set an option by its WIT name (see `option`)."""
+        call(getattr(self.raw, "set_" + name.replace("-", "_")), value)
 
     def set_blocking(self, flag: bool) -> None:
         call(self.raw.set_blocking, flag)

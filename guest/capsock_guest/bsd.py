@@ -36,10 +36,11 @@ Differences from CPython's socket module
   per open socket, -1 once closed) so that `selectors` and code that
   registers ``obj.fileno()`` work; it means nothing to `os`. `select.select`
   on it does not work: use `selectors` (this package's, built on `poll`).
-- Options: those the contract has (``SO_REUSEADDR``, ``SO_KEEPALIVE``,
-  ``TCP_NODELAY``, ``SO_RCVBUF``, ``SO_SNDBUF``, ``IP_TTL`` /
-  ``IPV6_UNICAST_HOPS``), plus read-only ``SO_TYPE`` and ``SO_ERROR`` (the
-  outcome of a non-blocking connect); any other raises ``OSError(ENOPROTOOPT)``.
+- Options: those the contract has, one row each in `socket._OPTIONS`
+  (``SO_REUSEADDR``, ``SO_KEEPALIVE``, ``TCP_NODELAY``, ``SO_RCVBUF``,
+  ``IP_TTL`` / ``IPV6_UNICAST_HOPS``, ...), plus read-only ``SO_TYPE`` and
+  ``SO_ERROR`` (the outcome of a non-blocking connect); any other raises
+  ``OSError(ENOPROTOOPT)``.
 - `getaddrinfo` parses IP literals locally; names go to the resolver
   capability (``--allow-resolve``), including ``localhost``. No reverse
   lookups: `getfqdn` returns its argument, `gethostbyaddr` raises `herror`.
@@ -63,6 +64,7 @@ import io
 import ipaddress
 import os
 import weakref
+from collections.abc import Callable
 from enum import IntEnum, IntFlag
 from typing import Any
 
@@ -135,7 +137,7 @@ _PEEK = int(MsgFlag.MSG_PEEK)
 IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_IPV6 = 0, 6, 17, 41
 SOL_SOCKET, SOL_TCP, SOL_UDP, SOL_IP = 1, 6, 17, 0
 SO_REUSEADDR, SO_TYPE, SO_ERROR, SO_SNDBUF, SO_RCVBUF, SO_KEEPALIVE = 2, 3, 4, 7, 8, 9
-TCP_NODELAY = 1
+TCP_NODELAY, TCP_KEEPIDLE = 1, 4
 IP_TTL = 2
 IPV6_UNICAST_HOPS, IPV6_V6ONLY = 16, 26
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
@@ -144,6 +146,14 @@ SOMAXCONN = 4096
 NI_NUMERICHOST, NI_NUMERICSERV, NI_NAMEREQD, NI_DGRAM = 1, 2, 8, 16
 INADDR_ANY, INADDR_LOOPBACK, INADDR_BROADCAST = 0, 0x7F000001, 0xFFFFFFFF
 has_ipv6 = True
+
+#: How a `setsockopt` value becomes the WIT setter's argument, and the WIT
+#: getter's result a `getsockopt` value.
+_Conversion = tuple[Callable[[Any], Any], Callable[[Any], int]]
+_FLAG: _Conversion = (bool, int)
+_INT: _Conversion = (int, int)
+_SECONDS: _Conversion = (lambda seconds: int(seconds) * 1_000_000_000,
+                         lambda nanoseconds: int(nanoseconds) // 1_000_000_000)
 
 error = OSError
 timeout = TimeoutError
@@ -158,6 +168,7 @@ __all__ = [
     "AF_UNSPEC", "AF_INET", "AF_INET6", "SOCK_STREAM", "SOCK_DGRAM",
     "SOL_SOCKET", "SO_REUSEADDR", "SO_KEEPALIVE", "SO_SNDBUF", "SO_RCVBUF", "SO_TYPE",
     "SO_ERROR", "IPPROTO_IP", "IPPROTO_TCP", "IPPROTO_UDP", "IPPROTO_IPV6", "TCP_NODELAY",
+    "TCP_KEEPIDLE",
     "IP_TTL", "IPV6_UNICAST_HOPS", "IPV6_V6ONLY", "SHUT_RD", "SHUT_WR", "SHUT_RDWR",
     "SOCK_NONBLOCK", "SOCK_CLOEXEC",
     "MSG_PEEK", "MSG_DONTWAIT", "MSG_WAITALL", "MSG_NOSIGNAL", "SOMAXCONN",
@@ -623,29 +634,29 @@ class socket:  # noqa: N801  the name of Python's class
         except Err as e:
             raise _translate(e, invalid_state=_errno.ENOTCONN) from None
 
-    _OPTIONS: dict[tuple[int, int], tuple[str, str, str]] = {
-        # (level, option) -> (protocol, getter, setter); "" protocol = both
-        (SOL_SOCKET, SO_REUSEADDR): ("", "reuse_address", "set_reuse_address"),
-        (SOL_SOCKET, SO_KEEPALIVE): ("tcp", "keep_alive_enabled", "set_keep_alive_enabled"),
-        (SOL_SOCKET, SO_RCVBUF): ("", "receive_buffer_size", "set_receive_buffer_size"),
-        (SOL_SOCKET, SO_SNDBUF): ("", "send_buffer_size", "set_send_buffer_size"),
-        (IPPROTO_TCP, TCP_NODELAY): ("tcp", "no_delay", "set_no_delay"),
-        (IPPROTO_IP, IP_TTL): ("v4", "hop_limit", "set_hop_limit"),
-        (IPPROTO_IPV6, IPV6_UNICAST_HOPS): ("v6", "hop_limit", "set_hop_limit"),
+    _OPTIONS: dict[tuple[int, int], tuple[str, str, _Conversion]] = {
+        # (level, option) -> (sockets that have it, WIT getter, value conversion);
+        # "" = every socket. The WIT setter is "set_" + the getter.
+        (SOL_SOCKET, SO_REUSEADDR): ("", "reuse_address", _FLAG),
+        (SOL_SOCKET, SO_KEEPALIVE): ("tcp", "keep_alive_enabled", _FLAG),
+        (SOL_SOCKET, SO_RCVBUF): ("", "receive_buffer_size", _INT),
+        (SOL_SOCKET, SO_SNDBUF): ("", "send_buffer_size", _INT),
+        (IPPROTO_TCP, TCP_NODELAY): ("tcp", "no_delay", _FLAG),
+        (IPPROTO_TCP, TCP_KEEPIDLE): ("tcp", "keep_alive_idle_time", _SECONDS),
+        (IPPROTO_IP, IP_TTL): ("v4", "hop_limit", _INT),
+        (IPPROTO_IPV6, IPV6_UNICAST_HOPS): ("v6", "hop_limit", _INT),
     }
 
-    def _option(self, level: int, option: int) -> tuple[Any, str, str]:
+    def _option(self, level: int, option: int) -> tuple[Any, str, _Conversion]:
         entry = self._OPTIONS.get((level, option))
         raw = self._raw()
         if entry is not None:
-            scope, getter, setter = entry
+            scope, getter, conversion = entry
             ok = (scope == "" or (scope == "tcp" and self._tcp is not None)
                   or (scope == "v4" and self._family == AF_INET)
                   or (scope == "v6" and self._family == AF_INET6))
             if ok:
-                if self._udp is not None and getter == "hop_limit":
-                    getter, setter = "unicast_hop_limit", "set_unicast_hop_limit"
-                return raw, getter, setter
+                return raw, getter, conversion
         raise OSError(_errno.ENOPROTOOPT, f"{os.strerror(_errno.ENOPROTOOPT)} "
                                           f"(level {level}, option {option})")
 
@@ -653,11 +664,9 @@ class socket:  # noqa: N801  the name of Python's class
         """The options the contract has; others raise ``OSError(ENOPROTOOPT)``."""
         if isinstance(value, bytes | bytearray):
             value = int.from_bytes(value[:4], "little") if value else 0
-        raw, _, setter = self._option(level, option)
-        arg: Any = bool(value) if setter in ("set_reuse_address", "set_keep_alive_enabled",
-                                             "set_no_delay") else int(value)
+        raw, getter, (to_wit, _) = self._option(level, option)
         try:
-            getattr(raw, setter)(arg)
+            getattr(raw, f"set_{getter}")(to_wit(value))
         except Err as e:
             raise _translate(e) from None
 
@@ -666,9 +675,9 @@ class socket:  # noqa: N801  the name of Python's class
             return int(self._type)
         if (level, option) == (SOL_SOCKET, SO_ERROR):
             return self._so_error()
-        raw, getter, _ = self._option(level, option)
+        raw, getter, (_, from_wit_value) = self._option(level, option)
         try:
-            return int(getattr(raw, getter)())
+            return from_wit_value(getattr(raw, getter)())
         except Err as e:
             raise _translate(e) from None
 

@@ -93,7 +93,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="capsock",
         description="Run WebAssembly components with capability-based, "
-                    "deny-by-default networking (capsock:net@0.1.0).",
+                    "deny-by-default networking (capsock:net@0.2.0).",
         epilog="Run `capsock run --help` for the policy flags.",
     )
     parser.add_argument("--version", action=_VersionAction)
@@ -146,14 +146,19 @@ def _add_conformance(commands: _Commands) -> None:
     conformance.add_argument("--backend", choices=("os", "memory"), default="os",
                              help="the backend to check (default: os)")
     conformance.add_argument("--component", type=Path, default=None, metavar="WASM",
-                             help="the core probe (default: build/conformance.wasm)")
+                             help="the core probe (default: the probe shipped with capsock, "
+                                  "capsock/conformance/probe/app.py, built for the core world "
+                                  "with the build extra and cached)")
     conformance.add_argument("--fast-io-component", type=Path, default=None, metavar="WASM",
-                             help="the probe built with the fast-io extension "
-                                  "(default: build/conformance-fast-io.wasm)")
+                             help="the probe built with the fast-io extension (default: the "
+                                  "shipped probe, built so and cached)")
     conformance.add_argument("--extensions", default=None, metavar="LIST",
                              help="the extensions the host implements, comma-separated "
                                   "(default: this capsock's, fast-io; with --host-command: "
                                   "none, say what the other host implements)")
+    conformance.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                             help="where the built probes are cached "
+                                  "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
     conformance.add_argument("--json", type=Path, default=None, metavar="FILE",
                              help="also write the results as JSON")
     conformance.add_argument("--junit", type=Path, default=None, metavar="FILE",
@@ -172,8 +177,8 @@ def _add_build(commands: _Commands) -> None:
         "build",
         help="build a Python script or app into a capsock component (componentize-py)",
         description="Build APP.py into a component that exports wasi:cli/run and imports "
-                    "capsock:net, with componentize-py against capsock's WIT (found in the "
-                    "source tree capsock is installed from). APP.py may be a plain script "
+                    "capsock:net, with componentize-py against capsock's WIT (shipped with "
+                    "capsock). APP.py may be a plain script "
                     "written for `python APP.py` (its code runs at run time, sys.argv comes "
                     "from `capsock run ... APP.wasm ARGS`, and `import socket` is capsock's "
                     "BSD layer), or a module exporting `Run` (capsock_guest.run_main). "
@@ -187,6 +192,23 @@ def _add_build(commands: _Commands) -> None:
                        help="build cache (default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _add_compile(commands: _Commands) -> None:
+    compile_ = commands.add_parser(
+        "compile",
+        help="compile components into the compilation cache (like `wasmtime compile`)",
+        description="Compile each COMPONENT with the engine `capsock run` uses and store the "
+                    "result in the compilation cache, so that the first `capsock run` of it "
+                    "starts in milliseconds instead of compiling (~10 s for a "
+                    "componentize-py guest). Already cached components take milliseconds.",
+    )
+    compile_.add_argument("components", nargs="+", type=Path, metavar="COMPONENT",
+                          help="the components (.wasm) to compile")
+    compile_.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                          help="the compilation cache (default: $CAPSOCK_CACHE_DIR or "
+                               "~/.cache/capsock)")
+    compile_.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
 def _add_serve(commands: _Commands) -> None:
@@ -217,6 +239,7 @@ def _add_serve(commands: _Commands) -> None:
 
 _COMMANDS: dict[str, Callable[[_Commands], None]] = {
     "run": _add_run, "conformance": _add_conformance, "build": _add_build, "serve": _add_serve,
+    "compile": _add_compile,
 }
 
 
@@ -397,6 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_build(args)
     if args.command == "conformance":
         return run_conformance(args)
+    if args.command == "compile":
+        return run_compile(args)
     try:
         host = host_from_args(args)
     except ConfigError as error:
@@ -482,19 +507,24 @@ def run_conformance(args: argparse.Namespace) -> int:
         extensions = [name.strip() for name in args.extensions.split(",") if name.strip()]
     else:
         extensions = [] if args.host_command else list(EXTENSIONS)
-    paths = {"fast-io": args.fast_io_component or Path("build/conformance-fast-io.wasm")}
-    unknown = [name for name in extensions if name not in paths]
+    unknown = [name for name in extensions if name != "fast-io"]
     if unknown:
         print(f"capsock: error: no conformance cases for extension(s) {', '.join(unknown)} "
-              f"(known: {', '.join(paths)})", file=sys.stderr)
+              "(known: fast-io)", file=sys.stderr)
         return 2
-    probes = harness.Probes(args.component or Path("build/conformance.wasm"),
-                            {name: paths[name] for name in extensions})
+    core = args.component or _build_probe(args.cache_dir, core=True)
+    if core is None:
+        return 2
+    found: dict[str, Path] = {}
+    if "fast-io" in extensions:
+        fast_io = args.fast_io_component or _build_probe(args.cache_dir, core=False)
+        if fast_io is None:
+            return 2
+        found["fast-io"] = fast_io
+    probes = harness.Probes(core, found)
     for path in [probes.core, *probes.extensions.values()]:
         if not path.is_file():
-            print(f"capsock: error: no conformance probe at {path}: build it with "
-                  "`just build conformance conformance-fast-io` or pass --component / "
-                  "--fast-io-component", file=sys.stderr)
+            print(f"capsock: error: no conformance probe at {path}", file=sys.stderr)
             return 2
     factory = harness.peers_factory(args.backend)
     selected = args.select
@@ -511,9 +541,34 @@ def run_conformance(args: argparse.Namespace) -> int:
     return 0 if all(result.passed for result in results) else 1
 
 
+def _build_probe(cache_dir: Path | None, core: bool) -> Path | None:
+    """The conformance probe shipped with capsock, built (or found in the
+    build cache) with the toolchain for the core world (`core`) or with the
+    fast-io extension; None, with the reason on stderr, if not."""
+    from . import conformance, toolchain
+    from .runtime.cache import default_cache_dir
+
+    probe = Path(conformance.__file__).parent / "probe" / "app.py"
+    if not probe.is_file():
+        print(f"capsock: error: no conformance probe at {probe}; pass --component",
+              file=sys.stderr)
+        return None
+    cache = cache_dir or default_cache_dir()
+    output = cache / "conformance" / ("probe.wasm" if core else "probe-fast-io.wasm")
+    try:
+        toolchain.build_script(probe, output, cache, lambda text: print(
+            f"capsock conformance: building the probe: {text}", file=sys.stderr, flush=True),
+            world=toolchain.CORE_APP_WORLD if core else toolchain.APP_WORLD)
+    except toolchain.BuildError as error:
+        print(f"capsock: error: building the conformance probe ({probe}): {error}\n"
+              "  (or pass --component PROBE.wasm)", file=sys.stderr)
+        return None
+    return output
+
+
 def run_build(args: argparse.Namespace) -> int:
     """`capsock build`: progress on stderr, exit 1 on a failed build."""
-    from . import builder
+    from . import toolchain
     from .runtime.cache import default_cache_dir
 
     script: Path = args.script
@@ -525,13 +580,37 @@ def run_build(args: argparse.Namespace) -> int:
 
     progress(f"{script} -> {output}")
     try:
-        builder.build_script(script, output, args.cache_dir or default_cache_dir(),
-                             progress, force=args.force)
-    except builder.BuildError as error:
+        toolchain.build_script(script, output, args.cache_dir or default_cache_dir(),
+                               progress, force=args.force)
+    except toolchain.BuildError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 1
     progress(f"wrote {output}")
     return 0
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    """`capsock compile`: fill the compilation cache, as `capsock run` would."""
+    from .runtime.cache import default_cache_dir, load_component
+    from .runtime.engine import new_engine
+
+    cache_dir: Path = args.cache_dir or default_cache_dir()
+    engine = new_engine()  # the engine `capsock run` makes: same cache key
+    status = 0
+    for component in args.components:
+        if not component.is_file():
+            print(f"capsock: error: no such component: {component}", file=sys.stderr)
+            status = 2
+            continue
+        try:
+            load_component(engine, component, cache_dir)
+        except Exception as error:  # a broken component file
+            print(f"capsock: error: {component}: {error}", file=sys.stderr)
+            status = 2
+            continue
+        if not args.quiet:
+            print(f"capsock compile: {component}: compiled (cache {cache_dir})", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

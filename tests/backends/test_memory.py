@@ -20,6 +20,13 @@ from capsock.backends.memory import (
     MemoryStreamSocket,
     VirtualNetwork,
 )
+from capsock.backends.options import (
+    HOP_LIMIT,
+    NO_DELAY,
+    SEND_BUFFER_SIZE,
+    OptionKind,
+    SocketOption,
+)
 from capsock.errors import ErrorCode, NetError
 
 
@@ -189,7 +196,7 @@ def test_non_blocking_would_block(backend: MemoryBackend) -> None:
     conn, _ = server.accept()
     assert code_of(lambda: client.receive(10, False)) is ErrorCode.WOULD_BLOCK
     # a full send buffer: a partial send, then would-block
-    size = client.get_option("send-buffer-size")
+    size = client.get_option(SEND_BUFFER_SIZE)
     assert client.send(b"x" * (size + 10)) == size
     assert code_of(lambda: client.send(b"y")) is ErrorCode.WOULD_BLOCK
     assert len(conn.receive(size, False)) == size
@@ -216,7 +223,7 @@ def test_timeouts(backend: MemoryBackend) -> None:
     client.set_timeout(0.1)
     assert code_of(lambda: client.receive(10, False)) is ErrorCode.TIMEOUT
     # a blocking send into a peer that never reads
-    assert code_of(lambda: client.send(b"z" * (client.get_option("send-buffer-size") + 1))) \
+    assert code_of(lambda: client.send(b"z" * (client.get_option(SEND_BUFFER_SIZE) + 1))) \
         is ErrorCode.TIMEOUT
 
 
@@ -354,10 +361,11 @@ def test_ephemeral_ports_skip_ports_in_use() -> None:
 
 def test_options_are_stored_and_unknown_ones_not_supported(backend: MemoryBackend) -> None:
     sock = backend.tcp_socket(False)
-    sock.set_option("no-delay", 1)
-    assert sock.get_option("no-delay") == 1
-    assert sock.get_option("hop-limit") == 64
-    assert code_of(lambda: sock.get_option("bogus")) is ErrorCode.NOT_SUPPORTED
+    sock.set_option(NO_DELAY, 1)
+    assert sock.get_option(NO_DELAY) == 1
+    assert sock.get_option(HOP_LIMIT) == 64
+    bogus = SocketOption("bogus", OptionKind.FLAG, frozenset({"tcp"}), (0, 0), default=None)
+    assert code_of(lambda: sock.get_option(bogus)) is ErrorCode.NOT_SUPPORTED
 
 
 def test_adopting_os_sockets_is_not_supported(backend: MemoryBackend) -> None:

@@ -423,3 +423,16 @@ def test_getaddrinfo_answers_literals_locally(guests: dict[str, Path]) -> None:
         "('::1', 53, 0, 0))] "
         "kinds=[('AF_INET', 'SOCK_STREAM', 6), ('AF_INET', 'SOCK_DGRAM', 17)] "
         "byname=10.1.2.3 numeric=EAI_NONAME")
+
+
+@pytest.mark.parametrize("backend", ["os", "memory"])
+def test_keep_alive_idle_time_set_and_read_back(guests: dict[str, Path], backend: str) -> None:
+    """TCP_KEEPIDLE, the option added as WIT lines, one registry row and one
+    BSD row, end to end: `setsockopt` in the guest, then `getsockopt`. On
+    the OS backend the read-back is `getsockopt` on the host's real
+    descriptor (so the kernel holds 30 s); 0 is refused as the contract says."""
+    default = (Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text().strip()
+               if backend == "os" else "7200")
+    out = probe_try(guests, "keepidle", "30", "--backend", backend,
+                    "--allow-outbound=tcp://127.0.0.1:9")  # a TCP capability at all
+    assert out == f"ok default={default} set=30 got=30 zero=EINVAL"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -168,3 +169,57 @@ def test_splice_takes_two_borrowed_sockets(guests: dict[str, Path]) -> None:
                        "--allow-outbound=tcp://127.0.0.1:*", str(guests["poll"]), "splice")
     assert done.returncode == 0, f"{TWO_BORROWS}\n{done.stderr}"
     assert done.stdout.splitlines() == ["moved: 11 echoed: two borrows"], TWO_BORROWS
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["ready: []", "again: []"]
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+@pytest.fixture
+def echo_server() -> Iterator[int]:
+    """A native echo server, one thread per connection."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_loop_state_does_not_outlive_a_socket(guests: dict[str, Path], echo_server: int) -> None:
+    """Regression: the loop kept pollables and "drained" marks in dicts
+    keyed by ``id(sock)``; a socket closed without `Loop.close` left them
+    behind for the next socket at the same address, whose task then spun
+    on a pollable that is ready forever instead of waiting (hundreds of
+    receive attempts before its data came). With the state on the socket,
+    each new socket tries once and waits on its own pollable."""
+    count = 4
+    done = run_capsock("run", f"--allow-outbound=tcp://127.0.0.1:{echo_server}",
+                       str(guests["poll"]), "stale", f"127.0.0.1:{echo_server}", str(count))
+    assert done.returncode == 0, done.stderr
+    assert int(_field(done.stdout, "reused:")) > 0, f"case not met: {done.stdout}"
+    assert "attempts before data: 1" in done.stdout.splitlines(), done.stdout
+    received, _, sockets = done.stdout.split("received: ")[1].split()
+    assert received == "b" * int(sockets)
+
+
+def test_a_failing_task_is_raised_from_run(guests: dict[str, Path]) -> None:
+    """A task's exception ends `Loop.run` (as in asyncio.run and trio), not
+    a list nothing reads; every other task is closed first (its ``finally``
+    ran), and one that awaits while being closed is named in a note."""
+    done = run_capsock("run", "--allow-inbound=tcp://127.0.0.1:*", str(guests["poll"]),
+                       "failing")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "run raised: ValueError('boom')",
+        "note: closing another task raised "
+        "RuntimeError('coroutine ignored GeneratorExit')",
+        "closed: waiter sleeper stubborn",
+        "run again: returned",
+    ]

@@ -1,13 +1,17 @@
-"""`capsock build`'s pure parts: telling plain scripts from Run-exporting
-apps, finding the imports to bundle, and the generated wrapper."""
+"""The guest toolchain's pure parts: telling plain scripts from Run-exporting
+apps, finding the imports to bundle, the generated wrapper, and where the
+WIT and guest library are found."""
 
 from __future__ import annotations
 
 import ast
+import re
+from pathlib import Path
 
 import pytest
 
-from capsock import builder
+from capsock import toolchain as builder
+from capsock.toolchain import sources
 
 
 @pytest.mark.parametrize(("source", "plain"), [
@@ -54,6 +58,19 @@ def test_wrapper_installs_bsd_first_and_embeds_the_source() -> None:
 
 
 def test_find_sources_is_this_checkout() -> None:
-    sources = builder.find_sources()
-    assert (sources.wit / "socket.wit").is_file()
-    assert (sources.library / "bsd.py").is_file()
+    found = builder.find_sources()
+    root = Path(__file__).resolve().parents[2]
+    assert found.wit == root / "wit" and found.library == root / "guest" / "capsock_guest"
+    assert (found.wit / "socket.wit").is_file()
+    assert (found.library / "bsd.py").is_file()
+
+
+def test_net_world_follows_the_wit_package_version() -> None:
+    """The world guests include is read from wit/, so a contract bump needs
+    no edit in the toolchain."""
+    found = builder.find_sources()
+    text = "".join(path.read_text() for path in found.wit.glob("*.wit"))
+    version = re.search(r"^package capsock:net@([^;]+);", text, re.M)
+    assert version is not None
+    assert found.net_world == f"capsock:net/{sources.NET_WORLD_NAME}@{version.group(1)}"
+

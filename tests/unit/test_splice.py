@@ -30,6 +30,7 @@ import pytest
 
 from capsock.addresses import SocketAddress
 from capsock.backends.memory import MemoryBackend, VirtualNetwork
+from capsock.backends.options import RECEIVE_BUFFER_SIZE, SEND_BUFFER_SIZE
 from capsock.backends.os import OsBackend
 from capsock.binding.interfaces.fast_io import FastIo
 from capsock.binding.interfaces.socket_tcp import SocketTcp, TcpSocketResource
@@ -122,7 +123,7 @@ def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
             listener = network.listen(("127.0.0.1", next(ports)), timeout=WAIT)
             cleanup.append(listener.close)
             if peer_receive_buffer is not None:
-                listener.sock.set_option("receive-buffer-size", peer_receive_buffer)
+                listener.sock.set_option(RECEIVE_BUFFER_SIZE, peer_receive_buffer)
             sock = open_tcp(context, policy, False)
             sock.connect(listener.address)
             conn, _ = listener.accept()
@@ -179,7 +180,7 @@ def code_of(call: Callable[[], object]) -> str:
 def fill_target(rig: Rig) -> tuple[TcpSocket, Peer]:
     """A connected `dst` with small buffers whose peer does not read yet."""
     dst, b = rig.connect(4096)
-    dst.set_option("send-buffer-size", 4096)
+    dst.set_option(SEND_BUFFER_SIZE, 4096)
     return dst, b
 
 

@@ -11,6 +11,7 @@ programmers write it against `socket`, `selectors`, `http.server` and
                                server), wouldblock HOST:PORT, noname NAME,
                                denied-name NAME, bind-denied HOST:PORT,
                                connect-ex HOST:PORT, options HOST:PORT,
+                               keepidle SECONDS (TCP_KEEPIDLE set and read back),
                                gai NAME (local getaddrinfo answers),
                                udp HOST:PORT (an echo peer: sendto/recvfrom_into,
                                then connect/send/recv)
@@ -111,6 +112,17 @@ def try_kind(kind, arg):
             s.send(b"pong")
             data = s.recv(64)
             return f"{bytes(buf[:n]).decode()} {data.decode()} from {sender[0]}:{sender[1]}"
+    if kind == "keepidle":  # ARG: seconds; on a fresh TCP socket (no peer needed)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            before = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(arg))
+            got = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+            try:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 0)
+                zero = "accepted"
+            except OSError as e:
+                zero = errno.errorcode.get(e.errno, e.errno)
+            return f"default={before} set={arg} got={got} zero={zero}"
     if kind == "options":
         with socket.create_connection(split(arg), timeout=5) as s:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -14,6 +14,7 @@ from ..addresses import SocketAddress
 from ..errors import ErrorCode, NetError
 from .base import DatagramSocket, StreamSocket, set_up_or_close
 from .errno_map import net_error
+from .options import REUSE_ADDRESS, SocketOption
 from .resolvers import SystemResolver
 
 T = TypeVar("T")
@@ -23,15 +24,6 @@ T = TypeVar("T")
 def _shut_down_error() -> NetError:
     """A UDP receive on a socket the host shut down."""
     return NetError(ErrorCode.CONNECTION_ABORTED, "the host shut this socket down")
-
-#: Option names of the contract -> (level, optname) of `setsockopt`.
-OPTIONS: dict[str, tuple[int, int]] = {
-    "keep-alive": (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-    "no-delay": (socket.IPPROTO_TCP, socket.TCP_NODELAY),
-    "receive-buffer-size": (socket.SOL_SOCKET, socket.SO_RCVBUF),
-    "send-buffer-size": (socket.SOL_SOCKET, socket.SO_SNDBUF),
-    "reuse-address": (socket.SOL_SOCKET, socket.SO_REUSEADDR),
-}
 
 
 def _os_call(operation: Callable[[], T]) -> T:
@@ -69,13 +61,16 @@ class _OsSocket:
     def set_timeout(self, seconds: float | None) -> None:
         self._sock.settimeout(seconds)
 
-    def get_option(self, name: str) -> int:
-        level, optname = _option(name, self._sock)
-        return int(_os_call(lambda: self._sock.getsockopt(level, optname)))
+    def get_option(self, option: SocketOption) -> int:
+        """`getsockopt` with the option's (level, optname) for this family;
+        durations come back from seconds."""
+        level, optname = option.os_name(self._sock.family == socket.AF_INET6)
+        return int(_os_call(lambda: self._sock.getsockopt(level, optname))) * option.unit
 
-    def set_option(self, name: str, value: int) -> None:
-        level, optname = _option(name, self._sock)
-        _os_call(lambda: self._sock.setsockopt(level, optname, value))
+    def set_option(self, option: SocketOption, value: int) -> None:
+        level, optname = option.os_name(self._sock.family == socket.AF_INET6)
+        os_value = -(-value // option.unit)  # durations in whole seconds, rounded up
+        _os_call(lambda: self._sock.setsockopt(level, optname, os_value))
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -110,18 +105,6 @@ class OsStreamSocket(_OsSocket):
         else:
             how = socket.SHUT_RD if receive else socket.SHUT_WR
         _os_call(lambda: self._sock.shutdown(how))
-
-
-def _option(name: str, sock: socket.socket) -> tuple[int, int]:
-    """(level, optname) of a contract option for this socket's family."""
-    if name == "hop-limit":
-        if sock.family == socket.AF_INET6:
-            return socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS
-        return socket.IPPROTO_IP, socket.IP_TTL
-    try:
-        return OPTIONS[name]
-    except KeyError:
-        raise NetError(ErrorCode.NOT_SUPPORTED, f"option {name}") from None
 
 
 #: The largest UDP payload; a receive never needs a bigger buffer.
@@ -219,7 +202,7 @@ class OsBackend:
         back at once) and IPV6_V6ONLY (`[::]` never captures IPv4)."""
         sock = self.tcp_socket(address.is_ipv6)
         return set_up_or_close(
-            sock, lambda: sock.set_option("reuse-address", 1),
+            sock, lambda: sock.set_option(REUSE_ADDRESS, 1),
             lambda: sock.bind(address), lambda: sock.listen(backlog))
 
     def open_udp(self, address: SocketAddress) -> OsDatagramSocket:

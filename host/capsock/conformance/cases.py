@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..backends.options import SECOND, OptionKind, options_of
+
 #: The names the harness's DNS server (or memory resolver) answers.
 ZONE: dict[str, list[str]] = {
     "svc.test": ["127.0.0.1"],
@@ -140,6 +142,30 @@ _CASES: list[Case] = []
 def case(case_id: str, setup: str, kind: str, args: tuple[object, ...], expect: str,
          doc: str) -> None:
     _CASES.append(Case(case_id, setup, kind, args, expect, doc))
+
+
+#: Per kind of option: a value to set, and what reading it back must return
+#: (the host may round a buffer size; the rest come back as set).
+_OPTION_SAMPLES: dict[OptionKind, tuple[object, str]] = {
+    OptionKind.FLAG: (True, "value:True"),
+    OptionKind.COUNT: (42, "value:42"),
+    OptionKind.BYTES: (65536, r"re:value:[1-9]\d*"),
+    OptionKind.DURATION: (30 * SECOND, f"value:{30 * SECOND}"),
+}
+
+
+def option_cases(protocol: str) -> None:
+    """The option cases, from the option registry: every option of the
+    protocol round-trips, and a value below its minimum is refused."""
+    for option in options_of(protocol):
+        name = option.name.replace("-", "_")
+        value, expect = _OPTION_SAMPLES[option.kind]
+        case(f"{protocol}.option.{option.name}", protocol, f"{protocol}-option", (name, value),
+             expect, f"set-{option.name}, then {option.name} reads it back")
+        if option.minimum > 0:
+            case(f"{protocol}.option.{option.name}-below-minimum", protocol, f"{protocol}-option",
+                 (name, option.minimum - 1), "invalid-argument",
+                 f"{option.name} below {option.minimum} is refused")
 
 
 # -- socket ---------------------------------------------------------------------
@@ -311,24 +337,7 @@ case("tcp.is-listening.fresh", "tcp", "tcp-is-listening-fresh", (), "value:False
 # -- socket-tcp: options and modes ---------------------------------------------------------
 case("tcp.set-timeout.zero", "tcp", "tcp-set-timeout-zero", (), "invalid-argument",
      "a zero timeout is refused")
-case("tcp.option.keep-alive", "tcp", "tcp-option", ("keep_alive_enabled", True), "value:True",
-     "SO_KEEPALIVE round trip")
-case("tcp.option.no-delay", "tcp", "tcp-option", ("no_delay", True), "value:True",
-     "TCP_NODELAY round trip")
-case("tcp.option.hop-limit", "tcp", "tcp-option", ("hop_limit", 42), "value:True",
-     "a hop limit is kept")
-case("tcp.option.hop-limit-zero", "tcp", "tcp-option", ("hop_limit", 0), "invalid-argument",
-     "hop limit 0 is refused")
-case("tcp.option.receive-buffer", "tcp", "tcp-option", ("receive_buffer_size", 65536),
-     "value:True", "SO_RCVBUF set and read")
-case("tcp.option.receive-buffer-zero", "tcp", "tcp-option", ("receive_buffer_size", 0),
-     "invalid-argument", "a zero buffer is refused")
-case("tcp.option.send-buffer", "tcp", "tcp-option", ("send_buffer_size", 65536), "value:True",
-     "SO_SNDBUF set and read")
-case("tcp.option.send-buffer-zero", "tcp", "tcp-option", ("send_buffer_size", 0),
-     "invalid-argument", "a zero buffer is refused")
-case("tcp.option.reuse-address", "tcp", "tcp-option", ("reuse_address", True), "value:True",
-     "SO_REUSEADDR before bind")
+option_cases("tcp")
 case("tcp.option.reuse-address-after-bind", "tcp", "tcp-reuse-after-bind", ("127.0.0.1:0",),
      "invalid-state", "SO_REUSEADDR only before bind")
 case("tcp.from-socket.udp", "preopen-udp-as-tcp", "tcp-from-socket", ("udp",),
@@ -400,14 +409,7 @@ case("udp.peek.keeps-datagram", "udp", "udp-peek", ("{udp_echo}",), "value:peeke
      "a peeked datagram is received again")
 case("udp.receive.hidden-sender", "udp-hidden", "udp-hidden-sender", ("{udp_echo}",),
      "value:192.0.0.8:0", "--peer-address=hidden hides the sender")
-case("udp.option.hop-limit", "udp", "udp-option", ("unicast_hop_limit", 7), "value:True",
-     "unicast hop limit round trip")
-case("udp.option.hop-limit-zero", "udp", "udp-option", ("unicast_hop_limit", 0),
-     "invalid-argument", "hop limit 0 is refused")
-case("udp.option.receive-buffer", "udp", "udp-option", ("receive_buffer_size", 65536),
-     "value:True", "SO_RCVBUF")
-case("udp.option.send-buffer-zero", "udp", "udp-option", ("send_buffer_size", 0),
-     "invalid-argument", "a zero buffer is refused")
+option_cases("udp")
 case("udp.from-socket.preopen", "preopen-udp", "udp-preopen-echo", ("{udp_echo}",),
      "value:from the pre-open", "a --udpbind pre-open sends and receives")
 case("udp.from-socket.tcp", "preopen-tcp-as-udp", "udp-from-socket", ("tcp",),

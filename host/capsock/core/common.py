@@ -1,5 +1,8 @@
 """What TCP and UDP sockets of the core share: modes, options, closing.
 
+Option values are checked here against their row in
+:mod:`capsock.backends.options`, for both protocols and every backend.
+
 Both state machines have an ``UNBOUND`` and a ``CLOSED`` state; the rest
 of their states and transitions stay in `tcp.py` and `udp.py`.
 """
@@ -7,8 +10,9 @@ of their states and transitions stay in `tcp.py` and `udp.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from ..backends.options import OptionKind, SocketOption
 from ..errors import ErrorCode, NetError
 from .context import InstanceContext
 
@@ -26,12 +30,23 @@ def make_counted(context: InstanceContext, protocol: str, make: Callable[[], _Ma
         raise
 
 
-def cap_option(context: InstanceContext, name: str, value: int) -> int:
-    """Validate an option value; cap buffer sizes at `max_buffer_bytes`."""
-    if name in ("hop-limit", "receive-buffer-size", "send-buffer-size") and value <= 0:
-        raise NetError(ErrorCode.INVALID_ARGUMENT, f"{name} must be positive")
-    if name in ("receive-buffer-size", "send-buffer-size"):
+def normalise_option(context: InstanceContext, option: SocketOption, value: int) -> int:
+    """Validate a value against the option's row and bring it to what the
+    backend will hold: `invalid-argument` below the minimum, clamped to
+    the maximum, buffer sizes capped at `max_buffer_bytes`, durations
+    rounded up to whole seconds (never down to 0), flags 0 or 1."""
+    if value < option.minimum:
+        raise NetError(ErrorCode.INVALID_ARGUMENT,
+                       f"{option.name} must be at least {option.minimum}")
+    if option.maximum is not None:
+        value = min(value, option.maximum)
+    kind = option.kind
+    if kind is OptionKind.FLAG:
+        return int(bool(value))
+    if kind is OptionKind.BYTES:
         return min(value, context.limits.max_buffer_bytes)
+    if kind is OptionKind.DURATION:
+        return -(-value // option.unit) * option.unit
     return value
 
 
@@ -40,18 +55,20 @@ class _ModalSocket(Protocol):
 
     def set_blocking(self, blocking: bool) -> None: ...
     def set_timeout(self, seconds: float | None) -> None: ...
-    def get_option(self, name: str) -> int: ...
-    def set_option(self, name: str, value: int) -> None: ...
+    def get_option(self, option: SocketOption) -> int: ...
+    def set_option(self, option: SocketOption, value: int) -> None: ...
     def close(self) -> None: ...
 
 
 class SocketCore:
     """Blocking mode, timeouts, options and close for a core socket.
 
-    Subclasses set `context`, `sock` (the backend socket), `state` (an enum
-    with UNBOUND and CLOSED), `blocking`, `timeout` and `counted`.
+    Subclasses set `protocol` ("tcp" or "udp"), `context`, `sock` (the
+    backend socket), `state` (an enum with UNBOUND and CLOSED),
+    `blocking`, `timeout` and `counted`.
     """
 
+    protocol: ClassVar[str]
     context: InstanceContext
     sock: _ModalSocket
     state: Any
@@ -75,14 +92,22 @@ class SocketCore:
         else:
             self.sock.set_timeout(self.timeout)
 
-    def get_option(self, name: str) -> int:
-        return self.sock.get_option(name)
+    def get_option(self, option: SocketOption) -> int:
+        self._check_protocol(option)
+        return self.sock.get_option(option)
 
-    def set_option(self, name: str, value: int) -> None:
-        if name == "reuse-address" and self.state is not type(self.state).UNBOUND:
+    def set_option(self, option: SocketOption, value: int) -> None:
+        """Set an option after checking it against its registry row."""
+        self._check_protocol(option)
+        if option.before_bind and self.state is not type(self.state).UNBOUND:
             raise NetError(ErrorCode.INVALID_STATE,
-                           f"set-reuse-address on a {self.state.value} socket")
-        self.sock.set_option(name, cap_option(self.context, name, value))
+                           f"set-{option.name} on a {self.state.value} socket")
+        self.sock.set_option(option, normalise_option(self.context, option, value))
+
+    def _check_protocol(self, option: SocketOption) -> None:
+        if self.protocol not in option.protocols:
+            raise NetError(ErrorCode.NOT_SUPPORTED,
+                           f"{option.name} is not an option of {self.protocol} sockets")
 
     def close(self) -> None:
         closed = type(self.state).CLOSED

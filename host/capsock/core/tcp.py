@@ -70,6 +70,8 @@ def check_family(address: SocketAddress, ipv6: bool) -> None:
 class TcpSocket(SocketCore):
     """A guest's TCP socket: state, policy, and the backend socket."""
 
+    protocol = "tcp"
+
     def __init__(self, context: InstanceContext, policy: Policy, sock: StreamSocket,
                  ipv6: bool, state: TcpState = TcpState.UNBOUND) -> None:
         self.context = context

@@ -80,6 +80,8 @@ def check_destination(address: SocketAddress, ipv6: bool) -> None:
 class UdpSocket(SocketCore):
     """A guest's UDP socket: state, policy, and the backend socket."""
 
+    protocol = "udp"
+
     def __init__(self, context: InstanceContext, policy: Policy, sock: DatagramSocket,
                  ipv6: bool, state: UdpState = UdpState.UNBOUND,
                  preopened: bool = False) -> None:

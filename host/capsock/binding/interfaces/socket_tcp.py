@@ -36,7 +36,7 @@ class TcpCapableNetwork:
         return TcpCapableNetwork(self.context, narrower)
 
 
-class TcpSocketResource(SocketResource):
+class TcpSocketResource(SocketResource, protocol="tcp"):
     """`resource tcp-socket`: WIT conversions around a core TcpSocket."""
 
     def __init__(self, core: TcpSocket) -> None:
@@ -78,24 +78,6 @@ class TcpSocketResource(SocketResource):
 
     def shutdown(self, shutdown_type: str) -> None:
         self.core.shutdown(shutdown_type in ("receive", "both"), shutdown_type in ("send", "both"))
-
-    def keep_alive_enabled(self) -> bool:
-        return bool(self.core.get_option("keep-alive"))
-
-    def set_keep_alive_enabled(self, value: bool) -> None:
-        self.core.set_option("keep-alive", int(value))
-
-    def no_delay(self) -> bool:
-        return bool(self.core.get_option("no-delay"))
-
-    def set_no_delay(self, value: bool) -> None:
-        self.core.set_option("no-delay", int(value))
-
-    def hop_limit(self) -> int:
-        return self.core.get_option("hop-limit")
-
-    def set_hop_limit(self, value: int) -> None:
-        self.core.set_option("hop-limit", value)
 
 
 class SocketTcp:

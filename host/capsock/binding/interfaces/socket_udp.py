@@ -36,7 +36,7 @@ class UdpCapableNetwork:
         return UdpCapableNetwork(self.context, narrower)
 
 
-class UdpSocketResource(SocketResource):
+class UdpSocketResource(SocketResource, protocol="udp"):
     """`resource udp-socket`: WIT conversions around a core UdpSocket."""
 
     def __init__(self, core: UdpSocket) -> None:
@@ -71,12 +71,6 @@ class UdpSocketResource(SocketResource):
     def peek(self, max_len: int) -> dict[str, Any]:
         data, sender = self.core.receive(max_len, peek=True)
         return {"data": data, "remote-address": address_to_wit(sender)}
-
-    def unicast_hop_limit(self) -> int:
-        return self.core.get_option("hop-limit")
-
-    def set_unicast_hop_limit(self, value: int) -> None:
-        self.core.set_option("hop-limit", value)
 
 
 class SocketUdp:
