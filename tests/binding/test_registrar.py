@@ -17,9 +17,9 @@ from capsock.binding.handles import HandleTable
 from capsock.binding.interfaces import interfaces_for
 from capsock.binding.interfaces.socket_tcp import SocketTcp
 from capsock.binding.registrar import VERSION, LinkError, VersionError, link
-from capsock.builder import find_tool
 from capsock.core.context import InstanceContext
 from capsock.runtime.cache import load_component
+from capsock.toolchain.tools import find_tool
 
 from ..conftest import capsock_command, capsock_env
 from ..e2e.helpers import NativeServer

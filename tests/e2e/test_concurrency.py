@@ -169,8 +169,6 @@ def test_splice_takes_two_borrowed_sockets(guests: dict[str, Path]) -> None:
                        "--allow-outbound=tcp://127.0.0.1:*", str(guests["poll"]), "splice")
     assert done.returncode == 0, f"{TWO_BORROWS}\n{done.stderr}"
     assert done.stdout.splitlines() == ["moved: 11 echoed: two borrows"], TWO_BORROWS
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["ready: []", "again: []"]
 
 
 class _Echo(socketserver.BaseRequestHandler):
