@@ -88,7 +88,7 @@ from ._errors import (
     code_name,
     gaierror,
 )
-from ._lane import Receiver, from_lane, send_bytes, to_lane
+from ._lane import Receiver, send_bytes, send_datagram
 from ._resolve import resolver as _resolver
 from ._tcp import tcp_network
 from ._udp import udp_network
@@ -532,7 +532,7 @@ class socket:  # noqa: N801  the name of Python's class
             return self.send(data)
         target = None if address is None else _sockaddr(self._family, address, False)
         try:
-            return self._udp.send_latin1(to_lane(data), target)
+            return send_datagram(self._udp, data, target)
         except Err as e:
             raise _translate(e, invalid_state=_errno.EDESTADDRREQ) from None
 
@@ -557,10 +557,10 @@ class socket:  # noqa: N801  the name of Python's class
             if flags and flags & _PEEK:
                 d = self._udp.peek(bufsize)
                 return d.data, from_wit(d.remote_address)
-            t = self._udp.receive_latin1(bufsize)
+            data, sender = self._receiver.receive_datagram(self._udp, bufsize)
         except Err as e:
             raise _translate(e, invalid_state=_errno.EINVAL) from None
-        return from_lane(t.data), from_wit(t.remote_address)
+        return data, from_wit(sender)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
