@@ -19,9 +19,7 @@ from wasmtime.component import Component, Linker
 from ..addresses import SocketAddress, parse_host_port
 from ..backends.base import Backend, Resolver
 from ..backends.os import OsBackend
-from ..binding.handles import HandleTable
-from ..binding.interfaces import interfaces_for
-from ..binding.registrar import link
+from ..binding import HandleTable, interfaces_for, link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits

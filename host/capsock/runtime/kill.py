@@ -46,10 +46,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from wasmtime import Engine, Store
-from wasmtime import _ffi as ffi
 
 from .._log import log
-from ..binding.handles import HandleTable
+from ..binding import (
+    UPDATE_DEADLINE_CONTINUE,
+    DeadlineCallback,
+    HandleTable,
+    error_new,
+    set_epoch_deadline_callback,
+)
 from ..core.context import InstanceContext
 
 #: What the killed guest's trap says, and `GuestKilled.reason` by default.
@@ -58,11 +63,6 @@ DEFAULT_REASON = "killed by the embedder"
 #: what the embedder chose; this is `TcpListenSpec`'s default).
 RESTORED_BACKLOG = 128
 
-_DeadlineCallback = ctypes.CFUNCTYPE(
-    ctypes.c_size_t, ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_void_p,
-    ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t))
-_NoFinalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_UPDATE_DEADLINE_CONTINUE = 0
 
 
 class GuestKilled(Exception):
@@ -146,7 +146,7 @@ class RunGuard:
         #: Backend sockets the embedder passed in (it may hold dups of them).
         self._shared = {id(sock) for sock in shared}
         self._restore: list[tuple[socket.socket, tuple[Any, ...]]] = []
-        self._callback = _DeadlineCallback(self._on_deadline)
+        self._callback = DeadlineCallback(self._on_deadline)
         if switch is not None:
             reason = switch._attach(self)
             if reason is not None:
@@ -173,10 +173,7 @@ class RunGuard:
         On an engine without epoch interruption this is inert: the
         deadline is never checked.
         """
-        ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), self._callback, None,
-                                                   _NoFinalizer())
-        # Keep the ctypes trampoline alive as long as the store can call it.
-        store.__dict__["_capsock_deadline_callback"] = self._callback
+        set_epoch_deadline_callback(store, self._callback)
         with self._lock:  # a kill that came first (during compilation) must not be missed
             store.set_epoch_deadline(0 if self._reason is not None else 1)
 
@@ -213,10 +210,9 @@ class RunGuard:
         here once; that costs one Python call per running store per kill.
         """
         if self._reason is not None:
-            error = ffi.wasmtime_error_new(self._reason.encode())
-            return int(ctypes.cast(error, ctypes.c_void_p).value or 0)
+            return error_new(self._reason)
         delta[0] = 1
-        kind[0] = _UPDATE_DEADLINE_CONTINUE
+        kind[0] = UPDATE_DEADLINE_CONTINUE
         return 0
 
     # -- the killing thread, under self._lock --------------------------------------
