@@ -15,7 +15,7 @@ from ._wasmtime_capi import (
     set_epoch_deadline_callback,
 )
 from .handles import HandleTable
-from .interfaces import EXTENSIONS, interfaces_for
+from .interfaces import EXTENSIONS, held_sockets, interfaces_for
 from .registrar import link
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "DeadlineCallback",
     "HandleTable",
     "error_new",
+    "held_sockets",
     "interfaces_for",
     "link",
     "set_epoch_deadline_callback",
