@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from .._log import log
-from ..addresses import SocketAddress
+from ..addresses import MAX_DATAGRAM, SocketAddress
 from ..errors import ErrorCode, NetError
 from .base import DatagramSocket, StreamSocket, set_up_or_close
 from .errno_map import net_error
@@ -110,7 +110,6 @@ class OsStreamSocket(_OsSocket):
 
 
 #: The largest UDP payload; a receive never needs a bigger buffer.
-MAX_DATAGRAM = 65535
 
 
 class _SockaddrUnspec(ctypes.Structure):
