@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "host" / "capsock"
@@ -53,3 +54,17 @@ def test_the_policy_imports_nothing_of_capsock_outside_itself() -> None:
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) \
                     else [node.module or ""]
                 assert not any(n.startswith("capsock") for n in names), path
+
+
+def test_the_readmes_layout_table_names_real_places() -> None:
+    """README "How the host is built" tells a newcomer which folder to open
+    for each kind of change: every place it names exists."""
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    section = readme.split("## How the host is built\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    places = [p for row in rows for p in re.findall(r"`([^`]+)`", row.rsplit("|", 2)[1])]
+    assert len(rows) >= 6 and places
+    for place in places:
+        path = (PACKAGE.parent / place) if place.startswith("capsock/") \
+            else PACKAGE.parents[1] / place if "/" in place else PACKAGE / place
+        assert path.exists(), place
