@@ -5,7 +5,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, NamedTuple
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# The policy is the floor: the address types and bounds it judges are
+# defined there once (it imports nothing of capsock's), and shared from here.
+from .policy.rules import MAX_PORT, IPAddress
+
+#: The largest UDP payload (a 16-bit length field): a receive never asks for
+#: more, and the limits cannot allow more.
+MAX_DATAGRAM = 65535
 
 
 class SocketAddress(NamedTuple):
@@ -67,6 +73,9 @@ def parse_host_port(text: str) -> SocketAddress:
         ip = ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(f"{text!r}: {host!r} is not an IP address") from None
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"{text!r}: port must be 0..65535")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= MAX_PORT:
+        raise ValueError(f"{text!r}: port must be 0..{MAX_PORT}")
     return SocketAddress(ip, int(port_text))
+
+
+__all__ = ["MAX_DATAGRAM", "MAX_PORT", "IPAddress", "SocketAddress", "parse_host_port"]

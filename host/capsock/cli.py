@@ -500,7 +500,7 @@ def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
 
 
 def run_conformance(args: argparse.Namespace) -> int:
-    from .binding.interfaces import EXTENSIONS
+    from .binding import EXTENSIONS
     from .conformance import harness  # imports dnspython; only this command needs it
 
     if args.extensions is not None:

@@ -96,7 +96,7 @@ def code_of(action: object) -> ErrorCode | None:
 
 
 def tcp(context: InstanceContext) -> TcpSocket:
-    return open_tcp(context, context.policy, False)
+    return open_tcp(context, context.checker, False)
 
 
 def test_below_the_minimum_is_invalid_argument(context: InstanceContext) -> None:
@@ -138,7 +138,7 @@ def test_before_bind_options_are_refused_after_bind(context: InstanceContext) ->
 
 
 def test_an_option_of_the_other_protocol_is_not_supported(context: InstanceContext) -> None:
-    udp = open_udp(context, context.policy, False)
+    udp = open_udp(context, context.checker, False)
     assert code_of(lambda: udp.set_option(KEEP_ALIVE_ENABLED, 1)) is ErrorCode.NOT_SUPPORTED
     assert code_of(lambda: udp.get_option(KEEP_ALIVE_ENABLED)) is ErrorCode.NOT_SUPPORTED
     udp.close()

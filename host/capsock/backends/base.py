@@ -122,6 +122,19 @@ class Backend(Protocol):
         """
         ...
 
+    def interrupt(self, sock: StreamSocket | DatagramSocket,
+                  shared: bool) -> Callable[[], None] | None:
+        """Wake, from another thread, every call blocked on `sock` (the
+        kill switch: the guest is being stopped), making them fail at once.
+
+        `shared`: the embedder holds another reference to the socket (a
+        `dup` of a pre-open it passed in) and keeps using it after the
+        guest is gone. Returns what to call once the guest is gone to give
+        the embedder its socket back as it was (a listener listening
+        again), or None when there is nothing to restore.
+        """
+        ...
+
     def default_resolver(self) -> Resolver:
         """The resolver that belongs to this backend's network, used when
         the host is given none (the system's for the OS; the virtual

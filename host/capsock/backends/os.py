@@ -8,9 +8,11 @@ import os
 import select
 import socket
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
-from ..addresses import SocketAddress
+from .._log import log
+from ..addresses import MAX_DATAGRAM, SocketAddress
 from ..errors import ErrorCode, NetError
 from .base import DatagramSocket, StreamSocket, set_up_or_close
 from .errno_map import net_error
@@ -108,7 +110,6 @@ class OsStreamSocket(_OsSocket):
 
 
 #: The largest UDP payload; a receive never needs a bigger buffer.
-MAX_DATAGRAM = 65535
 
 
 class _SockaddrUnspec(ctypes.Structure):
@@ -182,6 +183,30 @@ class OsBackend:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         return OsStreamSocket(sock)
 
+    def interrupt(self, sock: StreamSocket | DatagramSocket,
+                  shared: bool) -> Callable[[], None] | None:
+        """`shutdown(2)` the socket: a blocked `accept`, `recv`, `poll`,
+        `connect` or `send` returns an error at once.
+
+        A dup shares its socket, so a shared TCP listener stops listening
+        for the embedder too: the returned restore makes it listen again
+        (bound again to the same address if the kernel released an
+        ephemeral port). Connections queued at the kill are reset.
+        """
+        if not isinstance(sock, _OsSocket):
+            raise NetError(ErrorCode.INVALID_ARGUMENT, "not a socket of this backend")
+        raw = sock.raw
+        restore: Callable[[], None] | None = None
+        if shared:
+            address = _listening_address(raw)
+            if address is not None:
+                restore = partial(_relisten, raw, address)
+        try:
+            raw.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # never connected, or already closed: nothing blocks on it
+        return restore
+
     def adopt_tcp(self, sock: socket.socket) -> OsStreamSocket:
         """Wrap a socket the operator pre-opened."""
         return OsStreamSocket(sock)
@@ -252,3 +277,41 @@ def _fileno(sock: StreamSocket | DatagramSocket) -> int:
         return int(sock.fileno())
     except (OSError, ValueError):
         return -1
+
+
+#: The backlog a restored shared listener gets (the kernel cannot tell what
+#: the embedder chose; this is `TcpListenSpec`'s default).
+RESTORED_BACKLOG = 128
+
+
+def _listening_address(raw: socket.socket) -> tuple[Any, ...] | None:
+    """The bound address of a listening TCP socket, else None."""
+    try:
+        listening = raw.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        address: tuple[Any, ...] = raw.getsockname()
+    except OSError:
+        return None
+    return address if listening and raw.type == socket.SOCK_STREAM else None
+
+
+def _relisten(raw: socket.socket, address: tuple[Any, ...]) -> None:
+    """Make a shared listener listen again after `interrupt`'s `shutdown(2)`.
+
+    Linux keeps a fixed port through the shutdown but releases an
+    ephemeral one (bound with port 0); binding to the same address again
+    takes it back (EINVAL: still bound, fine).
+    """
+    if raw.fileno() < 0:
+        return
+    try:
+        raw.bind(address)
+    except OSError:
+        pass
+    try:
+        raw.listen(RESTORED_BACKLOG)
+        now = raw.getsockname()
+    except OSError as error:
+        log.warning("capsock: cannot listen again on %s after a kill: %s", address, error)
+        return
+    if now != address:  # someone took the released port meanwhile
+        log.warning("capsock: the listener on %s listens on %s after a kill", address, now)

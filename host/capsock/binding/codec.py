@@ -68,7 +68,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from wasmtime import _ffi as ffi
 from wasmtime.component import (
     S8,
     S16,
@@ -94,6 +93,7 @@ from wasmtime.component import (
 )
 
 from ..addresses import IPAddress, SocketAddress
+from ._wasmtime_capi import dll, ffi
 
 Context = Any  # the wasmtime_context_t * of a call, an int
 Lift = Callable[[Context, int], Any]
@@ -181,7 +181,7 @@ class _CApi:
         p, size, u32, b = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_bool
 
         def bind(name: str, restype: Any, *argtypes: Any) -> Any:
-            return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ffi.dll))
+            return ctypes.PYFUNCTYPE(restype, *argtypes)((name, dll))
 
         self.byte_vec_new = bind("wasm_byte_vec_new", None, p, size, ctypes.c_char_p)
         self.val_new = bind("wasmtime_component_val_new", p, p)
@@ -198,11 +198,6 @@ class _CApi:
         self.host_rep = bind("wasmtime_component_resource_host_rep", u32, p)
         self.host_delete = bind("wasmtime_component_resource_host_delete", None, p)
         self.host_to_any = bind("wasmtime_component_resource_host_to_any", p, p, p, p)
-
-
-capi = _CApi()
-_byte_vec_new = capi.byte_vec_new
-_val_new = capi.val_new
 
 
 capi = _CApi()

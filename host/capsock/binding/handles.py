@@ -38,11 +38,10 @@ import itertools
 import threading
 from typing import Any
 
-from wasmtime import WasmtimeError
-from wasmtime import _ffi as ffi
 from wasmtime.component import ResourceType
 
 from .._log import log
+from ._wasmtime_capi import error_from_pointer as _error
 from .codec import _P as _PAYLOAD
 from .codec import _WORDS, Context, Lift, Resources, _word, capi
 
@@ -190,7 +189,3 @@ class HandleTable(Resources):
 _any_to_host = capi.any_to_host
 _host_rep = capi.host_rep
 _host_delete = capi.host_delete
-
-
-def _error(pointer: int) -> WasmtimeError:
-    return WasmtimeError._from_ptr(ctypes.cast(pointer, ctypes.POINTER(ffi.wasmtime_error_t)))

@@ -46,8 +46,7 @@ import itertools
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from wasmtime import Engine, WasmtimeError
-from wasmtime import _ffi as ffi
+from wasmtime import Engine
 from wasmtime.component import (
     Component,
     ComponentInstanceType,
@@ -61,6 +60,7 @@ from wasmtime.component import (
 
 from .._log import log
 from ..errors import ErrorCode, NetError
+from ._wasmtime_capi import dll, error_from_pointer, error_new
 from .codec import VAL_SIZE, Compiler, Lift, Lower
 from .handles import HandleTable
 
@@ -163,8 +163,7 @@ def _lifter(lifts: list[Lift]) -> Callable[[int, int], tuple[Any, ...]]:
 
 
 def _trap(message: str) -> int:
-    pointer = WasmtimeError(message)._consume()
-    return ctypes.cast(pointer, ctypes.c_void_p).value or 0
+    return error_new(message)
 
 
 _CALLS: dict[int, Any] = {}  # id -> the C callback, kept alive until wasmtime drops it
@@ -182,7 +181,7 @@ def _finalize(env: int | None) -> None:
     _CALLS.pop(env or 0, None)
 
 
-_add_func_c = ffi.dll["wasmtime_component_linker_instance_add_func"]
+_add_func_c = dll["wasmtime_component_linker_instance_add_func"]
 _add_func_c.restype = ctypes.c_void_p
 _add_func_c.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, _CALLBACK,
                         ctypes.c_void_p, _FINALIZER]
@@ -197,7 +196,7 @@ def _add_func(instance: LinkerInstance, name: str, call: Call) -> None:
                         callback, call_id, _finalize)
     if error:
         _CALLS.pop(call_id, None)
-        raise WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
+        raise error_from_pointer(error)
 
 
 def _is_error_code(compiler: Compiler, ty: Any) -> bool:

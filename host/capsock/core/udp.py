@@ -35,7 +35,7 @@ import enum
 import time
 from collections import OrderedDict
 
-from ..addresses import IPAddress, SocketAddress
+from ..addresses import MAX_DATAGRAM, IPAddress, SocketAddress
 from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use
@@ -43,9 +43,9 @@ from .common import SocketCore, make_counted
 from .context import InstanceContext
 from .tcp import check_family
 
-#: The largest payload one datagram can carry (IPv4 and IPv6 without
-#: jumbograms); `Limits.max_datagram` may lower it per instance.
-MAX_DATAGRAM = 65535
+# MAX_DATAGRAM (addresses.py), the largest payload one datagram can carry
+# (IPv4 and IPv6 without jumbograms); `Limits.max_datagram` may lower it
+# per instance. Re-exported here for the core's users.
 #: How many recent senders a socket may reply to without an outbound rule.
 MAX_REPLY_PEERS = 1024
 

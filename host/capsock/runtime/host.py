@@ -17,11 +17,9 @@ from wasmtime import Engine, ExitTrap, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Linker
 
 from ..addresses import SocketAddress, parse_host_port
-from ..backends.base import Backend, Resolver
-from ..backends.os import OsBackend
-from ..binding.handles import HandleTable
-from ..binding.interfaces import interfaces_for
-from ..binding.registrar import link
+from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
+from ..backends.os import OsBackend, OsDatagramSocket, OsStreamSocket
+from ..binding import HandleTable, interfaces_for, link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
@@ -47,14 +45,24 @@ class TcpListenSpec(NamedTuple):
         return cls(parse_host_port(text))
 
 
-def open_listener(spec: TcpListenSpec) -> tuple[socket.socket, str]:
-    """Open an OS listener for sharing (`capsock serve` dups it per
-    instance); its name is its real bound address."""
+def open_listener(spec: TcpListenSpec, backend: Backend) -> tuple[socket.socket, str]:
+    """Open a listener for sharing with `backend` (`capsock serve` dups it
+    per instance, across processes too, so it must be an OS socket); its
+    name is its real bound address."""
     try:
-        sock = OsBackend().open_listener(spec.address, spec.backlog)
+        sock = backend.open_listener(spec.address, spec.backlog)
     except NetError as error:
         raise RunError(f"cannot listen on {spec.address}: {error.detail or error}") from None
-    return sock.raw, str(sock.local_address())
+    return _shareable(sock), str(sock.local_address())
+
+
+def _shareable(sock: StreamSocket | DatagramSocket) -> socket.socket:
+    """The OS socket under a backend's socket, or RunError (closing it)."""
+    if isinstance(sock, (OsStreamSocket, OsDatagramSocket)):
+        return sock.raw
+    sock.close()
+    raise RunError("shared pre-opens are OS sockets handed to each instance as a dup: "
+                   f"the backend made {type(sock).__name__}, use an OS backend")
 
 
 class UdpBindSpec(NamedTuple):
@@ -67,13 +75,14 @@ class UdpBindSpec(NamedTuple):
         return cls(parse_host_port(text))
 
 
-def open_udp(spec: UdpBindSpec) -> tuple[socket.socket, str]:
-    """Open an OS UDP socket for sharing; its name is its real bound address."""
+def open_udp(spec: UdpBindSpec, backend: Backend) -> tuple[socket.socket, str]:
+    """Open a UDP socket for sharing with `backend` (see `open_listener`);
+    its name is its real bound address."""
     try:
-        sock = OsBackend().open_udp(spec.address)
+        sock = backend.open_udp(spec.address)
     except NetError as error:
         raise RunError(f"cannot bind UDP {spec.address}: {error.detail or error}") from None
-    return sock.raw, str(sock.local_address())
+    return _shareable(sock), str(sock.local_address())
 
 
 class DirSpec(NamedTuple):

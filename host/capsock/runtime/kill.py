@@ -14,12 +14,12 @@ needs its own wake-up:
   callback, not the bare deadline, decides.
 * **In a capsock host call** that blocks in the kernel (`accept`,
   `receive`, `poll`, a blocking `connect` or `send`). Epoch checks only
-  happen in wasm, so `kill` also shuts down (`shutdown(2)`) every socket
-  the instance holds: its pre-opens, and whatever its handles hold. The
-  blocked call returns an error at once, the guest is back in wasm, and
-  the first epoch check traps. Sockets of a backend that are not OS
-  sockets (the in-memory network) are closed instead, which wakes their
-  waiters just as well.
+  happen in wasm, so `kill` also asks the instance's backend to interrupt
+  (`Backend.interrupt`) every socket the instance holds: its pre-opens,
+  and whatever its handles hold (`binding.held_sockets`). The blocked call
+  returns an error at once, the guest is back in wasm, and the first epoch
+  check traps. The OS backend shuts the socket down (`shutdown(2)`); the
+  in-memory one closes it, which wakes its waiters just as well.
 
 Then the usual teardown closes everything, on the guest's own thread.
 
@@ -30,39 +30,34 @@ resolver's timeout).
 
 Pre-opens the embedder passed in (`Host.run(preopens=...)`, e.g. a `dup`
 of a listener it keeps, as `capsock serve` does) are shut down like the
-rest, since a guest may be blocked in `accept` on them. A dup shares its
-socket, so a TCP listener that was listening before the kill is made to
-listen again once the guest is gone (bound again to the same address if
-the kernel released an ephemeral port): the embedder keeps its listener.
-Connections queued at the moment of the kill are reset by the kernel.
+rest, since a guest may be blocked in `accept` on them, but as *shared*:
+the backend returns how to give them back, run once the guest is gone (the
+OS backend makes a dup'd TCP listener listen again): the embedder keeps its
+listener.
 """
 
 from __future__ import annotations
 
 import ctypes
-import socket
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from wasmtime import Engine, Store
-from wasmtime import _ffi as ffi
 
 from .._log import log
-from ..binding.handles import HandleTable
+from ..binding import (
+    UPDATE_DEADLINE_CONTINUE,
+    DeadlineCallback,
+    HandleTable,
+    error_new,
+    held_sockets,
+    set_epoch_deadline_callback,
+)
 from ..core.context import InstanceContext
 
 #: What the killed guest's trap says, and `GuestKilled.reason` by default.
 DEFAULT_REASON = "killed by the embedder"
-#: The backlog a restored shared listener gets (the kernel cannot tell
-#: what the embedder chose; this is `TcpListenSpec`'s default).
-RESTORED_BACKLOG = 128
 
-_DeadlineCallback = ctypes.CFUNCTYPE(
-    ctypes.c_size_t, ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_void_p,
-    ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t))
-_NoFinalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_UPDATE_DEADLINE_CONTINUE = 0
 
 
 class GuestKilled(Exception):
@@ -145,8 +140,9 @@ class RunGuard:
         self._table: HandleTable | None = None
         #: Backend sockets the embedder passed in (it may hold dups of them).
         self._shared = {id(sock) for sock in shared}
-        self._restore: list[tuple[socket.socket, tuple[Any, ...]]] = []
-        self._callback = _DeadlineCallback(self._on_deadline)
+        #: What the backend gives back to the embedder once the guest is gone.
+        self._restore: list[Callable[[], None]] = []
+        self._callback = DeadlineCallback(self._on_deadline)
         if switch is not None:
             reason = switch._attach(self)
             if reason is not None:
@@ -173,10 +169,7 @@ class RunGuard:
         On an engine without epoch interruption this is inert: the
         deadline is never checked.
         """
-        ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), self._callback, None,
-                                                   _NoFinalizer())
-        # Keep the ctypes trampoline alive as long as the store can call it.
-        store.__dict__["_capsock_deadline_callback"] = self._callback
+        set_epoch_deadline_callback(store, self._callback)
         with self._lock:  # a kill that came first (during compilation) must not be missed
             store.set_epoch_deadline(0 if self._reason is not None else 1)
 
@@ -196,8 +189,11 @@ class RunGuard:
             self._done = True
             restore, self._restore = self._restore, []
             self._context = self._table = None
-        for raw, address in restore:
-            _relisten(raw, address)
+        for restore_one in restore:
+            try:
+                restore_one()
+            except Exception:
+                log.exception("capsock: error while restoring a shared socket after a kill")
 
     def close(self) -> None:
         if self._switch is not None:
@@ -213,81 +209,21 @@ class RunGuard:
         here once; that costs one Python call per running store per kill.
         """
         if self._reason is not None:
-            error = ffi.wasmtime_error_new(self._reason.encode())
-            return int(ctypes.cast(error, ctypes.c_void_p).value or 0)
+            return error_new(self._reason)
         delta[0] = 1
-        kind[0] = _UPDATE_DEADLINE_CONTINUE
+        kind[0] = UPDATE_DEADLINE_CONTINUE
         return 0
 
     # -- the killing thread, under self._lock --------------------------------------
     def _wake_sockets(self) -> None:
+        """Ask the backend to interrupt every socket the instance holds."""
         assert self._context is not None and self._table is not None
-        for sock in _held_sockets(self._context, self._table):
-            raw = getattr(sock, "raw", None)
-            if isinstance(raw, socket.socket):
-                if id(sock) in self._shared:
-                    self._remember_listener(raw)
-                try:
-                    raw.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # never connected, or already closed: nothing blocks on it
+        backend = self._context.backend
+        for sock in held_sockets(self._context, self._table.live()):
+            try:
+                restore = backend.interrupt(sock, shared=id(sock) in self._shared)
+            except Exception:
+                log.exception("capsock: error while interrupting %r to kill its guest", sock)
                 continue
-            close = getattr(sock, "close", None)
-            if close is not None:  # the in-memory backend: closing wakes its waiters
-                try:
-                    close()
-                except Exception:
-                    log.exception("capsock: error while closing %r to kill its guest", sock)
-
-    def _remember_listener(self, raw: socket.socket) -> None:
-        try:
-            listening = raw.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-            address = raw.getsockname()
-        except OSError:
-            return
-        if listening and raw.type == socket.SOCK_STREAM:
-            self._restore.append((raw, address))
-
-
-def _held_sockets(context: InstanceContext, table: HandleTable) -> list[object]:
-    """Every backend socket the instance could be blocked on: its unclaimed
-    pre-opens, and what its handles hold (a socket resource's core socket,
-    a claimed pre-open, a pollable's socket). Duck-typed over the binding
-    layer's resource classes; tests/e2e/test_embedder_kill.py checks each
-    way a guest can block."""
-    with context.lock:
-        found: list[object] = [preopen.socket for preopen in context.preopens]
-    for obj in table.live():
-        core = getattr(obj, "core", None)
-        preopen = getattr(obj, "preopen", None)
-        for candidate in (getattr(core, "sock", None), getattr(preopen, "socket", None),
-                          getattr(obj, "sock", None)):
-            if candidate is not None:
-                found.append(candidate)
-    unique: dict[int, object] = {}
-    for sock in found:
-        unique.setdefault(id(sock), sock)
-    return list(unique.values())
-
-
-def _relisten(raw: socket.socket, address: tuple[Any, ...]) -> None:
-    """Make a shared listener listen again after a kill's `shutdown(2)`.
-
-    Linux keeps a fixed port through the shutdown but releases an
-    ephemeral one (bound with port 0); binding to the same address again
-    takes it back (EINVAL: still bound, fine).
-    """
-    if raw.fileno() < 0:
-        return
-    try:
-        raw.bind(address)
-    except OSError:
-        pass
-    try:
-        raw.listen(RESTORED_BACKLOG)
-        now = raw.getsockname()
-    except OSError as error:
-        log.warning("capsock: cannot listen again on %s after a kill: %s", address, error)
-        return
-    if now != address:  # someone took the released port meanwhile
-        log.warning("capsock: the listener on %s listens on %s after a kill", address, now)
+            if restore is not None:
+                self._restore.append(restore)

@@ -92,10 +92,10 @@ class Server:
     # -- lifecycle -------------------------------------------------------------
     def serve(self) -> int:
         for spec in self.host.tcp_listen:
-            sock, name = open_listener(spec)
+            sock, name = open_listener(spec, self.host.backend)
             self.listeners.append(_Listener(sock, name, spec.address.is_ipv6))
         for udp in self.host.udp_bind:  # shared too: each datagram goes to one instance
-            sock, name = open_udp(udp)
+            sock, name = open_udp(udp, self.host.backend)
             self.listeners.append(_Listener(sock, name, udp.address.is_ipv6, "udp"))
         names = ", ".join(listener.name for listener in self.listeners)
         print(f"capsock: serving {Path(self.component).name} on {names} "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ...addresses import SocketAddress
 from ...errors import ErrorCode, NetError
@@ -37,6 +37,15 @@ class MemoryBackend:
     def adopt_udp(self, sock: object) -> DatagramSocket:
         raise NetError(ErrorCode.NOT_SUPPORTED,
                        "the in-memory backend cannot adopt an OS socket: use open_udp")
+
+    def interrupt(self, sock: StreamSocket | DatagramSocket,
+                  shared: bool) -> Callable[[], None] | None:
+        """Close the socket: closing wakes its waiters on the network's
+        condition. Virtual sockets are never dups, so nothing to restore."""
+        if not isinstance(sock, (MemoryStreamSocket, MemoryDatagramSocket)):
+            raise NetError(ErrorCode.INVALID_ARGUMENT, "not a socket of this backend")
+        sock.close()
+        return None
 
     def open_listener(self, address: SocketAddress, backlog: int) -> MemoryStreamSocket:
         sock = self.tcp_socket(address.is_ipv6)

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 from ...addresses import IPAddress, SocketAddress
 from ..options import RECEIVE_BUFFER_SIZE
-from .endpoint import Endpoint, fail, unspecified
+from .endpoint import MemoryEndpoint, fail, unspecified
 
 if TYPE_CHECKING:
     from .network import VirtualNetwork
 
 
-class MemoryDatagramSocket(Endpoint):
+class MemoryDatagramSocket(MemoryEndpoint):
     """A virtual UDP socket (see the package docstring for its semantics).
 
     No state machine: a UDP socket is bound or not (`local`), connected

@@ -1,6 +1,6 @@
 """What stream and datagram sockets of the virtual network share.
 
-An :class:`Endpoint` is one socket's address, mode (blocking, timeout) and
+A :class:`MemoryEndpoint` is one socket's address, mode (blocking, timeout) and
 options; its waits go through the network's one condition variable, so
 every change anywhere on the network wakes every waiter to re-check.
 """
@@ -31,7 +31,7 @@ def unspecified(ipv6: bool) -> IPAddress:
     return ipaddress.IPv6Address("::") if ipv6 else ipaddress.IPv4Address("0.0.0.0")
 
 
-class Endpoint:
+class MemoryEndpoint:
     """A virtual socket's address, mode and options (lock: `network.cond`)."""
 
     def __init__(self, network: VirtualNetwork, ipv6: bool, peer: bool) -> None:

@@ -16,7 +16,7 @@ from ...addresses import IPAddress, SocketAddress
 from ...errors import ErrorCode, NetError
 from ..resolvers import DictResolver
 from .datagram import MemoryDatagramSocket
-from .endpoint import Endpoint, fail, unspecified
+from .endpoint import MemoryEndpoint, fail, unspecified
 from .peers import AddressLike, VirtualConnection, VirtualDatagram, VirtualListener, to_address
 from .stream import MemoryStreamSocket
 
@@ -51,7 +51,7 @@ class VirtualNetwork:
         self.ephemeral_ports = ephemeral_ports
         self.reset_on_unread_close = reset_on_unread_close
         #: (protocol, IP version, port) -> sockets bound there.
-        self._bound: dict[tuple[str, int, int], list[Endpoint]] = {}
+        self._bound: dict[tuple[str, int, int], list[MemoryEndpoint]] = {}
         self._next_port = {"tcp": ephemeral_ports[0], "udp": ephemeral_ports[0]}
         for network in local:
             self.add_local(network)
@@ -153,7 +153,7 @@ class VirtualNetwork:
             return True
         return (a.is_unspecified and self.is_local(b)) or (b.is_unspecified and self.is_local(a))
 
-    def bind_endpoint(self, protocol: str, endpoint: Endpoint, address: SocketAddress,
+    def bind_endpoint(self, protocol: str, endpoint: MemoryEndpoint, address: SocketAddress,
                       peer: bool) -> SocketAddress:
         """Enter `endpoint` in the table at `address` (port 0: an ephemeral
         one); the address it got. `peer` may bind non-local addresses."""
@@ -170,7 +170,7 @@ class VirtualNetwork:
         self._bound.setdefault(key, []).append(endpoint)
         return SocketAddress(ip, port, address.flow_info, address.scope_id)
 
-    def unbind_endpoint(self, protocol: str, endpoint: Endpoint) -> None:
+    def unbind_endpoint(self, protocol: str, endpoint: MemoryEndpoint) -> None:
         if endpoint.local is None:
             return
         key = (protocol, endpoint.local.ip.version, endpoint.local.port)
@@ -190,7 +190,7 @@ class VirtualNetwork:
                 return port
         raise fail(errno.EADDRINUSE, f"no free ephemeral {protocol} port")
 
-    def find(self, protocol: str, address: SocketAddress) -> list[Endpoint]:
+    def find(self, protocol: str, address: SocketAddress) -> list[MemoryEndpoint]:
         """Sockets bound where `address` lands: exact IP first, then a
         wildcard bind if the address is local."""
         bound = self._bound.get((protocol, address.ip.version, address.port), [])

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from ...addresses import SocketAddress, parse_host_port
+from ...addresses import MAX_DATAGRAM, SocketAddress, parse_host_port
 from ...errors import NetError
 from ..base import Closable
 from .datagram import MemoryDatagramSocket
@@ -144,5 +144,5 @@ class VirtualDatagram(_Peer):
     def sendto(self, data: bytes, address: AddressLike) -> int:
         return self.sock.send(data, to_address(address))
 
-    def recvfrom(self, max_len: int = 65535) -> tuple[bytes, SocketAddress]:
+    def recvfrom(self, max_len: int = MAX_DATAGRAM) -> tuple[bytes, SocketAddress]:
         return self.sock.receive(max_len, False)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from ...addresses import SocketAddress
 from ...errors import ErrorCode, NetError
 from ..options import SEND_BUFFER_SIZE
-from .endpoint import Endpoint, fail, unspecified
+from .endpoint import MemoryEndpoint, fail, unspecified
 
 if TYPE_CHECKING:
     from .network import VirtualNetwork
@@ -60,7 +60,7 @@ class Pipe:
         self.reset = False
 
 
-class MemoryStreamSocket(Endpoint):
+class MemoryStreamSocket(MemoryEndpoint):
     """A virtual TCP socket (see the package docstring for its semantics)."""
 
     def __init__(self, network: VirtualNetwork, ipv6: bool, peer: bool = False) -> None:

@@ -11,12 +11,15 @@ says it implements them).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from ...backends.base import DatagramSocket, StreamSocket
 from ...core.context import InstanceContext
+from .common import SocketResource
 from .fast_io import FastIo
 from .ip_resolve_address import IpResolveAddress
-from .socket import Socket
+from .socket import Pollable, PreopenedSocket, Socket
 from .socket_tcp import SocketTcp
 from .socket_udp import SocketUdp
 
@@ -38,4 +41,25 @@ def interfaces_for(context: InstanceContext) -> dict[str, Any]:
     }
 
 
-__all__ = ["CORE", "EXTENSIONS", "interfaces_for"]
+def held_sockets(context: InstanceContext,
+                 handles: Iterable[object]) -> list[StreamSocket | DatagramSocket]:
+    """Every backend socket the instance could be blocked on: its unclaimed
+    pre-opens, and what its live handles hold (a socket resource's core
+    socket, a claimed pre-open, a pollable's socket), each once. The kill
+    switch asks the backend to interrupt these."""
+    with context.lock:
+        found = [preopen.socket for preopen in context.preopens]
+    for obj in handles:
+        if isinstance(obj, SocketResource):
+            found.append(obj.core.sock)
+        elif isinstance(obj, PreopenedSocket):
+            found.append(obj.preopen.socket)
+        elif isinstance(obj, Pollable):
+            found.append(obj.sock)
+    unique: dict[int, StreamSocket | DatagramSocket] = {}
+    for sock in found:
+        unique.setdefault(id(sock), sock)
+    return list(unique.values())
+
+
+__all__ = ["CORE", "EXTENSIONS", "held_sockets", "interfaces_for"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...backends.base import DatagramSocket, StreamSocket
 from ...core.context import InstanceContext, Preopen
-from ...errors import ErrorCode, NetError
+from ...core.preopens import poll, wait
 from ..wit_values import duration_to_seconds
 
 
@@ -31,7 +31,8 @@ class Pollable:
     closed it reports ready, so a waiting guest wakes up and notices.
     `poll` receives pollables as borrowed handles, so a guest can only
     wait on pollables it holds. Waiting itself is the backend's job
-    (`Backend.poll`): this layer knows no descriptors.
+    (`core.preopens.wait`, then `Backend.poll`): this layer knows no
+    descriptors.
     """
 
     def __init__(self, context: InstanceContext, sock: StreamSocket | DatagramSocket,
@@ -41,15 +42,10 @@ class Pollable:
         self.context = context
 
     def ready(self) -> bool:
-        return bool(_wait(self.context, [self], 0.0))
+        return bool(wait(self.context, [(self.sock, self.readable)], 0.0))
 
     def block(self) -> None:
-        _wait(self.context, [self], None)
-
-
-def _wait(context: InstanceContext, pollables: list[Pollable],
-          timeout: float | None) -> list[int]:
-    return context.backend.poll([(p.sock, p.readable) for p in pollables], timeout)
+        wait(self.context, [(self.sock, self.readable)], None)
 
 
 class Socket:
@@ -64,9 +60,5 @@ class Socket:
         return [(PreopenedSocket(p), p.name) for p in self.context.take_preopens()]
 
     def poll(self, pollables: list[Pollable], timeout: int | None) -> list[int]:
-        if not pollables:
-            raise NetError(ErrorCode.INVALID_ARGUMENT, "poll needs at least one pollable")
-        if len(pollables) > self.context.limits.max_pollables:
-            raise self.context.limit_reached("poll", "socket", f"{len(pollables)} pollables",
-                                             "max_pollables")
-        return _wait(self.context, pollables, duration_to_seconds(timeout))
+        return poll(self.context, [(p.sock, p.readable) for p in pollables],
+                    duration_to_seconds(timeout))

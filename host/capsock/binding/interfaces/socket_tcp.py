@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from ...addresses import SocketAddress
-from ...backends.base import StreamSocket
 from ...core.context import InstanceContext
+from ...core.preopens import adopt_tcp
+from ...core.restrict import restrict
 from ...core.tcp import TcpSocket, TcpState, open_tcp
-from ...errors import ErrorCode, NetError
-from ...policy import Checker, narrow
-from ..restriction import parse_restriction
+from ...policy import Checker
 from ..wit_values import (
     family_is_ipv6,
 )
@@ -30,7 +29,7 @@ class TcpCapableNetwork:
         return TcpSocketResource(open_tcp(self.context, self.checker, ipv6))
 
     def restrict(self, rules: list[str]) -> TcpCapableNetwork:
-        narrower = narrow(self.checker, parse_restriction(rules, "tcp"))
+        narrower = restrict(self.checker, rules, "tcp")
         return TcpCapableNetwork(self.context, narrower)
 
 
@@ -96,12 +95,4 @@ class SocketTcp:
 
     def tcp_socket_from_socket(self, socket: Any) -> TcpSocketResource:
         assert isinstance(socket, PreopenedSocket)
-        preopen = socket.preopen
-        if preopen.protocol != "tcp":
-            socket.drop()
-            raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a TCP socket")
-        # protocol "tcp" means the host made it with backend.adopt_tcp.
-        stream = cast(StreamSocket, preopen.socket)
-        core = TcpSocket(self.context, self.context.checker, stream, preopen.ipv6,
-                         TcpState.LISTENING)
-        return TcpSocketResource(core)
+        return TcpSocketResource(adopt_tcp(self.context, socket.preopen))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from ...addresses import SocketAddress
-from ...backends.base import DatagramSocket
 from ...core.context import InstanceContext
-from ...core.udp import UdpSocket, UdpState, open_udp
-from ...errors import ErrorCode, NetError
-from ...policy import Checker, narrow
-from ..restriction import parse_restriction
+from ...core.preopens import adopt_udp
+from ...core.restrict import restrict
+from ...core.udp import UdpSocket, open_udp
+from ...policy import Checker
 from ..wit_values import (
     family_is_ipv6,
 )
@@ -30,7 +29,7 @@ class UdpCapableNetwork:
         return UdpSocketResource(open_udp(self.context, self.checker, ipv6))
 
     def restrict(self, rules: list[str]) -> UdpCapableNetwork:
-        narrower = narrow(self.checker, parse_restriction(rules, "udp"))
+        narrower = restrict(self.checker, rules, "udp")
         return UdpCapableNetwork(self.context, narrower)
 
 
@@ -88,12 +87,4 @@ class SocketUdp:
 
     def udp_socket_from_socket(self, socket: Any) -> UdpSocketResource:
         assert isinstance(socket, PreopenedSocket)
-        preopen = socket.preopen
-        if preopen.protocol != "udp":
-            socket.drop()
-            raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a UDP socket")
-        # protocol "udp" means the host made it with backend.adopt_udp.
-        datagram = cast(DatagramSocket, preopen.socket)
-        core = UdpSocket(self.context, self.context.checker, datagram, preopen.ipv6,
-                         UdpState.BOUND, preopened=True)
-        return UdpSocketResource(core)
+        return UdpSocketResource(adopt_udp(self.context, socket.preopen))

@@ -4,14 +4,14 @@ The syntax is the host's flags without the dashes: `allow-outbound=
 tcp://127.0.0.1:80`, `deny-inbound=udp://*:*`, `allow-resolve=*.example.com`.
 Each capability accepts only its own kind of rule, so a guest cannot hand a
 UDP rule to a TCP network and believe it narrowed something. The result is
-a policy layer that `Policy.restrict` stacks under the handle's own: it can
-only narrow.
+a policy layer stacked under the capability's checker (`narrow`): it can
+only narrow. The core owns this; the binding only hands over the rule list.
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode, NetError
-from ..policy import Policy, PolicyError
+from ..policy import Checker, Policy, PolicyError, narrow
 
 ADDRESS_FLAGS = frozenset({"allow-outbound", "allow-inbound", "deny-outbound", "deny-inbound"})
 RESOLVE_FLAGS = frozenset({"allow-resolve", "deny-resolve"})
@@ -43,4 +43,10 @@ def parse_restriction(rules: list[str], protocol: str | None) -> Policy:
         raise NetError(ErrorCode.INVALID_ARGUMENT, str(error)) from None
 
 
-__all__ = ["parse_restriction"]
+def restrict(checker: Checker, rules: list[str], protocol: str | None) -> Checker:
+    """`checker` narrowed by a guest's `restrict` rules (see
+    `parse_restriction` for `protocol`)."""
+    return narrow(checker, parse_restriction(rules, protocol))
+
+
+__all__ = ["parse_restriction", "restrict"]

@@ -1,0 +1,89 @@
+"""The one door to wasmtime-py's private C API, and the version it fits.
+
+capsock converts component values, adds host functions and arms epoch
+deadlines through wasmtime's C API directly (``wasmtime._ffi``: its ctypes
+declarations and the loaded library), because wasmtime-py's public API is
+too slow for that (:mod:`capsock.binding.codec`) or does not offer it
+(host functions taking raw values, the epoch deadline callback that decides
+per store, an error built from a message). Those names are private to
+wasmtime-py and change between its releases, and the C layouts the codec
+reads change with wasmtime itself; so they are reached from here only, and
+this module refuses, at import, a wasmtime-py it was not written for,
+with the command that fixes it, rather than let a layout mismatch corrupt
+memory at the first call. ``tests/binding/test_capi_boundary.py`` checks
+both: the refusal, and that no other module names wasmtime's private API.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+from typing import Any
+
+#: The wasmtime-py release whose C API and layouts this module was written
+#: for (and measured on: README "Why wasmtime-py 49").
+WASMTIME_VERSION = "49.0.0"
+
+
+def _installed_version() -> str:
+    try:
+        return importlib.metadata.version("wasmtime")
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def check_version(found: str) -> None:
+    """Raise ImportError unless `found` is the wasmtime-py capsock fits."""
+    if found != WASMTIME_VERSION:
+        raise ImportError(
+            f"capsock {_capsock_version()} needs wasmtime-py {WASMTIME_VERSION}, found "
+            f"{found}: pip install 'wasmtime=={WASMTIME_VERSION}'")
+
+
+def _capsock_version() -> str:
+    try:
+        return importlib.metadata.version("capsock")
+    except importlib.metadata.PackageNotFoundError:
+        return "(from a checkout)"
+
+
+check_version(_installed_version())
+
+from wasmtime import Store, WasmtimeError  # noqa: E402  (only once the version fits)
+from wasmtime import _ffi as ffi  # noqa: E402
+
+__all__ = [
+    "WASMTIME_VERSION", "check_version", "ffi", "dll", "error_from_pointer", "error_new",
+    "DeadlineCallback", "set_epoch_deadline_callback", "UPDATE_DEADLINE_CONTINUE",
+]
+
+#: The loaded wasmtime library, for binding C functions with own signatures.
+dll: Any = ffi.dll
+
+
+def error_from_pointer(pointer: int) -> WasmtimeError:
+    """The Python exception owning a ``wasmtime_error_t *`` a C call returned."""
+    return WasmtimeError._from_ptr(ctypes.cast(pointer, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+
+def error_new(message: str) -> int:
+    """A new ``wasmtime_error_t *`` (as an int) saying `message`; whoever it
+    is returned to (a deadline callback's caller) owns it."""
+    error = ffi.wasmtime_error_new(message.encode())
+    return int(ctypes.cast(error, ctypes.c_void_p).value or 0)
+
+
+#: wasmtime_store_epoch_deadline_callback's callback type.
+DeadlineCallback = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t))
+_NoFinalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+#: What a deadline callback writes to `kind` to let the store run on.
+UPDATE_DEADLINE_CONTINUE = 0
+
+
+def set_epoch_deadline_callback(store: Store, callback: Any) -> None:
+    """Make `callback` (a :data:`DeadlineCallback`) decide what `store` does
+    at each epoch deadline; the store keeps the trampoline alive."""
+    ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _NoFinalizer())
+    store.__dict__["_capsock_deadline_callback"] = callback

@@ -1,0 +1,67 @@
+"""Pre-opened sockets: readiness waits, and turning a pre-open into a socket.
+
+The binding's `socket` interface hands out pre-opens as untyped handles and
+its pollables name a backend socket and a direction; what those mean (the
+protocol check, the state a pre-opened socket starts in, the poll limit,
+who waits) is decided here, so another binding of the contract would get
+the same answers without copying them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from ..backends.base import DatagramSocket, StreamSocket
+from ..errors import ErrorCode, NetError
+from .context import InstanceContext, Preopen
+from .tcp import TcpSocket, TcpState
+from .udp import UdpSocket, UdpState
+
+#: One readiness wait: a backend socket and whether to wait for reading.
+Wait = tuple[StreamSocket | DatagramSocket, bool]
+
+
+def adopt_tcp(context: InstanceContext, preopen: Preopen) -> TcpSocket:
+    """The pre-open as a listening TCP socket of the instance.
+
+    A pre-open of another protocol is closed (the guest gave it up) and
+    refused with `invalid-argument`. Pre-opens are the operator's: they are
+    not counted against the instance's socket limit.
+    """
+    if preopen.protocol != "tcp":
+        preopen.socket.close()
+        raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a TCP socket")
+    # protocol "tcp" means the host made it with backend.open_listener/adopt_tcp.
+    stream = cast(StreamSocket, preopen.socket)
+    return TcpSocket(context, context.checker, stream, preopen.ipv6, TcpState.LISTENING)
+
+
+def adopt_udp(context: InstanceContext, preopen: Preopen) -> UdpSocket:
+    """The pre-open as a bound UDP socket of the instance (see `adopt_tcp`)."""
+    if preopen.protocol != "udp":
+        preopen.socket.close()
+        raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a UDP socket")
+    # protocol "udp" means the host made it with backend.open_udp/adopt_udp.
+    datagram = cast(DatagramSocket, preopen.socket)
+    return UdpSocket(context, context.checker, datagram, preopen.ipv6, UdpState.BOUND,
+                     preopened=True)
+
+
+def wait(context: InstanceContext, waits: Sequence[Wait], timeout: float | None) -> list[int]:
+    """The indices of `waits` that are ready, waiting up to `timeout`
+    seconds (None: until one is). The backend does the waiting."""
+    return context.backend.poll(waits, timeout)
+
+
+def poll(context: InstanceContext, waits: Sequence[Wait], timeout: float | None) -> list[int]:
+    """A guest's `poll`: `wait`, after the contract's and the limits' checks."""
+    if not waits:
+        raise NetError(ErrorCode.INVALID_ARGUMENT, "poll needs at least one pollable")
+    if len(waits) > context.limits.max_pollables:
+        raise context.limit_reached("poll", "socket", f"{len(waits)} pollables",
+                                    "max_pollables")
+    return wait(context, waits, timeout)
+
+
+__all__ = ["Wait", "adopt_tcp", "adopt_udp", "poll", "wait"]
