@@ -526,11 +526,85 @@ DECISIONS: list[tuple[str, Flags, Direction, str, str, int, bool, str | None]] =
         OUT, "tcp", "::127.0.0.1", 80,
         False, None,
     ),
+    # An IPv6 form that embeds an IPv4 address is judged as both (issue 15):
+    # a v6 rule alone does not reach the IPv4 host; a deny on either wins.
     (
-        "v4-compatible matches v6 rule",
+        "v4-compatible needs the v4 rule too",
         {"allow_outbound": ["tcp://[::]/0:*"]},
         OUT, "tcp", "::127.0.0.1", 80,
-        True, "allow-outbound tcp://[::]/0:*",
+        False, None,
+    ),
+    (
+        "v4-compatible allowed by both",
+        {"allow_outbound": ["tcp://[::]/0:*", "tcp://127.0.0.1:80"]},
+        OUT, "tcp", "::127.0.0.1", 80,
+        True, "allow-outbound tcp://127.0.0.1:80",
+    ),
+    (
+        "NAT64 under any host, v4 deny wins",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "64:ff9b::a01:203", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "NAT64 metadata service, v4 deny wins",
+        {"allow_outbound": ["tcp://*:*"], "deny_outbound": ["tcp://169.254.0.0/16:*"]},
+        OUT, "tcp", "64:ff9b::a9fe:a9fe", 80,
+        False, "deny-outbound tcp://169.254.0.0/16:*",
+    ),
+    (
+        "NAT64 outside the v4 deny",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "64:ff9b::b01:203", 8080,
+        True, "allow-outbound tcp://*:8080",
+    ),
+    (
+        "NAT64 local-use /48 position",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "64:ff9b:1:a01:2:300::", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "NAT64 local-use /96 position",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "64:ff9b:1::a01:203", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "6to4, v4 deny wins",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "2002:a01:203::1", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "Teredo client, v4 deny wins",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "2001:0:4136:e378:8000:63bf:f5fe:fdfc", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "Teredo server, v4 deny wins",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "2001:0:a01:203:8000:63bf:3fff:fdd2", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "v6 deny still wins over v4 allow",
+        {"allow_outbound": ["tcp://*:*"], "deny_outbound": ["tcp://[64:ff9b::]/96:*"]},
+        OUT, "tcp", "64:ff9b::808:808", 53,
+        False, "deny-outbound tcp://[64:ff9b::]/96:*",
+    ),
+    (
+        "v4 rule alone does not reach the v6 form",
+        {"allow_outbound": ["tcp://8.8.8.8:53"]},
+        OUT, "tcp", "64:ff9b::808:808", 53,
+        False, None,
+    ),
+    (
+        "documentation prefix is no Teredo",
+        {"allow_outbound": ["tcp://[2001:db8::]/32:*"], "deny_outbound": ["tcp://0.0.0.0/0:*"]},
+        OUT, "tcp", "2001:db8::a01:203", 80,
+        True, "allow-outbound tcp://[2001:db8::]/32:*",
     ),
     (
         "name rule with resolved entry v4",

@@ -20,6 +20,14 @@ Semantics, chosen to fail closed:
   IPv4 host, and a denied IPv4 host cannot be reached through its mapped
   form.  IPv6 rules that lie inside ``::ffff:0:0/96`` are rewritten to IPv4 at
   parse time so they keep their meaning.
+* **An IPv6 address that embeds an IPv4 address is judged as both.**  The
+  IPv4-compatible, NAT64 (well-known and local-use), 6to4 and Teredo forms
+  (:func:`~capsock.policy.rules.embedded_ipv4`) reach the IPv4 host on a
+  network with the matching translator or tunnel.  Such an address is
+  denied if a deny rule matches it *or* any IPv4 address it embeds, and
+  allowed only if an allow rule matches it *and* each IPv4 address it
+  embeds: ``tcp://[::]/0:*`` alone reaches no IPv4 host through NAT64, and
+  ``deny-outbound tcp://10.0.0.0/8:*`` covers ``[64:ff9b::a01:203]``.
 * **Names match resolved addresses only.**  A rule such as
   ``tcp://example.com:443`` matches exactly the addresses the caller obtained
   by resolving ``example.com`` for this instance (the ``resolved`` mapping);
@@ -47,6 +55,7 @@ from .rules import (
     LocalhostHost,
     NameHost,
     ResolveRule,
+    embedded_ipv4,
     normalize_ip,
     normalize_query_name,
     parse_addr_pool,
@@ -126,31 +135,43 @@ class _RuleSet(NamedTuple):
         self,
         direction: Direction,
         protocol: str,
-        ip: IPAddress,
+        forms: tuple[IPAddress, ...],
         port: int,
         resolved: Mapping[str, frozenset[IPAddress]] | None,
     ) -> Decision:
-        """Deny rules first (deny wins), then allow rules, else default deny."""
-        denied = self.check_denied(direction, protocol, ip, port, resolved)
+        """Deny rules first (deny wins), then allow rules, else default deny.
+
+        `forms` are the address and the IPv4 addresses it embeds
+        (:func:`_forms`): a deny rule matching any of them denies; each
+        needs an allow rule (the last one found is reported).
+        """
+        denied = self.check_denied(direction, protocol, forms, port, resolved)
         if not denied.allowed:
             return denied
-        for entry in self.allows(direction):
-            if entry.rule.matches(protocol, ip, port, resolved):
-                return Decision(True, entry.text)
-        return _DEFAULT_DENY
+        decision = _DEFAULT_DENY
+        for ip in forms:
+            for entry in self.allows(direction):
+                if entry.rule.matches(protocol, ip, port, resolved):
+                    decision = Decision(True, entry.text)
+                    break
+            else:
+                return _DEFAULT_DENY
+        return decision
 
     def check_denied(
         self,
         direction: Direction,
         protocol: str,
-        ip: IPAddress,
+        forms: tuple[IPAddress, ...],
         port: int,
         resolved: Mapping[str, frozenset[IPAddress]] | None,
     ) -> Decision:
-        """Only the deny rules: denied if one matches, else allowed (no rule)."""
-        for entry in self.denies(direction):
-            if entry.rule.matches(protocol, ip, port, resolved):
-                return Decision(False, entry.text)
+        """Only the deny rules: denied if one matches any of `forms`, else
+        allowed (no rule)."""
+        for ip in forms:
+            for entry in self.denies(direction):
+                if entry.rule.matches(protocol, ip, port, resolved):
+                    return Decision(False, entry.text)
         return Decision(True, None)
 
     def grants_resolve(self) -> bool:
@@ -214,6 +235,12 @@ class _RuleSet(NamedTuple):
             self.deny_resolve,
         )
         return [entry.text for group in groups for entry in group]
+
+
+def _forms(ip: IPAddress) -> tuple[IPAddress, ...]:
+    """A normalized address and every IPv4 address it embeds: what the
+    rules judge (see "judged as both" in the module docstring)."""
+    return (ip, *embedded_ipv4(ip))
 
 
 def _strings(value: Iterable[str], flag: str) -> list[str]:
@@ -343,8 +370,9 @@ class Policy:
         """Decide whether ``(protocol, ip, port)`` is reachable in *direction*.
 
         *ip* is normalized first (IPv4-mapped IPv6 becomes IPv4, zone ids are
-        dropped).  *resolved* maps names to the addresses this instance got
-        when resolving them; it is what name rules match against.  An unknown
+        dropped); an address that embeds an IPv4 address is judged as both.
+        *resolved* maps names to the addresses this instance got when
+        resolving them; it is what name rules match against.  An unknown
         protocol or an out-of-range port is simply denied (no rule can match).
         """
         if not isinstance(direction, Direction):
@@ -394,9 +422,10 @@ class Policy:
                 resolved: Resolved | None, deny_rules_only: bool) -> Decision:
         """Every layer's answer, combined, for arguments already checked
         and an address already normalized (once, by the caller)."""
+        forms = _forms(ip)
         decisions = [
             (layer.check_denied if deny_rules_only else layer.check_address)(
-                direction, protocol, ip, port, resolved)
+                direction, protocol, forms, port, resolved)
             for layer in self._layers
         ]
         return decisions[0] if len(decisions) == 1 else combine(decisions)
