@@ -135,6 +135,7 @@ def embedded_ipv4(ip: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
 
     The first address is the destination (for the local-use prefix, the
     /96 reading, that of the well-known prefix); the others are judged too.
+    Each address appears once.
     """
     if not isinstance(ip, ipaddress.IPv6Address):
         return ()
@@ -155,7 +156,7 @@ def embedded_ipv4(ip: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
     if value >> 96 == _TEREDO_TOP32:
         client = ~value & _V4_MASK
         server = (value >> 64) & _V4_MASK
-        return (ipaddress.IPv4Address(client), ipaddress.IPv4Address(server))
+        return tuple(ipaddress.IPv4Address(v4) for v4 in dict.fromkeys((client, server)))
     return ()
 
 
