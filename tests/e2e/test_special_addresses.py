@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from capsock import Host, OsBackend, Policy
+from capsock.addresses import parse_host_port
+from capsock.backends.resolvers import DnsResolver
 
+from ..dns_server import DnsServer
 from .test_limits import conformance_plan
 
 #: The socket methods that reach the kernel toward an address.
@@ -28,7 +31,9 @@ class RecordingBackend(OsBackend):
 
     def _record(self, sock: Any) -> Any:
         for name in SYSCALLS:
-            real = getattr(sock, name)
+            real = getattr(sock, name, None)
+            if real is None:  # a datagram socket does not listen
+                continue
 
             def call(*args: Any, _name: str = name, _real: Any = real) -> Any:
                 self.calls.append(f"{_name} {args[:1]}")
@@ -93,3 +98,53 @@ def test_embedded_special_addresses_are_refused(guests: dict[str, Path],
     got = conformance_plan(guests, tmp_path, host, plan)
     assert got == ["invalid-argument"] * len(plan)
     assert backend.calls == []
+
+
+#: Each name answers one special address (A or AAAA); `ok.test` a plain one.
+SPECIAL_ZONE = {
+    "zero.test": ["0.0.0.0"],
+    "group.test": ["224.0.0.1"],
+    "bcast.test": ["255.255.255.255"],
+    "any6.test": ["::"],
+    "group6.test": ["ff02::1"],
+    "mapped0.test": ["::ffff:0.0.0.0"],
+    "nat64zero.test": ["64:ff9b::"],
+    "ok.test": ["127.0.0.1"],
+}
+
+
+def test_name_rules_grant_no_special_answer(guests: dict[str, Path], tmp_path: Path) -> None:
+    """`svc.test A 0.0.0.0` does not let a name rule listen everywhere, nor
+    `224.0.0.1` / `255.255.255.255` / `ff02::1` send to a group: bind,
+    listen and send are `access-denied` and reach no syscall, inbound and
+    outbound, TCP and UDP, in IPv4, IPv6 and embedded forms. The plain
+    answer next to them works (the path is real)."""
+    port = 5353
+    with DnsServer(SPECIAL_ZONE) as dns:
+        names = list(SPECIAL_ZONE)
+        inbound = [f"{proto}://{name}:*" for name in names for proto in ("tcp", "udp")]
+        outbound = [f"udp://{name}:{port}" for name in names]
+        backend = RecordingBackend()
+        host = Host(backend=backend, resolver=DnsResolver(parse_host_port(dns.address)),
+                    policy=Policy.from_flags(allow_inbound=inbound, allow_outbound=outbound))
+        plan: list[tuple[str, list[object]]] = [("resolve", [name]) for name in names]
+        plan += [
+            ("tcp-listen", [f"0.0.0.0:{port}"]),
+            ("tcp-bind", [f"0.0.0.0:{port}"]),
+            ("udp-bind", [f"0.0.0.0:{port}"]),
+            ("tcp-bind", [f"[::]:{port}", "ipv6"]),
+            ("udp-bind", [f"[::]:{port}", "ipv6"]),
+            ("tcp-bind", [f"[::ffff:0.0.0.0]:{port}", "ipv6"]),
+            ("tcp-bind", [f"[64:ff9b::]:{port}", "ipv6"]),
+            ("udp-send", [f"224.0.0.1:{port}"]),
+            ("udp-send", [f"255.255.255.255:{port}"]),
+            ("udp-echo", [f"[ff02::1]:{port}", "ipv6"]),
+            ("udp-echo", [f"[::ffff:224.0.0.1]:{port}", "ipv6"]),
+            ("tcp-bind", ["127.0.0.1:0"]),  # the plain answer: allowed
+        ]
+        got = conformance_plan(guests, tmp_path, host, plan)
+    answers = got[:len(names)]
+    assert answers == ["0.0.0.0", "224.0.0.1", "255.255.255.255", "::", "ff02::1",
+                       "::ffff:0.0.0.0", "64:ff9b::", "127.0.0.1"]
+    assert got[len(names):] == ["access-denied"] * (len(plan) - len(names) - 1) + ["ok"]
+    assert [call for call in backend.calls if "127.0.0.1" not in call] == []

@@ -1208,3 +1208,42 @@ def test_grants_resolve_needs_every_layer() -> None:
     parent = Policy.from_flags(allow_resolve=["*"])
     assert parent.restrict(Policy.from_flags(allow_resolve=["a.test"])).grants_resolve()
     assert not parent.restrict(Policy.from_flags(deny_resolve=["x.test"])).grants_resolve()
+
+
+# ---------------------------------------------------------------------------
+# A name grants no more than the address written in a rule (issue 15, defect 3)
+# ---------------------------------------------------------------------------
+
+SPECIAL_ANSWERS = ["0.0.0.0", "224.0.0.1", "239.255.255.250", "255.255.255.255", "::",
+                   "ff02::1", "ff05::1:3", "::ffff:0.0.0.0", "::ffff:224.0.0.1",
+                   "64:ff9b::", "64:ff9b::e000:1", "2002:ffff:ffff::1"]
+
+
+@pytest.mark.parametrize("answer", SPECIAL_ANSWERS)
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+@pytest.mark.parametrize("direction", [IN, OUT])
+def test_name_rule_never_grants_special_answers(answer: str, protocol: str,
+                                                direction: Direction) -> None:
+    """A DNS answer that is (or embeds) the unspecified, a multicast or the
+    broadcast address grants nothing through a name rule, in either
+    direction, for either protocol; the same address in an address rule
+    (here `*`) is granted as written."""
+    flag = "allow_inbound" if direction is IN else "allow_outbound"
+    resolved = {"svc.test": frozenset({ip(answer), ip("127.0.0.1")})}
+    by_name = Policy.from_flags(**{flag: [f"{protocol}://svc.test:5353"]})
+    assert not by_name.check_address(direction, protocol, ip(answer), 5353, resolved)
+    # the ordinary answer next to it still counts
+    assert by_name.check_address(direction, protocol, ip("127.0.0.1"), 5353, resolved)
+    literal = Policy.from_flags(**{flag: [f"{protocol}://*:5353"]})
+    assert literal.check_address(direction, protocol, ip(answer), 5353, resolved)
+
+
+def test_name_rule_matches_the_ipv4_in_a_dns64_answer() -> None:
+    """DNS64 answers `64:ff9b::a.b.c.d`: the name designates both forms."""
+    resolved = {"svc.test": frozenset({ip("64:ff9b::5db8:d822")})}
+    policy = Policy.from_flags(allow_outbound=["tcp://svc.test:443"])
+    decision = policy.check_address(OUT, "tcp", ip("64:ff9b::5db8:d822"), 443, resolved)
+    assert decision == Decision(True, "allow-outbound tcp://svc.test:443")
+    denied = Policy.from_flags(allow_outbound=["tcp://svc.test:443"],
+                               deny_outbound=["tcp://93.184.0.0/16:*"])
+    assert not denied.check_address(OUT, "tcp", ip("64:ff9b::5db8:d822"), 443, resolved)

@@ -418,6 +418,12 @@ class NameHost(NamedTuple):
     that embeds an IPv4 address (DNS64's ``64:ff9b::a.b.c.d``) designates
     that IPv4 address too, so the name matches it as well: the policy
     judges such an address as both (`embedded_ipv4`).
+
+    An answer that is (or embeds) the unspecified, a multicast or the
+    broadcast address (`special_kind`) matches nothing: a name grants no
+    more than the same address written in a rule would, and no rule names
+    "every local address" or a group by accident.  Only an address rule
+    written for them (or ``*``) grants those.
     """
 
     name: str
@@ -434,7 +440,8 @@ class NameHost(NamedTuple):
                     break
             else:
                 return False
-        return any(ip == normalize_ip(address) or ip in embedded_ipv4(address)
+        return any((ip == normalize_ip(address) or ip in embedded_ipv4(address))
+                   and special_kind(address) is None
                    for address in addresses)
 
 
