@@ -23,6 +23,7 @@ from capsock.policy import (
     parse_addr_pool,
     parse_address_rule,
     parse_resolve_rule,
+    special_kind,
 )
 
 OUT = Direction.OUTBOUND
@@ -1247,3 +1248,31 @@ def test_name_rule_matches_the_ipv4_in_a_dns64_answer() -> None:
     denied = Policy.from_flags(allow_outbound=["tcp://svc.test:443"],
                                deny_outbound=["tcp://93.184.0.0/16:*"])
     assert not denied.check_address(OUT, "tcp", ip("64:ff9b::5db8:d822"), 443, resolved)
+
+
+@pytest.mark.parametrize(("address", "kind"), [
+    ("0.0.0.0", "unspecified"), ("::", "unspecified"), ("::ffff:0.0.0.0", "unspecified"),
+    ("::0.0.0.0", "unspecified"), ("64:ff9b::", "unspecified"), ("2002::1", "unspecified"),
+    ("2001:0:a01:203::ffff:ffff", "unspecified"),       # Teredo client 0.0.0.0
+    ("224.0.0.1", "multicast"), ("ff02::1", "multicast"), ("64:ff9b::e000:1", "multicast"),
+    ("255.255.255.255", "broadcast"), ("::ffff:255.255.255.255", "broadcast"),
+    ("127.0.0.1", None), ("::1", None), ("64:ff9b::a01:203", None),
+    ("2001:db8::", None),                               # not Teredo
+    # local-use: no reading is taken for the destination (a /48 address
+    # reads 0.0.0.0 at the /96 position); the rules judge every reading
+    ("64:ff9b:1:a01:2:300::", None), ("64:ff9b:1::", None),
+])
+def test_special_kind(address: str, kind: str | None) -> None:
+    assert special_kind(ip(address)) == kind
+
+
+def test_name_rule_grants_no_special_reading_of_a_local_use_answer() -> None:
+    """`64:ff9b:1:e000:0:100::` reads 224.0.0.1 at the /48 position: the
+    name rule does not grant that reading, so the answer is not allowed
+    (fail closed); `*` would allow it."""
+    answer = "64:ff9b:1:e000:0:100::"
+    resolved = {"svc.test": frozenset({ip(answer)})}
+    assert not Policy.from_flags(allow_outbound=["udp://svc.test:53"]).check_address(
+        OUT, "udp", ip(answer), 53, resolved)
+    assert Policy.from_flags(allow_outbound=["udp://*:53"]).check_address(
+        OUT, "udp", ip(answer), 53, resolved)

@@ -164,13 +164,17 @@ def special_kind(ip: IPAddress) -> str | None:
     """``"unspecified"``, ``"multicast"`` or ``"broadcast"`` if *ip* is one
     of these, or designates one (the first address `embedded_ipv4` gives:
     ``::ffff:0.0.0.0`` is unspecified, ``64:ff9b::e000:1`` multicast);
-    else None.
+    else None.  Not through the NAT64 local-use prefix: which of its
+    readings is the destination depends on the operator's prefix length
+    (a /48 or /56 address reads 0.0.0.0 at the /96 position), so there
+    the rules judge every reading and a name grants none that is special.
 
     No rule written as an address range can mean these by accident: the
     core refuses them as destinations (TCP: all three; UDP: unspecified)
     and a name rule never grants them (`NameHost`).
     """
-    for candidate in (ip, *embedded_ipv4(ip)[:1]):
+    local_use = isinstance(ip, ipaddress.IPv6Address) and int(ip) >> 80 == _NAT64_LOCAL_TOP48
+    for candidate in (ip,) if local_use else (ip, *embedded_ipv4(ip)[:1]):
         if candidate.is_unspecified:
             return "unspecified"
         if candidate.is_multicast:
@@ -430,7 +434,7 @@ class NameHost(NamedTuple):
 
     def matches(self, ip: IPAddress, resolved: _Resolved) -> bool:
         """Match *ip* against ``resolved[name]`` (keys compared normalized)."""
-        if resolved is None:
+        if resolved is None or special_kind(ip) is not None:
             return False
         addresses = resolved.get(self.name)
         if addresses is None:
