@@ -9,7 +9,7 @@ spoofing the network.
 """
 
 from .checker import Checker, Decision, Endpoint, Resolved, Use, decision_of
-from .policy import Direction, Narrowed, Policy, narrow
+from .policy import Direction, Narrowed, Policy, narrow, restrict_depth
 from .rules import (
     AddressRule,
     AnyHost,
@@ -59,5 +59,6 @@ __all__ = [
     "parse_addr_pool",
     "parse_address_rule",
     "parse_resolve_rule",
+    "restrict_depth",
     "special_kind",
 ]

@@ -7,7 +7,6 @@ from typing import Any
 from ...addresses import IPAddress
 from ...core.context import InstanceContext
 from ...core.resolve import NameResolver
-from ...policy import narrow
 from ..restriction import parse_restriction
 from ..wit_values import family_is_ipv6
 
@@ -24,7 +23,8 @@ class IpAddressResolver:
         return self.core.resolve(name, ipv6)
 
     def restrict(self, rules: list[str]) -> IpAddressResolver:
-        narrower = narrow(self.core.checker, parse_restriction(rules, None))
+        narrower = self.core.context.narrow(self.core.checker, "dns",
+                                            lambda: parse_restriction(rules, None))
         return IpAddressResolver(NameResolver(self.core.context, narrower))
 
 

@@ -9,7 +9,7 @@ from ...backends.base import StreamSocket
 from ...core.context import InstanceContext
 from ...core.tcp import TcpSocket, TcpState, open_tcp
 from ...errors import ErrorCode, NetError
-from ...policy import Checker, narrow
+from ...policy import Checker
 from ..restriction import parse_restriction
 from ..wit_values import (
     bytes_from_hex,
@@ -34,7 +34,8 @@ class TcpCapableNetwork:
         return TcpSocketResource(open_tcp(self.context, self.checker, ipv6))
 
     def restrict(self, rules: list[str]) -> TcpCapableNetwork:
-        narrower = narrow(self.checker, parse_restriction(rules, "tcp"))
+        narrower = self.context.narrow(self.checker, "tcp",
+                                       lambda: parse_restriction(rules, "tcp"))
         return TcpCapableNetwork(self.context, narrower)
 
 

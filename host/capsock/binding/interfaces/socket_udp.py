@@ -9,7 +9,7 @@ from ...backends.base import DatagramSocket
 from ...core.context import InstanceContext
 from ...core.udp import UdpSocket, UdpState, open_udp
 from ...errors import ErrorCode, NetError
-from ...policy import Checker, narrow
+from ...policy import Checker
 from ..restriction import parse_restriction
 from ..wit_values import (
     bytes_from_latin1,
@@ -32,7 +32,8 @@ class UdpCapableNetwork:
         return UdpSocketResource(open_udp(self.context, self.checker, ipv6))
 
     def restrict(self, rules: list[str]) -> UdpCapableNetwork:
-        narrower = narrow(self.checker, parse_restriction(rules, "udp"))
+        narrower = self.context.narrow(self.checker, "udp",
+                                       lambda: parse_restriction(rules, "udp"))
         return UdpCapableNetwork(self.context, narrower)
 
 
