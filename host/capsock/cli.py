@@ -301,6 +301,8 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-datagram", "max_datagram", int, "largest UDP payload (datagram-too-large beyond)"),
     ("--max-resolves-per-second", "resolves_per_second", float,
      "name resolutions per second, bursts up to one second's worth (quota)"),
+    ("--max-restrict-depth", "max_restrict_depth", int,
+     "restrict layers one capability may carry, 0 forbids restrict (quota)"),
 ]
 
 

@@ -33,11 +33,11 @@ def _context(backend: Backend, preopens: list[Preopen] | None = None) -> Instanc
 
 def test_restrict_narrows_and_refuses_foreign_rules() -> None:
     context = _context(OsBackend())
-    narrower = restrict(context.checker, ["allow-outbound=tcp://127.0.0.1:80"], "tcp")
+    narrower = restrict(context, context.checker, ["allow-outbound=tcp://127.0.0.1:80"], "tcp")
     assert context.check(narrower, Use.TCP_CONNECT, parse_host_port("127.0.0.1:80")).allowed
     assert not context.check(narrower, Use.TCP_CONNECT, parse_host_port("127.0.0.1:81")).allowed
     with pytest.raises(NetError) as refused:
-        restrict(context.checker, ["allow-outbound=udp://*:*"], "tcp")
+        restrict(context, context.checker, ["allow-outbound=udp://*:*"], "tcp")
     assert refused.value.code is ErrorCode.INVALID_ARGUMENT
 
 

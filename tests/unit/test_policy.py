@@ -23,6 +23,7 @@ from capsock.policy import (
     parse_addr_pool,
     parse_address_rule,
     parse_resolve_rule,
+    special_kind,
 )
 
 OUT = Direction.OUTBOUND
@@ -526,11 +527,85 @@ DECISIONS: list[tuple[str, Flags, Direction, str, str, int, bool, str | None]] =
         OUT, "tcp", "::127.0.0.1", 80,
         False, None,
     ),
+    # An IPv6 form that embeds an IPv4 address is judged as both (issue 15):
+    # a v6 rule alone does not reach the IPv4 host; a deny on either wins.
     (
-        "v4-compatible matches v6 rule",
+        "v4-compatible needs the v4 rule too",
         {"allow_outbound": ["tcp://[::]/0:*"]},
         OUT, "tcp", "::127.0.0.1", 80,
-        True, "allow-outbound tcp://[::]/0:*",
+        False, None,
+    ),
+    (
+        "v4-compatible allowed by both",
+        {"allow_outbound": ["tcp://[::]/0:*", "tcp://127.0.0.1:80"]},
+        OUT, "tcp", "::127.0.0.1", 80,
+        True, "allow-outbound tcp://127.0.0.1:80",
+    ),
+    (
+        "NAT64 under any host, v4 deny wins",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "64:ff9b::a01:203", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "NAT64 metadata service, v4 deny wins",
+        {"allow_outbound": ["tcp://*:*"], "deny_outbound": ["tcp://169.254.0.0/16:*"]},
+        OUT, "tcp", "64:ff9b::a9fe:a9fe", 80,
+        False, "deny-outbound tcp://169.254.0.0/16:*",
+    ),
+    (
+        "NAT64 outside the v4 deny",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "64:ff9b::b01:203", 8080,
+        True, "allow-outbound tcp://*:8080",
+    ),
+    (
+        "NAT64 local-use /48 position",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "64:ff9b:1:a01:2:300::", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "NAT64 local-use /96 position",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "64:ff9b:1::a01:203", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "6to4, v4 deny wins",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "2002:a01:203::1", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "Teredo client, v4 deny wins",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "2001:0:4136:e378:8000:63bf:f5fe:fdfc", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "Teredo server, v4 deny wins",
+        {"allow_outbound": ["tcp://*:8080"], "deny_outbound": ["tcp://10.0.0.0/8:*"]},
+        OUT, "tcp", "2001:0:a01:203:8000:63bf:3fff:fdd2", 8080,
+        False, "deny-outbound tcp://10.0.0.0/8:*",
+    ),
+    (
+        "v6 deny still wins over v4 allow",
+        {"allow_outbound": ["tcp://*:*"], "deny_outbound": ["tcp://[64:ff9b::]/96:*"]},
+        OUT, "tcp", "64:ff9b::808:808", 53,
+        False, "deny-outbound tcp://[64:ff9b::]/96:*",
+    ),
+    (
+        "v4 rule alone does not reach the v6 form",
+        {"allow_outbound": ["tcp://8.8.8.8:53"]},
+        OUT, "tcp", "64:ff9b::808:808", 53,
+        False, None,
+    ),
+    (
+        "documentation prefix is no Teredo",
+        {"allow_outbound": ["tcp://[2001:db8::]/32:*"], "deny_outbound": ["tcp://0.0.0.0/0:*"]},
+        OUT, "tcp", "2001:db8::a01:203", 80,
+        True, "allow-outbound tcp://[2001:db8::]/32:*",
     ),
     (
         "name rule with resolved entry v4",
@@ -1134,3 +1209,70 @@ def test_grants_resolve_needs_every_layer() -> None:
     parent = Policy.from_flags(allow_resolve=["*"])
     assert parent.restrict(Policy.from_flags(allow_resolve=["a.test"])).grants_resolve()
     assert not parent.restrict(Policy.from_flags(deny_resolve=["x.test"])).grants_resolve()
+
+
+# ---------------------------------------------------------------------------
+# A name grants no more than the address written in a rule (issue 15, defect 3)
+# ---------------------------------------------------------------------------
+
+SPECIAL_ANSWERS = ["0.0.0.0", "224.0.0.1", "239.255.255.250", "255.255.255.255", "::",
+                   "ff02::1", "ff05::1:3", "::ffff:0.0.0.0", "::ffff:224.0.0.1",
+                   "64:ff9b::", "64:ff9b::e000:1", "2002:ffff:ffff::1"]
+
+
+@pytest.mark.parametrize("answer", SPECIAL_ANSWERS)
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+@pytest.mark.parametrize("direction", [IN, OUT])
+def test_name_rule_never_grants_special_answers(answer: str, protocol: str,
+                                                direction: Direction) -> None:
+    """A DNS answer that is (or embeds) the unspecified, a multicast or the
+    broadcast address grants nothing through a name rule, in either
+    direction, for either protocol; the same address in an address rule
+    (here `*`) is granted as written."""
+    flag = "allow_inbound" if direction is IN else "allow_outbound"
+    resolved = {"svc.test": frozenset({ip(answer), ip("127.0.0.1")})}
+    by_name = Policy.from_flags(**{flag: [f"{protocol}://svc.test:5353"]})
+    assert not by_name.check_address(direction, protocol, ip(answer), 5353, resolved)
+    # the ordinary answer next to it still counts
+    assert by_name.check_address(direction, protocol, ip("127.0.0.1"), 5353, resolved)
+    literal = Policy.from_flags(**{flag: [f"{protocol}://*:5353"]})
+    assert literal.check_address(direction, protocol, ip(answer), 5353, resolved)
+
+
+def test_name_rule_matches_the_ipv4_in_a_dns64_answer() -> None:
+    """DNS64 answers `64:ff9b::a.b.c.d`: the name designates both forms."""
+    resolved = {"svc.test": frozenset({ip("64:ff9b::5db8:d822")})}
+    policy = Policy.from_flags(allow_outbound=["tcp://svc.test:443"])
+    decision = policy.check_address(OUT, "tcp", ip("64:ff9b::5db8:d822"), 443, resolved)
+    assert decision == Decision(True, "allow-outbound tcp://svc.test:443")
+    denied = Policy.from_flags(allow_outbound=["tcp://svc.test:443"],
+                               deny_outbound=["tcp://93.184.0.0/16:*"])
+    assert not denied.check_address(OUT, "tcp", ip("64:ff9b::5db8:d822"), 443, resolved)
+
+
+@pytest.mark.parametrize(("address", "kind"), [
+    ("0.0.0.0", "unspecified"), ("::", "unspecified"), ("::ffff:0.0.0.0", "unspecified"),
+    ("::0.0.0.0", "unspecified"), ("64:ff9b::", "unspecified"), ("2002::1", "unspecified"),
+    ("2001:0:a01:203::ffff:ffff", "unspecified"),       # Teredo client 0.0.0.0
+    ("224.0.0.1", "multicast"), ("ff02::1", "multicast"), ("64:ff9b::e000:1", "multicast"),
+    ("255.255.255.255", "broadcast"), ("::ffff:255.255.255.255", "broadcast"),
+    ("127.0.0.1", None), ("::1", None), ("64:ff9b::a01:203", None),
+    ("2001:db8::", None),                               # not Teredo
+    # local-use: no reading is taken for the destination (a /48 address
+    # reads 0.0.0.0 at the /96 position); the rules judge every reading
+    ("64:ff9b:1:a01:2:300::", None), ("64:ff9b:1::", None),
+])
+def test_special_kind(address: str, kind: str | None) -> None:
+    assert special_kind(ip(address)) == kind
+
+
+def test_name_rule_grants_no_special_reading_of_a_local_use_answer() -> None:
+    """`64:ff9b:1:e000:0:100::` reads 224.0.0.1 at the /48 position: the
+    name rule does not grant that reading, so the answer is not allowed
+    (fail closed); `*` would allow it."""
+    answer = "64:ff9b:1:e000:0:100::"
+    resolved = {"svc.test": frozenset({ip(answer)})}
+    assert not Policy.from_flags(allow_outbound=["udp://svc.test:53"]).check_address(
+        OUT, "udp", ip(answer), 53, resolved)
+    assert Policy.from_flags(allow_outbound=["udp://*:53"]).check_address(
+        OUT, "udp", ip(answer), 53, resolved)

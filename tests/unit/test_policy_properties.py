@@ -27,6 +27,7 @@ from capsock.policy import (
     PolicyError,
     Resolved,
     Use,
+    embedded_ipv4,
     narrow,
     normalize_query_name,
     parse_addr_pool,
@@ -80,10 +81,80 @@ class ModelRule:
 
 
 def model_normalize(family: int, address: int) -> tuple[int, int]:
-    """IPv4-mapped IPv6 is IPv4; IPv4-compatible (::a.b.c.d) stays IPv6."""
+    """IPv4-mapped IPv6 is IPv4; the other embedding forms stay IPv6."""
     if family == 6 and address >> 32 == 0xFFFF:
         return 4, address & 0xFFFF_FFFF
     return family, address
+
+
+def bits(address: int) -> str:
+    """An IPv6 address as its 128 bits, most significant first."""
+    return format(address, "0128b")
+
+
+def v4_of(text: str) -> int:
+    return int(text, 2)
+
+
+#: (prefix bits, where the IPv4 bits are) for each form that embeds one,
+#: read from the RFCs as bit ranges of the address (6052 section 2.2;
+#: 8215; 3056; 4380), not as shifts.
+EMBEDDINGS: dict[str, tuple[str, list[tuple[int, int]]]] = {
+    "mapped": ("0" * 80 + "1" * 16, [(96, 128)]),
+    "compatible": ("0" * 96, [(96, 128)]),
+    "nat64": (format(0x0064FF9B, "032b") + "0" * 64, [(96, 128)]),
+    # In the order the host reports them: the destination reading first.
+    "local-96": (format(0x0064FF9B0001, "048b"), [(96, 128)]),
+    "local-64": (format(0x0064FF9B0001, "048b"), [(72, 104)]),
+    "local-56": (format(0x0064FF9B0001, "048b"), [(56, 64), (72, 96)]),
+    "local-48": (format(0x0064FF9B0001, "048b"), [(48, 64), (72, 88)]),
+    "6to4": (format(0x2002, "016b"), [(16, 48)]),
+    "teredo-client": (format(0x20010000, "032b"), [(96, 128)]),  # inverted
+    "teredo-server": (format(0x20010000, "032b"), [(32, 64)]),
+}
+
+
+def model_embedded(address: int) -> list[int]:
+    """The IPv4 addresses an IPv6 address designates, from `EMBEDDINGS`."""
+    text = bits(address)
+    found: list[int] = []
+    for kind, (prefix, places) in EMBEDDINGS.items():
+        if not text.startswith(prefix):
+            continue
+        if kind == "compatible" and address <= 1:
+            continue
+        v4 = v4_of("".join(text[start:end] for start, end in places))
+        if kind == "teredo-client":
+            v4 = v4_of("".join("1" if bit == "0" else "0" for bit in format(v4, "032b")))
+        if v4 not in found:
+            found.append(v4)
+    return found
+
+
+def embed(kind: str, v4: int, filler: int) -> int:
+    """An IPv6 address of `kind` carrying `v4`, other bits from `filler`
+    (the u-octet, bits 64-71, stays zero in the local-use forms)."""
+    prefix, places = EMBEDDINGS[kind]
+    text = list(bits(filler))
+    text[:len(prefix)] = prefix
+    payload = format(v4, "032b")
+    if kind == "teredo-client":
+        payload = "".join("1" if bit == "0" else "0" for bit in payload)
+    if kind.startswith("local"):
+        text[64:72] = "0" * 8
+    for start, end in places:
+        text[start:end] = payload[:end - start]
+        payload = payload[end - start:]
+    return int("".join(text), 2)
+
+
+def model_forms(family: int, address: int) -> list[tuple[int, int]]:
+    """What the rules judge: the normalized address, then each IPv4 address
+    an IPv6 one embeds (a deny on any wins; each needs an allow)."""
+    family, address = model_normalize(family, address)
+    if family == 4:
+        return [(4, address)]
+    return [(6, address)] + [(4, v4) for v4 in model_embedded(address)]
 
 
 def model_net(family: int, base: int, prefix: int) -> Net:
@@ -97,25 +168,34 @@ def model_net(family: int, base: int, prefix: int) -> Net:
 
 def model_decide(denies: list[ModelRule], allows: list[ModelRule], protocol: str,
                  family: int, address: int, port: int) -> tuple[bool, str | None]:
-    family, address = model_normalize(family, address)
-    for rule in denies:
-        if rule.matches(protocol, family, address, port):
-            return False, rule.text
-    for rule in allows:
-        if rule.matches(protocol, family, address, port):
-            return True, rule.text
-    return False, None
+    forms = model_forms(family, address)
+    for form_family, form in forms:
+        for rule in denies:
+            if rule.matches(protocol, form_family, form, port):
+                return False, rule.text
+    text = None
+    for form_family, form in forms:
+        match = next((rule for rule in allows
+                      if rule.matches(protocol, form_family, form, port)), None)
+        if match is None:
+            return False, None
+        text = match.text
+    return True, text
 
 
 # -- strategies ----------------------------------------------------------------
 
 V4_POOL = [0x7F000001, 0x0A000001, 0xC0A80101, 0xFFFFFFFF, 0, 0xE0000001, 0xA9FE0001]
 V6_POOL = [1, 0, 0xFE80 << 112 | 1, MAPPED | 0x7F000001, 0x7F000001,  # ::1, ::, fe80::1,
-           MAPPED | 0x0A000001, 0xFD00 << 112 | 5, 0xFF02 << 112 | 1]  # mapped, compat, ...
+           MAPPED | 0x0A000001, 0xFD00 << 112 | 5, 0xFF02 << 112 | 1,  # mapped, compat, ...
+           0x64FF9B << 64 | 0x0A010203, 0x2002_0A01_0203 << 80,  # NAT64, 6to4 of 10.1.2.3
+           0x64FF9B << 64, 0x2001 << 112, 0x20010DB8 << 96 | 0x0A010203]  # no Teredo
 
 v4_addresses = st.one_of(st.sampled_from(V4_POOL), st.integers(0, 2**32 - 1))
+embedded_v6 = st.builds(embed, st.sampled_from(sorted(EMBEDDINGS)), v4_addresses,
+                        st.integers(0, 2**128 - 1))
 v6_addresses = st.one_of(st.sampled_from(V6_POOL), st.integers(0, 2**128 - 1),
-                         st.integers(0, 2**32 - 1).map(lambda a: MAPPED | a))
+                         st.integers(0, 2**32 - 1).map(lambda a: MAPPED | a), embedded_v6)
 ports = st.one_of(st.sampled_from([0, 1, 53, 80, 443, 1023, 1024, 65535]),
                   st.integers(0, 65535))
 
@@ -216,6 +296,40 @@ def test_generated_rules_are_accepted(rule: ModelRule) -> None:
     parsed = parse_address_rule(rule.text)
     assert parsed.protocols == frozenset({rule.protocol})
     assert (parsed.ports.low, parsed.ports.high) == (rule.low, rule.high)
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(EMBEDDINGS)), v4_addresses, st.integers(0, 2**128 - 1))
+def test_every_embedding_gives_its_ipv4_back(kind: str, v4: int, filler: int) -> None:
+    """For any IPv4 address and any form that embeds one, the extraction
+    finds it; and the extraction is the model's, reading for reading."""
+    address = embed(kind, v4, filler)
+    if kind == "compatible" and address <= 1:
+        return  # :: and ::1 are themselves, not 0.0.0.0 and 0.0.0.1
+    found = embedded_ipv4(ipaddress.IPv6Address(address))
+    assert ipaddress.IPv4Address(v4) in found
+    assert [int(ip) for ip in found] == model_embedded(address)
+
+
+EMBEDDING_PREFIXES = [ipaddress.IPv6Network(n) for n in (
+    "::ffff:0:0/96", "::/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32")]
+
+
+@SETTINGS
+@given(st.one_of(st.integers(0, 2**128 - 1), st.sampled_from(V6_POOL),
+                 st.integers(0, 2**32 - 1).map(lambda a: (0x64FF9B << 64 | 1 << 32) + a)))
+def test_no_ipv4_outside_the_embedding_prefixes(address: int) -> None:
+    """Outside these prefixes (and for :: and ::1), nothing is extracted."""
+    ip = ipaddress.IPv6Address(address)
+    inside = address > 1 and any(ip in prefix for prefix in EMBEDDING_PREFIXES)
+    assert bool(embedded_ipv4(ip)) == inside
+    assert [int(v4) for v4 in embedded_ipv4(ip)] == model_embedded(address)
+
+
+@SETTINGS
+@given(v4_addresses)
+def test_an_ipv4_address_embeds_nothing(v4: int) -> None:
+    assert embedded_ipv4(ipaddress.IPv4Address(v4)) == ()
 
 
 @SETTINGS

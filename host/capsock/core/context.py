@@ -6,13 +6,14 @@ import ipaddress
 import itertools
 import os
 import threading
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .._log import log
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..errors import ErrorCode, NetError
-from ..policy import Checker, Decision, Policy, Use, decision_of
+from ..policy import Checker, Decision, Policy, Use, decision_of, narrow, restrict_depth
 from .audit import AuditLog
 from .limits import Limits, TokenBucket
 
@@ -97,6 +98,14 @@ class InstanceContext:
                 self.open_sockets += 1
                 return
         raise self.limit_reached(operation, protocol, "socket", "max_sockets")
+
+    def narrow(self, checker: Checker, protocol: str, layer: Callable[[], Policy]) -> Checker:
+        """`restrict`: `checker` narrowed by the rule layer `layer()` makes,
+        or `limit-reached` (audited, before the rules are even parsed) if
+        it already carries `limits.max_restrict_depth` layers."""
+        if restrict_depth(checker) >= self.limits.max_restrict_depth:
+            raise self.limit_reached("restrict", protocol, "capability", "max_restrict_depth")
+        return narrow(checker, layer())
 
     def release_socket(self) -> None:
         """A counted socket was closed."""

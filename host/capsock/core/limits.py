@@ -13,7 +13,7 @@ Two kinds of limit, chosen so a well-behaved guest never notices them:
   `listen(backlog)` is a hint, buffer sizes are hints;
 * **quotas** refuse with `limit-reached` and write an audit-log line
   (operation ``limit``, rule ``"limit <name>=<value>"``): open sockets,
-  pollables per `poll`, resolutions per second. Datagrams over
+  pollables per `poll`, resolutions per second, `restrict` depth. Datagrams over
   `max_datagram` fail with `datagram-too-large`, as the WIT says.
 
 Every quota is checked *before* the backend is asked for anything, so
@@ -56,12 +56,18 @@ class Limits:
     #: Name resolutions per second (a token bucket holding up to one
     #: second's worth, so short bursts pass). Beyond: `limit-reached`.
     resolves_per_second: float = 100.0
+    #: `restrict` layers a capability may carry (a restrict of a restricted
+    #: capability adds one; each check walks every layer). Beyond:
+    #: `limit-reached`. 0 forbids `restrict`.
+    max_restrict_depth: int = 64
 
     def __post_init__(self) -> None:
         for name in ("max_sockets", "max_backlog", "max_io_bytes", "max_buffer_bytes",
                      "max_pollables", "max_datagram"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_restrict_depth < 0:
+            raise ValueError("max_restrict_depth must be at least 0")
         if self.max_datagram > 65535:
             raise ValueError("max_datagram cannot exceed 65535 (the largest UDP payload)")
         if not self.resolves_per_second > 0:

@@ -11,7 +11,8 @@ only narrow. The core owns this; the binding only hands over the rule list.
 from __future__ import annotations
 
 from ..errors import ErrorCode, NetError
-from ..policy import Checker, Policy, PolicyError, narrow
+from ..policy import Checker, Policy, PolicyError
+from .context import InstanceContext
 
 ADDRESS_FLAGS = frozenset({"allow-outbound", "allow-inbound", "deny-outbound", "deny-inbound"})
 RESOLVE_FLAGS = frozenset({"allow-resolve", "deny-resolve"})
@@ -43,10 +44,12 @@ def parse_restriction(rules: list[str], protocol: str | None) -> Policy:
         raise NetError(ErrorCode.INVALID_ARGUMENT, str(error)) from None
 
 
-def restrict(checker: Checker, rules: list[str], protocol: str | None) -> Checker:
+def restrict(context: InstanceContext, checker: Checker, rules: list[str],
+             protocol: str | None) -> Checker:
     """`checker` narrowed by a guest's `restrict` rules (see
-    `parse_restriction` for `protocol`)."""
-    return narrow(checker, parse_restriction(rules, protocol))
+    `parse_restriction` for `protocol`), within the instance's
+    `max_restrict_depth` (`InstanceContext.narrow`)."""
+    return context.narrow(checker, protocol or "dns", lambda: parse_restriction(rules, protocol))
 
 
 __all__ = ["parse_restriction", "restrict"]

@@ -18,17 +18,14 @@ CLOSED         nothing (after drop)
 from __future__ import annotations
 
 import enum
-import ipaddress
 import time
 
 from ..addresses import SocketAddress
 from ..backends.base import StreamSocket
 from ..errors import ErrorCode, NetError
-from ..policy import Checker, Use
+from ..policy import Checker, Use, special_kind
 from .common import SocketCore, make_counted
 from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
-
-BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 class TcpState(enum.Enum):
@@ -45,11 +42,11 @@ def _invalid_state(operation: str, state: TcpState) -> NetError:
 
 
 def check_remote(address: SocketAddress, ipv6: bool) -> None:
-    """Reject remote addresses no connection can go to."""
+    """Reject remote addresses no connection can go to: port 0, and the
+    unspecified, multicast and broadcast addresses, also in an IPv6 form
+    that embeds them (`special_kind`: `[::ffff:0.0.0.0]` is unspecified)."""
     check_family(address, ipv6)
-    ip = address.ip
-    broadcast = isinstance(ip, ipaddress.IPv4Address) and ip == BROADCAST
-    if address.port == 0 or ip.is_unspecified or ip.is_multicast or broadcast:
+    if address.port == 0 or special_kind(address.ip) is not None:
         raise NetError(ErrorCode.INVALID_ARGUMENT, f"cannot connect to {address}")
 
 

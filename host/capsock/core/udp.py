@@ -38,7 +38,7 @@ from collections import OrderedDict
 from ..addresses import MAX_DATAGRAM, IPAddress, SocketAddress
 from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
-from ..policy import Checker, Use
+from ..policy import Checker, Use, special_kind
 from .common import SocketCore, make_counted
 from .context import InstanceContext
 from .tcp import check_family
@@ -71,9 +71,11 @@ def open_udp(context: InstanceContext, checker: Checker, ipv6: bool) -> UdpSocke
 
 
 def check_destination(address: SocketAddress, ipv6: bool) -> None:
-    """Reject destinations no datagram can go to (port 0, unspecified)."""
+    """Reject destinations no datagram can go to: port 0, and the
+    unspecified address, also in an IPv6 form that embeds it
+    (`special_kind`). Multicast and broadcast are the rules' to judge."""
     check_family(address, ipv6)
-    if address.port == 0 or address.ip.is_unspecified:
+    if address.port == 0 or special_kind(address.ip) == "unspecified":
         raise NetError(ErrorCode.INVALID_ARGUMENT, f"cannot send to {address}")
 
 

@@ -9,7 +9,7 @@ spoofing the network.
 """
 
 from .checker import Checker, Decision, Endpoint, Resolved, Use, decision_of
-from .policy import Direction, Narrowed, Policy, narrow
+from .policy import Direction, Narrowed, Policy, narrow, restrict_depth
 from .rules import (
     AddressRule,
     AnyHost,
@@ -22,11 +22,13 @@ from .rules import (
     PolicyError,
     PortRange,
     ResolveRule,
+    embedded_ipv4,
     normalize_ip,
     normalize_query_name,
     parse_addr_pool,
     parse_address_rule,
     parse_resolve_rule,
+    special_kind,
 )
 
 __all__ = [
@@ -50,10 +52,13 @@ __all__ = [
     "Resolved",
     "Use",
     "decision_of",
+    "embedded_ipv4",
     "narrow",
     "normalize_ip",
     "normalize_query_name",
     "parse_addr_pool",
     "parse_address_rule",
     "parse_resolve_rule",
+    "restrict_depth",
+    "special_kind",
 ]

@@ -37,7 +37,9 @@ __all__ = [
     "PolicyError",
     "PortRange",
     "ResolveRule",
+    "embedded_ipv4",
     "normalize_ip",
+    "special_kind",
     "normalize_query_name",
     "parse_addr_pool",
     "parse_address_rule",
@@ -69,6 +71,16 @@ _DIGITS_AND_DOTS = re.compile(r"[0-9.]+", re.ASCII)
 _LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
 _LOOPBACK_V6 = ipaddress.IPv6Address("::1")
 _MAPPED_V6 = ipaddress.IPv6Network("::ffff:0:0/96")
+_BROADCAST_V4 = ipaddress.IPv4Address("255.255.255.255")
+
+# The IPv6 prefixes that embed an IPv4 address (see `embedded_ipv4`), as the
+# integers their addresses start with, compared after a shift.
+_MAPPED_TOP96 = 0xFFFF                        # ::ffff:0:0/96
+_NAT64_TOP96 = 0x64_FF9B << 64                # 64:ff9b::/96 (RFC 6052)
+_NAT64_LOCAL_TOP48 = 0x64_FF9B_0001           # 64:ff9b:1::/48 (RFC 8215)
+_SIX_TO_FOUR_TOP16 = 0x2002                   # 2002::/16 (RFC 3056)
+_TEREDO_TOP32 = 0x2001_0000                   # 2001::/32 (RFC 4380)
+_V4_MASK = 0xFFFF_FFFF
 
 
 class PolicyError(ValueError):
@@ -96,6 +108,80 @@ def _error(text: str, flag: str, reason: str) -> PolicyError:
 # --------------------------------------------------------------------------
 # Addresses
 # --------------------------------------------------------------------------
+
+
+def embedded_ipv4(ip: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """Every IPv4 address that the IPv6 address *ip* may designate.
+
+    The one place that knows the IPv6 forms carrying an IPv4 address; a
+    network with the matching translator or tunnel delivers a packet sent to
+    such an address to the IPv4 host, so the policy judges it by the IPv4
+    rules as well (``Policy``) and the core refuses it where it refuses the
+    IPv4 address (`special_kind`).  Empty for an IPv4 address and for every
+    IPv6 address outside these prefixes:
+
+    * ``::ffff:0:0/96`` IPv4-mapped: the last 32 bits;
+    * ``::/96`` IPv4-compatible (deprecated; automatic tunnels), except
+      ``::`` and ``::1``: the last 32 bits;
+    * ``64:ff9b::/96`` NAT64 well-known prefix (RFC 6052): the last 32 bits;
+    * ``64:ff9b:1::/48`` NAT64 local-use prefix (RFC 8215): the operator
+      may use it whole or split into longer prefixes, and the host cannot
+      know which, so every RFC 6052 position a prefix inside it could use:
+      /96 (bits 96-127), /64 (bits 72-103), /56 (bits 56-63 and 72-95) and
+      /48 (bits 48-63 and 72-87), the u-octet (bits 64-71) always skipped;
+    * ``2002::/16`` 6to4 (RFC 3056): bits 16-47, the relay's IPv4 endpoint;
+    * ``2001::/32`` Teredo (RFC 4380): the client, the bitwise NOT of bits
+      96-127, then the server, bits 32-63.
+
+    The first address is the destination (for the local-use prefix, the
+    /96 reading, that of the well-known prefix); the others are judged too.
+    Each address appears once.
+    """
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ()
+    value = int(ip)
+    top96 = value >> 32
+    if top96 == _MAPPED_TOP96 or top96 == _NAT64_TOP96 or (top96 == 0 and value > 1):
+        return (ipaddress.IPv4Address(value & _V4_MASK),)
+    if value >> 80 == _NAT64_LOCAL_TOP48:
+        readings = (
+            value & _V4_MASK,                                              # /96
+            (value >> 24) & _V4_MASK,                                      # /64
+            ((value >> 64) & 0xFF) << 24 | (value >> 32) & 0xFF_FFFF,      # /56
+            ((value >> 64) & 0xFFFF) << 16 | (value >> 40) & 0xFFFF,       # /48
+        )
+        return tuple(ipaddress.IPv4Address(v4) for v4 in dict.fromkeys(readings))
+    if value >> 112 == _SIX_TO_FOUR_TOP16:
+        return (ipaddress.IPv4Address((value >> 80) & _V4_MASK),)
+    if value >> 96 == _TEREDO_TOP32:
+        client = ~value & _V4_MASK
+        server = (value >> 64) & _V4_MASK
+        return tuple(ipaddress.IPv4Address(v4) for v4 in dict.fromkeys((client, server)))
+    return ()
+
+
+def special_kind(ip: IPAddress) -> str | None:
+    """``"unspecified"``, ``"multicast"`` or ``"broadcast"`` if *ip* is one
+    of these, or designates one (the first address `embedded_ipv4` gives:
+    ``::ffff:0.0.0.0`` is unspecified, ``64:ff9b::e000:1`` multicast);
+    else None.  Not through the NAT64 local-use prefix: which of its
+    readings is the destination depends on the operator's prefix length
+    (a /48 or /56 address reads 0.0.0.0 at the /96 position), so there
+    the rules judge every reading and a name grants none that is special.
+
+    No rule written as an address range can mean these by accident: the
+    core refuses them as destinations (TCP: all three; UDP: unspecified)
+    and a name rule never grants them (`NameHost`).
+    """
+    local_use = isinstance(ip, ipaddress.IPv6Address) and int(ip) >> 80 == _NAT64_LOCAL_TOP48
+    for candidate in (ip,) if local_use else (ip, *embedded_ipv4(ip)[:1]):
+        if candidate.is_unspecified:
+            return "unspecified"
+        if candidate.is_multicast:
+            return "multicast"
+        if candidate == _BROADCAST_V4:
+            return "broadcast"
+    return None
 
 
 def normalize_ip(ip: IPAddress) -> IPAddress:
@@ -332,14 +418,23 @@ class NameHost(NamedTuple):
 
     The policy module never resolves names itself; the caller passes the
     results of the lookups it performed on the guest's behalf.  A name that
-    was never resolved therefore matches nothing (fail closed).
+    was never resolved therefore matches nothing (fail closed).  An answer
+    that embeds an IPv4 address (DNS64's ``64:ff9b::a.b.c.d``) designates
+    that IPv4 address too, so the name matches it as well: the policy
+    judges such an address as both (`embedded_ipv4`).
+
+    An answer that is (or embeds) the unspecified, a multicast or the
+    broadcast address (`special_kind`) matches nothing: a name grants no
+    more than the same address written in a rule would, and no rule names
+    "every local address" or a group by accident.  Only an address rule
+    written for them (or ``*``) grants those.
     """
 
     name: str
 
     def matches(self, ip: IPAddress, resolved: _Resolved) -> bool:
         """Match *ip* against ``resolved[name]`` (keys compared normalized)."""
-        if resolved is None:
+        if resolved is None or special_kind(ip) is not None:
             return False
         addresses = resolved.get(self.name)
         if addresses is None:
@@ -349,7 +444,9 @@ class NameHost(NamedTuple):
                     break
             else:
                 return False
-        return any(normalize_ip(address) == ip for address in addresses)
+        return any((ip == normalize_ip(address) or ip in embedded_ipv4(address))
+                   and special_kind(address) is None
+                   for address in addresses)
 
 
 HostMatcher: TypeAlias = AnyHost | NetworkHost | LocalhostHost | NameHost

@@ -23,7 +23,7 @@ class IpAddressResolver:
         return self.core.resolve(name, ipv6)
 
     def restrict(self, rules: list[str]) -> IpAddressResolver:
-        narrower = restrict(self.core.checker, rules, None)
+        narrower = restrict(self.core.context, self.core.checker, rules, None)
         return IpAddressResolver(NameResolver(self.core.context, narrower))
 
 

@@ -29,7 +29,7 @@ class TcpCapableNetwork:
         return TcpSocketResource(open_tcp(self.context, self.checker, ipv6))
 
     def restrict(self, rules: list[str]) -> TcpCapableNetwork:
-        narrower = restrict(self.checker, rules, "tcp")
+        narrower = restrict(self.context, self.checker, rules, "tcp")
         return TcpCapableNetwork(self.context, narrower)
 
 

@@ -29,7 +29,7 @@ class UdpCapableNetwork:
         return UdpSocketResource(open_udp(self.context, self.checker, ipv6))
 
     def restrict(self, rules: list[str]) -> UdpCapableNetwork:
-        narrower = restrict(self.checker, rules, "udp")
+        narrower = restrict(self.context, self.checker, rules, "udp")
         return UdpCapableNetwork(self.context, narrower)
 
 
