@@ -182,15 +182,39 @@ def _add_build(commands: _Commands) -> None:
                     "written for `python APP.py` (its code runs at run time, sys.argv comes "
                     "from `capsock run ... APP.wasm ARGS`, and `import socket` is capsock's "
                     "BSD layer), or a module exporting `Run` (capsock_guest.run_main). "
-                    "Builds are cached by the hash of every input. Needs the `build` extra "
+                    "What is bundled: every module APP.py imports, anywhere in it (inside "
+                    "functions and try blocks too), followed through the modules of APP.py's "
+                    "folder and the pure-Python packages they reach, found in this order: the "
+                    "standard library, APP.py's folder, each --path DIR, then the environment "
+                    "running `capsock build` (pip install a package next to capsock, or "
+                    "`pip install --target DIR pkg` and pass --path DIR). Each module is "
+                    "imported at build time, so lazy imports (bottle's wsgiref) work. A "
+                    "package with a C extension is refused by name. An import found nowhere "
+                    "is a warning (an error with --strict) when the module cannot load "
+                    "without it (top level, outside if/try/def), else listed in one note. "
+                    "Builds are cached by the hash of everything bundled, then compiled into "
+                    "the compilation cache that `capsock run` reads (see `capsock compile`), "
+                    "so the first run starts warm. Needs the `build` extra "
                     "(pip install 'capsock[build]').",
     )
     build.add_argument("script", type=Path, metavar="APP.py", help="the script to build")
     build.add_argument("-o", "--output", type=Path, default=None, metavar="APP.wasm",
                        help="the component to write (default: APP.wasm next to APP.py)")
+    build.add_argument("--path", dest="search", type=Path, action="append", default=[],
+                       metavar="DIR", help="also look for imported packages in DIR (e.g. "
+                                           "made by `pip install --target DIR`); repeatable, "
+                                           "searched in order before the environment")
+    build.add_argument("--no-environment", action="store_true",
+                       help="do not take packages from the environment running the build: "
+                            "only the script's folder and --path")
+    build.add_argument("--strict", action="store_true",
+                       help="fail when a top-level import cannot be bundled")
     build.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                       help="build cache (default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
+                       help="build and compilation cache (default: $CAPSOCK_CACHE_DIR or "
+                            "~/.cache/capsock)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.add_argument("--no-compile", action="store_true",
+                       help="do not compile the component into the compilation cache")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
@@ -567,25 +591,63 @@ def _build_probe(cache_dir: Path | None, core: bool) -> Path | None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    """`capsock build`: progress on stderr, exit 1 on a failed build."""
+    """`capsock build`: progress on stderr (warnings even with -q), exit 1 on
+    a failed build; then the compile step, as `capsock compile` does it."""
     from . import toolchain
     from .runtime.cache import default_cache_dir
 
     script: Path = args.script
     output: Path = args.output or script.with_suffix(".wasm")
+    cache_dir: Path = args.cache_dir or default_cache_dir()
 
     def progress(text: str) -> None:
         if not args.quiet:
             print(f"capsock build: {text}", file=sys.stderr, flush=True)
 
+    def warn(text: str) -> None:
+        print(f"capsock build: {text}", file=sys.stderr, flush=True)
+
     progress(f"{script} -> {output}")
     try:
-        toolchain.build_script(script, output, args.cache_dir or default_cache_dir(),
-                               progress, force=args.force)
+        toolchain.build_script(script, output, cache_dir, progress, force=args.force,
+                               search=args.search, use_environment=not args.no_environment,
+                               strict=args.strict, warn=warn)
     except toolchain.BuildError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 1
     progress(f"wrote {output}")
+    if args.no_compile:
+        return 0
+    return _compile_one(output, cache_dir, progress)
+
+
+def _compile_one(component: Path, cache_dir: Path, progress: Callable[[str], None]) -> int:
+    """Compile ``component`` into the compilation cache, with the build's
+    progress style: a cache hit takes milliseconds, a cold compile ~10 s."""
+    import time
+
+    from .runtime.cache import load_component
+    from .runtime.engine import new_engine
+
+    started = time.monotonic()
+    progress(f"compiling {component.name} for `capsock run` (cache {cache_dir}) ...")
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(5.0):
+            progress(f"  ... {time.monotonic() - started:.0f}s")
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        load_component(new_engine(), component, cache_dir)
+    except Exception as error:  # a broken component file
+        print(f"capsock: error: compiling {component}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stop.set()
+        ticker.join()
+    progress(f"compiled in {time.monotonic() - started:.1f}s")
     return 0
 
 
