@@ -46,12 +46,26 @@ def preload(modules: list[str], report: str | None = None) -> list[str]:
     return failed
 
 
+def _enter_working_directory() -> None:
+    """chdir to ``$PWD``: capsock's host sets it to the first ``--dir``
+    pre-open's guest path (a WASI guest starts at ``/``), so relative paths,
+    ``os.getcwd()`` and ``http.server``'s default directory ``"."`` are that
+    directory, as they would be for ``cd DIR && python APP.py``."""
+    where = os.environ.get("PWD")
+    if where:
+        try:
+            os.chdir(where)
+        except OSError:
+            pass  # not a directory the guest can see: stay at "/"
+
+
 def script_command(source: str, filename: str) -> type[Command]:
     """A ``Run`` export executing ``source`` as ``__main__`` on each run."""
     code = compile(source, filename, "exec")
 
     class Run(Command):
         def main(self, argv: list[str]) -> int | None:
+            _enter_working_directory()
             main = types.ModuleType("__main__")
             main.__file__ = filename
             main.__builtins__ = builtins  # type: ignore[attr-defined]

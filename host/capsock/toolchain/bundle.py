@@ -267,8 +267,8 @@ def stage(bundle: Bundle, script: Path, plain: bool, target: Path) -> tuple[Path
     site.mkdir()
     if not plain:
         shutil.copyfile(script, app / script.name)
-    for name, path in sorted(bundle.local.items()):
+    for _name, path in sorted(bundle.local.items()):
         _copy_tree(path, app / path.name)
-    for name, path in sorted(bundle.packages.items()):
+    for _name, path in sorted(bundle.packages.items()):
         _copy_tree(path, site / path.name)
     return app, site

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import ast
 
-__all__ = ["WRAPPER_MODULE", "ALWAYS_PRELOAD", "PRELOAD_REPORT", "is_script", "module_wrapper_source",
-           "script_imports", "wrapper_source"]
+__all__ = ["WRAPPER_MODULE", "ALWAYS_PRELOAD", "PRELOAD_REPORT", "is_script",
+           "module_wrapper_source", "script_imports", "wrapper_source"]
 
 #: The module name of a script's generated wrapper (unlikely to clash with
 #: a module the script imports from its own folder).
