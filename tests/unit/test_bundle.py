@@ -26,8 +26,9 @@ def test_follows_local_modules_packages_and_lazy_stdlib(tmp_path: Path) -> None:
                  "helper.py": "def f():\n    import json\n"})
     _write(site, {
         "pkg/__init__.py": "from .core import thing\n",
-        "pkg/core.py": "thing = 1\ndef serve():\n    from wsgiref.simple_server import make_server\n"
-                       "    from . import extra\n",
+        "pkg/core.py": ("thing = 1\ndef serve():\n"
+                        "    from wsgiref.simple_server import make_server\n"
+                        "    from . import extra\n"),
         "pkg/extra.py": "import email.utils\n",
         "pkg/unused.py": "import not_reached_at_all\n",
     })
