@@ -83,7 +83,7 @@ def two_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     done = _build(root, "app/main.py", "-o", "main.wasm", "--cache-dir", str(cache))
     assert done.returncode == 0, done.stderr
     assert "its modules: helper" in done.stderr
-    assert "compiled in" in done.stderr
+    assert "compiled main.wasm in" in done.stderr
     return root / "main.wasm", cache
 
 
