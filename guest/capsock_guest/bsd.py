@@ -215,10 +215,23 @@ def _exception(code: str, number: int | None = None, detail: str | None = None) 
     return cls(table_errno, f"{os.strerror(table_errno)} {why}")
 
 
-def _translate(err: Err[Any], invalid_state: int | None = None) -> OSError:
+def _translate(err: Err[Any], invalid_state: int | None = None,
+               denied: tuple[str, str, IpSocketAddress] | None = None) -> OSError:
+    """``denied`` is ``(operation, protocol, address)`` of a bind, connect or
+    send: an ``access-denied`` then names them and the rule that would allow
+    it (the host, which knows the rule that decided, prints its own line)."""
     value = err.value
     code = code_name(value) if isinstance(value, _wsocket.ErrorCode) else "unknown"
-    return _exception(code, invalid_state if code == "invalid-state" else None)
+    detail = None
+    if code == "access-denied" and denied is not None:
+        operation, protocol, address = denied
+        addr = from_wit(address)
+        host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+        flag = "--allow-inbound" if operation == "bind" else "--allow-outbound"
+        detail = (f"{operation} {'on' if operation == 'bind' else 'to'} {host}:{addr[1]} denied "
+                  f"by the host's policy; the rule that allows it: "
+                  f"{flag}={protocol}://{host}:{addr[1]}")
+    return _exception(code, invalid_state if code == "invalid-state" else None, detail)
 
 
 def _from_net_error(e: NetError) -> OSError:
@@ -444,7 +457,7 @@ class socket:  # noqa: N801  the name of Python's class
         try:
             self._raw().bind(addr)
         except Err as e:
-            raise _translate(e) from None
+            raise _translate(e, denied=("bind", self._protocol(), addr)) from None
 
     def listen(self, backlog: int = 128) -> None:
         try:
@@ -462,6 +475,9 @@ class socket:  # noqa: N801  the name of Python's class
             raise _translate(e) from None
         conn = _adopt(raw, self._family, SOCK_STREAM)
         return conn, from_wit(peer)
+
+    def _protocol(self) -> str:
+        return "udp" if self._udp is not None else "tcp"
 
     def connect(self, address: Any) -> None:
         error = self._connect(address)
@@ -486,7 +502,8 @@ class socket:  # noqa: N801  the name of Python's class
         try:
             raw.connect(addr)
         except Err as e:
-            exc = _translate(e, invalid_state=_errno.EISCONN)
+            exc = _translate(e, invalid_state=_errno.EISCONN,
+                             denied=("connect", self._protocol(), addr))
             if isinstance(exc, BlockingIOError) and self._tcp is not None:
                 already = self._connecting == addr
                 self._connecting = addr
@@ -535,7 +552,8 @@ class socket:  # noqa: N801  the name of Python's class
         try:
             return send_datagram(self._udp, data, target)
         except Err as e:
-            raise _translate(e, invalid_state=_errno.EDESTADDRREQ) from None
+            raise _translate(e, invalid_state=_errno.EDESTADDRREQ,
+                             denied=None if target is None else ("send", "udp", target)) from None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if bufsize < 0:
@@ -896,7 +914,8 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
     """``(family, type, proto, canonname, sockaddr)`` entries, as CPython's.
 
     IP literals (and ``None``: the wildcard with ``AI_PASSIVE``, else
-    loopback) are answered locally; names go to the resolver capability,
+    loopback; ``localhost``: 127.0.0.1 and ::1, see `_is_localhost`) are
+    answered locally; names go to the resolver capability,
     so they need ``--allow-resolve`` (a denied name raises `PermissionError`,
     an unknown one `gaierror` ``EAI_NONAME``).
     """
@@ -913,6 +932,9 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
         any4, any6 = ("0.0.0.0", "::") if passive else ("127.0.0.1", "::1")
         defaults: dict[int, list[str]] = {AF_INET: [any4], AF_INET6: [any6]}
         addresses = defaults.get(family, [any6, any4])
+    elif _is_localhost(host):
+        addresses = (["127.0.0.1"] if family == AF_INET else ["::1"] if family == AF_INET6
+                     else ["127.0.0.1", "::1"])
     elif (ip := _ip(host)) is not None:
         if family and (ip.version == 6) != (family == AF_INET6):
             raise gaierror(EAI_FAMILY, f"Address family for hostname not supported: {host}")
@@ -941,6 +963,16 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
                         IPPROTO_TCP if kind == SOCK_STREAM else IPPROTO_UDP, canon, sockaddr))
             canon = ""
     return out
+
+
+def _is_localhost(host: str) -> bool:
+    """``localhost`` (and ``*.localhost``) is loopback by definition (RFC
+    6761), answered here without the resolver capability: the docs' servers
+    bind ``'localhost'``, and an operator's ``tcp://127.0.0.1:PORT`` rule
+    then covers them with no name rule (the policy fixes a ``localhost``
+    rule to loopback the same way)."""
+    name = host.rstrip(".").lower()
+    return name == "localhost" or name.endswith(".localhost")
 
 
 def gethostbyname(hostname: str) -> str:

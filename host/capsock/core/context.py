@@ -76,6 +76,8 @@ class InstanceContext:
         #: Sockets the guest holds now (counted against `limits.max_sockets`).
         self.open_sockets = 0
         self.resolve_bucket = TokenBucket(self.limits.resolves_per_second)
+        #: Whether `record` printed this instance's first denial (without -v).
+        self.denial_reported = False
 
     def __repr__(self) -> str:
         return f"<InstanceContext {self.instance_id} ({self.open_sockets} sockets open)>"
@@ -161,8 +163,15 @@ class InstanceContext:
         if self.audit is not None:
             self.audit.record(self.instance_id, operation, protocol, str(target), decision)
         if not decision.allowed:
-            log.info("capsock: denied %s %s://%s (%s)", operation, protocol, target,
-                     decision.rule or "no rule allows it")
+            line = (f"capsock: {operation} {protocol}://{target} denied by the host's policy "
+                    f"({decision.rule or 'no rule allows it'})")
+            if operation != "limit" and not self.denial_reported:
+                # The first denial is printed even without -v: an operator whose
+                # guest fails on a denied connect learns which rule is missing.
+                self.denial_reported = True
+                log.warning("%s [instance %s; -v logs every denial]", line, self.instance_id)
+            else:
+                log.info("%s", line)
 
     def peer(self, address: SocketAddress) -> SocketAddress:
         """What the guest may learn of a peer's address."""

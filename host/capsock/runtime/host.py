@@ -247,7 +247,13 @@ class Host:
         guard.arm(store)
         wasi = WasiConfig()
         wasi.argv = [Path(path).name, *args]
-        wasi.env = [list(pair) for pair in env]
+        variables = [list(pair) for pair in env]
+        if self.dirs and not any(name == "PWD" for name, _ in env):
+            # The first --dir is the guest's working directory: a WASI guest
+            # has no cwd of its own, so `capsock build`'s script wrapper
+            # chdirs to $PWD (http.server's default ".", os.getcwd()).
+            variables.append(["PWD", self.dirs[0].guest])
+        wasi.env = variables
         wasi.inherit_stdin()
         if stdout is None:
             wasi.inherit_stdout()

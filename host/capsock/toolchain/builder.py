@@ -21,7 +21,14 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .scripts import WRAPPER_MODULE, is_script, script_imports, wrapper_source
+from .bundle import Bundle, find_bundle, stage
+from .scripts import (
+    PRELOAD_REPORT,
+    WRAPPER_MODULE,
+    is_script,
+    module_wrapper_source,
+    wrapper_source,
+)
 from .sources import HERE, Sources, find_sources
 from .tools import BuildError, Tools, find_tools, run
 from .wasi_wit import APP_WORLD, Progress, ensure_app_wit, world_args
@@ -76,36 +83,69 @@ def input_hash(sources: Sources, tools: Tools, inputs: Iterable[tuple[str, Path]
 def componentize(module: str, paths: list[Path], output: Path, sources: Sources,
                  wit_dir: Path, tools: Tools, world: str = APP_WORLD) -> None:
     """componentize-py ``module`` (found on ``paths``) into ``output``, atomically,
-    for ``world`` (`APP_WORLD`, or `CORE_APP_WORLD` for the core alone)."""
+    for ``world`` (`APP_WORLD`, or `CORE_APP_WORLD` for the core alone).
+
+    Hermetic: componentize-py appends the site-packages of ``$VIRTUAL_ENV``
+    (else of whatever ``python`` it finds) to ``paths``, which would let a
+    build see packages that are neither staged nor hashed; pointing
+    ``VIRTUAL_ENV`` at an empty folder turns that off."""
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        cmd = [tools.componentize_py, "-q", *world_args(sources, wit_dir, world),
-               "componentize", module]
-        for path in paths:
-            cmd += ["-p", str(path)]
-        run([*cmd, "-o", str(tmp)])
+        with tempfile.TemporaryDirectory(prefix="capsock-novenv-") as empty:
+            cmd = [tools.componentize_py, "-q", *world_args(sources, wit_dir, world),
+                   "componentize", module]
+            for path in paths:
+                cmd += ["-p", str(path)]
+            run([*cmd, "-o", str(tmp)], env={**os.environ, "VIRTUAL_ENV": empty})
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _local_modules(script: Path, imports: list[str]) -> list[tuple[str, Path]]:
-    """The script's own-folder modules it imports (they go into the hash)."""
-    found = []
-    for name in {n.split(".")[0] for n in imports}:
-        for candidate in (script.parent / f"{name}.py", script.parent / name):
-            if candidate.exists() and candidate != script:
-                found.append((f"local/{name}", candidate))
-    return sorted(found)
+def _describe(bundle: Bundle, plain: bool) -> str:
+    parts = ["plain script" if plain else "module exporting Run"]
+    if bundle.local:
+        parts.append(f"its modules: {', '.join(sorted(bundle.local))}")
+    if bundle.packages:
+        parts.append("packages: " + ", ".join(f"{name} ({path.parent})" for name, path
+                                              in sorted(bundle.packages.items())))
+    stdlib = sorted({name.split(".")[0] for name in bundle.preload
+                     if name.split(".")[0] not in bundle.local
+                     and name.split(".")[0] not in bundle.packages})
+    if stdlib:
+        parts.append(f"stdlib: {', '.join(stdlib)}")
+    return "; ".join(parts)
+
+
+def _report_missing(bundle: Bundle, warn: Progress, strict: bool) -> None:
+    for name, where in sorted(bundle.missing.items()):
+        warn(f"{'error' if strict else 'warning'}: cannot bundle {name!r} (imported at "
+             f"{', '.join(where[:3])}): not in the stdlib, the script's folder, --path or "
+             "this environment; add it with --path DIR or pip install it here")
+    if bundle.optional:
+        names = sorted(bundle.optional)
+        warn(f"note: {len(names)} conditional import(s) not found, fine unless the program "
+             f"takes that path (inside if/try/def): {', '.join(names)}")
+    if strict and bundle.missing:
+        raise BuildError(f"--strict: {len(bundle.missing)} import(s) cannot be bundled: "
+                         f"{', '.join(sorted(bundle.missing))}")
 
 
 def build_script(script: Path, output: Path, cache_dir: Path,
                  progress: Progress = lambda _: None, force: bool = False,
+                 search: Iterable[Path] = (), use_environment: bool = True,
+                 strict: bool = False, warn: Progress | None = None,
                  world: str = APP_WORLD) -> bool:
     """Build ``script`` (a plain script or an app module with ``Run``) into
-    ``output``. Built components are cached in ``cache_dir/builds`` by the
-    hash of every input; returns False when the cache answered."""
+    ``output``, with its folder's modules and the packages it imports (from
+    ``search``, then the environment running this build: `bundle`). Built
+    components are cached in ``cache_dir/builds`` by the hash of everything
+    staged; returns False when the cache answered. ``warn`` (default:
+    ``progress``) gets the imports that cannot be bundled and the preloads
+    that failed in the guest."""
+    warn = warn or progress
+    script = script.resolve()  # `capsock build main.py` must bundle main.py's folder
     sources = find_sources()
     try:
         source = script.read_text()
@@ -115,35 +155,50 @@ def build_script(script: Path, output: Path, cache_dir: Path,
         plain = is_script(source, script.name)
     except SyntaxError as error:
         raise BuildError(f"{script}:{error.lineno}: {error.msg}") from None
+    bundle = find_bundle(script, source, list(search), use_environment)
+    _report_missing(bundle, warn, strict)
     tools = find_tools()
-    imports = script_imports(source, script.name)
-    digest = input_hash(sources, tools, _local_modules(script, imports),
-                        [("script", source.encode()), ("name", script.name.encode()),
-                         ("world", world.encode())])
-    cached = cache_dir / "builds" / f"{digest}.wasm"
-    if cached.is_file() and not force:
-        progress(f"up to date (cache {digest[:12]})")
-        _copy(cached, output)
-        return False
-    wit_dir = ensure_app_wit(cache_dir / "wit-wasi", sources, tools, progress)
-    progress(("plain script" if plain else "module exporting Run")
-             + (f"; bundling its imports: {', '.join(imports)}" if imports else ""))
     with tempfile.TemporaryDirectory(prefix="capsock-build-") as tmp_name:
-        wrapper_dir = Path(tmp_name)
-        if plain:
-            (wrapper_dir / f"{WRAPPER_MODULE}.py").write_text(
-                wrapper_source(source, script.name))
-            module, paths = WRAPPER_MODULE, [wrapper_dir, script.parent, sources.guest]
-        else:
-            module, paths = script.stem, [script.parent, sources.guest]
+        tmp = Path(tmp_name)
+        app, site = stage(bundle, script, plain, tmp)
+        wrapper_dir = tmp / "wrapper"
+        wrapper_dir.mkdir()
+        wrapper = (wrapper_source(source, script.name, bundle.preload) if plain
+                   else module_wrapper_source(script.stem, bundle.preload))
+        (wrapper_dir / f"{WRAPPER_MODULE}.py").write_text(wrapper)
+        digest = input_hash(sources, tools, [("wrapper", wrapper_dir), ("app", app),
+                                             ("site", site)], [("world", world.encode())])
+        cached = cache_dir / "builds" / f"{digest}.wasm"
+        failed_file = cached.with_suffix(".preload-failed")
+        if cached.is_file() and not force:
+            progress(f"up to date (cache {digest[:12]})")
+            _report_failed(failed_file, warn)
+            _copy(cached, output)
+            return False
+        wit_dir = ensure_app_wit(cache_dir / "wit-wasi", sources, tools, progress)
+        progress(_describe(bundle, plain))
         started = time.monotonic()
         progress("componentize-py: loading the app and snapshotting it (~20 s) ...")
         with _Ticker(progress, started):
-            componentize(module, paths, cached, sources, wit_dir, tools, world)
+            componentize(WRAPPER_MODULE, [wrapper_dir, app, site, sources.guest], cached,
+                         sources, wit_dir, tools, world)
+        report = wrapper_dir / PRELOAD_REPORT
+        failed_file.write_text(report.read_text() if report.is_file() else "")
     size = cached.stat().st_size / 1e6
     progress(f"built {size:.1f} MB in {time.monotonic() - started:.1f}s")
+    _report_failed(failed_file, warn)
     _copy(cached, output)
     return True
+
+
+def _report_failed(failed_file: Path, warn: Progress) -> None:
+    """The guest's own verdict: modules found here that failed to import in it."""
+    try:
+        lines = failed_file.read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        warn(f"warning: not bundled, failed to import in the guest at build time: {line}")
 
 
 def _copy(cached: Path, output: Path) -> None:
