@@ -50,6 +50,24 @@ NO_THREADS = ("capsock guests have no threads: a started thread runs inline, to 
               "or with asyncio")
 
 
+class _Finished:
+    """A finished thread's handle (what `Thread.join`, `is_alive` and
+    ``repr`` ask of ``_os_thread_handle``): the C handle of a thread that
+    never started cannot be marked done."""
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
+
+    def is_done(self) -> bool:
+        return True
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+    def _set_done(self) -> None:
+        return None
+
+
 def _start(self: threading.Thread) -> None:
     """`threading.Thread.start`, run inline (see the module docstring)."""
     if not self._initialized:  # type: ignore[attr-defined]
@@ -67,7 +85,7 @@ def _start(self: threading.Thread) -> None:
     except BaseException:
         self._invoke_excepthook(self)  # type: ignore[attr-defined]
     finally:
-        self._os_thread_handle._set_done()  # type: ignore[attr-defined]
+        self._os_thread_handle = _Finished(self._ident)  # type: ignore[attr-defined]
 
 
 def _start_new_thread(function: Callable[..., Any], args: tuple[Any, ...],
