@@ -4,8 +4,8 @@
 outright; three more modules need only a few of their names changed, and
 only if the program uses them: ``asyncio`` (its default event loop,
 `capsock_guest._asyncio`), ``threading`` (threads run inline,
-`capsock_guest._threads`) and ``concurrent.futures.thread`` (the thread
-pool runs work inline). `install` patches those already imported and puts
+`capsock_guest._threads`) and ``concurrent.futures`` (the thread pool runs
+work inline; imported eagerly so that it is bundled). `install` patches those already imported and puts
 a finder first on ``sys.meta_path`` that patches the others right after
 they are first executed, at build time (the snapshot keeps the result)
 or at run time alike. The finder only wraps the loader of these names;
@@ -42,9 +42,17 @@ def _thread_pool() -> None:
     _threads.install_thread_pool()
 
 
+def _futures() -> None:
+    """``concurrent.futures`` imports ``ThreadPoolExecutor`` lazily (on first
+    attribute use), which at run time finds no bundled module: import it now
+    (at build time), which also patches it."""
+    import concurrent.futures.thread  # noqa: F401
+
+
 #: module name -> what to do once it is imported
 PATCHES: dict[str, Callable[[], None]] = {
     "threading": _threading,
+    "concurrent.futures": _futures,
     "concurrent.futures.thread": _thread_pool,
     "asyncio": _asyncio,
 }

@@ -47,8 +47,8 @@ def _fd(obj: Any) -> int:
         raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
     if bsd._lookup_fileno(fd) is None:
         raise ValueError(
-            f"capsock: select can wait only on the guest's capsock sockets; {obj!r} is not one "
-            "(a guest has no file descriptors: files and stdin are always ready to use)")
+            f"capsock: select waits on the guest's capsock sockets only, and {obj!r} is not one "
+            "(a guest has no file descriptors)")
     return fd
 
 

@@ -45,9 +45,9 @@ from typing import Any
 __all__ = ["install", "install_thread_pool", "NO_THREADS"]
 
 #: The way out, for every message about something threads cannot do here.
-NO_THREADS = ("capsock guests have no threads: a started thread runs inline, to completion, "
-              "inside start(); serve connections in parallel with `capsock serve --instances N`, "
-              "or with asyncio")
+NO_THREADS = ("a capsock guest has no threads (a started thread runs inline, to completion, "
+              "inside start()); for connections in parallel use asyncio or "
+              "`capsock serve --instances N`")
 
 
 class _Finished:
@@ -107,8 +107,7 @@ def _condition_wait(self: threading.Condition, timeout: float | None = None) -> 
     if not self._is_owned():  # type: ignore[attr-defined]
         raise RuntimeError("cannot wait on un-acquired lock")
     if timeout is None:
-        raise RuntimeError(f"capsock: this wait (no timeout) could never end: {NO_THREADS}; "
-                           "nothing else runs while it waits")
+        raise RuntimeError(f"capsock: this wait has no timeout and could never end: {NO_THREADS}")
     if timeout > 0:
         time.sleep(timeout)
     return False

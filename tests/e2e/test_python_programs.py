@@ -336,3 +336,26 @@ def test_thread_per_client_echo_serves_clients_one_after_another(
 
 def test_thread_per_client_echo_denied_without_rule(built: dict[str, Path]) -> None:
     assert_denied_bind(built["thread_per_client"])
+
+
+def test_thread_per_client_under_serve_instances_serves_two_clients_at_once(
+        built: dict[str, Path]) -> None:
+    """The program binds its own port; that address pre-opened with
+    ``--tcplisten`` is the listener of both instances, so a second client
+    is served while the first one's handler is still running."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    server = Running("serve", "--instances", "2", f"--allow-inbound=tcp://{address}",
+                     "--tcplisten", address, str(built["thread_per_client"]), "127.0.0.1",
+                     str(port))
+    try:
+        assert server.wait_for("listening on ") == f"listening on {port}"
+        assert server.wait_for("listening on ") == f"listening on {port}"
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as first:
+            first.sendall(b"first")
+            assert first.recv(100) == b"first"  # one instance is now inside its handler
+            assert talk(port, b"second, meanwhile") == b"second, meanwhile"
+            first.sendall(b" still here")
+            assert first.recv(100) == b" still here"
+    finally:
+        server.kill()
