@@ -4,11 +4,12 @@
 outright; three more modules need only a few of their names changed, and
 only if the program uses them: ``asyncio`` (its default event loop,
 `capsock_guest._asyncio`), ``threading`` (threads run inline,
-`capsock_guest._threads`) and ``concurrent.futures`` (the thread pool runs
-work inline; imported eagerly so that it is bundled). `install` patches those already imported and puts
-a finder first on ``sys.meta_path`` that patches the others right after
-they are first executed, at build time (the snapshot keeps the result)
-or at run time alike. The finder only wraps the loader of these names;
+`capsock_guest._threads`) and ``concurrent.futures`` (the thread pool
+runs work inline; imported eagerly so that it is bundled). `install`
+patches those already imported and puts a finder first on
+``sys.meta_path`` that patches the others right after they are first
+executed, at build time (the snapshot keeps the result) or at run time
+alike. The finder only wraps the loader of these names;
 every other import goes by untouched.
 """
 

@@ -9,7 +9,8 @@ before ``start()`` returns:
 
 - ``threading.Thread(target=handler, args=(conn,)).start()`` handles the
   connection, then the accept loop continues: connections are served one
-  at a time per instance (``capsock serve --instances N`` serves N at once).
+  at a time per instance (``capsock serve --instances N --tcplisten ADDR``
+  serves N at once: a bind to exactly ADDR takes the shared listener).
 - ``socketserver.ThreadingMixIn`` (``ThreadingTCPServer``,
   ``ThreadingUDPServer``, ``http.server.ThreadingHTTPServer``) works the
   same way, unmodified.
@@ -46,8 +47,8 @@ __all__ = ["install", "install_thread_pool", "NO_THREADS"]
 
 #: The way out, for every message about something threads cannot do here.
 NO_THREADS = ("a capsock guest has no threads (a started thread runs inline, to completion, "
-              "inside start()); for connections in parallel use asyncio or "
-              "`capsock serve --instances N`")
+              "inside start()); for connections in parallel use asyncio, or "
+              "`capsock serve --instances N --tcplisten ADDR` on the address the program binds")
 
 
 class _Finished:

@@ -358,4 +358,47 @@ def test_thread_per_client_under_serve_instances_serves_two_clients_at_once(
             first.sendall(b" still here")
             assert first.recv(100) == b" still here"
     finally:
-        server.kill()
+        server.process.terminate()  # SIGTERM: serve stops its instances, then exits
+        try:
+            server.process.wait(timeout=WAIT)
+        finally:
+            server.kill()
+
+
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
+def test_threading_http_server_with_curl(built: dict[str, Path]) -> None:
+    assert CURL is not None
+    port = free_port()
+    server = serve(built["threading_http"], port, ready="serving on ")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        got = subprocess.run([CURL, "-sS", "--max-time", "30", f"{base}/a", f"{base}/b"],
+                             capture_output=True, text=True, timeout=WAIT)
+    finally:
+        err = stop(server)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "hello from /a\nhello from /b\n"
+    assert "Traceback" not in err, err
+
+
+def test_threading_http_server_denied_without_rule(built: dict[str, Path]) -> None:
+    assert_denied_bind(built["threading_http"])
+
+
+def test_what_threads_and_select_cannot_do_fails_at_the_call_naming_capsock(
+        built: dict[str, Path]) -> None:
+    done = run_capsock("run", str(built["runtime_limits"]))
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert lines["thread"] == "['ran', 'after start'] alive: False"  # inline, to completion
+    assert lines["pool.map"] == "[4, 9]"
+    assert lines["pool.submit"] == "3"
+    assert lines["timer"] == "['timer'] waited: True"
+    assert lines["Event.wait(0.1)"] == "ok False"
+    for name in ("Event.wait()", "Queue.get()"):
+        assert lines[name].startswith("RuntimeError: capsock: this wait has no timeout"), lines
+        assert "capsock serve --instances N" in lines[name]
+    assert lines["select(stdin)"].startswith(
+        "ValueError: capsock: select waits on the guest's capsock sockets only")
+    assert lines["asyncio wait on nothing"].startswith(
+        "RuntimeError: capsock: the asyncio event loop has no socket and no timer")
