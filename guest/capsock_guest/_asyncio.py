@@ -96,7 +96,8 @@ class CapsockEventLoop(selector_events.BaseSelectorEventLoop):
     """asyncio's selector event loop on capsock sockets (see the module docstring)."""
 
     def __init__(self, selector: Any = None) -> None:
-        super().__init__(selector if selector is not None else _LoopSelector())
+        # capsock's selector has the stdlib's interface, not its class
+        super().__init__(selector if selector is not None else _LoopSelector())  # type: ignore[arg-type]
 
     # -- no self-pipe: one thread, no signals ----------------------------------
 
@@ -111,7 +112,7 @@ class CapsockEventLoop(selector_events.BaseSelectorEventLoop):
 
     # -- no executor threads ---------------------------------------------------
 
-    def run_in_executor(self, executor: Any, func: Callable[..., Any],
+    def run_in_executor(self, executor: Any, func: Callable[..., Any],  # type: ignore[override]
                         *args: Any) -> asyncio.Future[Any]:
         """Run ``func(*args)`` now, in the loop's (only) thread; a finished
         future. An explicit ``executor`` that is not a thread pool (a
@@ -147,7 +148,8 @@ class CapsockEventLoop(selector_events.BaseSelectorEventLoop):
 
     # -- no signals --------------------------------------------------------------
 
-    def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
+    def add_signal_handler(self, sig: int, callback: Callable[..., Any],  # type: ignore[override]
+                           *args: Any) -> None:
         raise NotImplementedError(
             "capsock guests receive no signals (the host ends an instance instead)")
 
@@ -168,11 +170,11 @@ def install() -> None:
     ``SelectorEventLoop`` / ``EventLoop`` aliases."""
     from asyncio import unix_events
 
-    unix_events._UnixDefaultEventLoopPolicy._loop_factory = CapsockEventLoop
+    unix_events._UnixDefaultEventLoopPolicy._loop_factory = CapsockEventLoop  # type: ignore[attr-defined]
     for module in (unix_events, asyncio):
-        module.SelectorEventLoop = CapsockEventLoop  # type: ignore[attr-defined,misc]
+        module.SelectorEventLoop = CapsockEventLoop  # type: ignore[attr-defined]
         if hasattr(module, "EventLoop"):
-            module.EventLoop = CapsockEventLoop  # type: ignore[attr-defined,misc]
+            module.EventLoop = CapsockEventLoop  # type: ignore[attr-defined]
     policy = events._event_loop_policy  # type: ignore[attr-defined]
     if policy is not None and getattr(policy, "_loop_factory", None) is not CapsockEventLoop:
         events._set_event_loop_policy(_CapsockEventLoopPolicy())  # type: ignore[attr-defined]

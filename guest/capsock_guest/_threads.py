@@ -119,7 +119,7 @@ def install() -> None:
     threading.Thread.start = _start  # type: ignore[method-assign]
     threading.Condition.wait = _condition_wait  # type: ignore[method-assign]
     _thread.start_new_thread = _start_new_thread
-    _thread.start_new = _start_new_thread  # type: ignore[attr-defined]
+    _thread.start_new = _start_new_thread
 
 
 def _adjust_thread_count(self: Any) -> None:

@@ -35,7 +35,8 @@ Differences from CPython's socket module
 - No file descriptors. `socket.fileno` returns a small fake number (unique
   per open socket, -1 once closed) so that `selectors` and code that
   registers ``obj.fileno()`` work; it means nothing to `os`. `select.select`
-  on it does not work: use `selectors` (this package's, built on `poll`).
+  and `select.poll` take it through `capsock_guest._select` (``select`` in
+  a guest), built like `selectors` on `poll`.
 - Options: those the contract has, one row each in `socket._OPTIONS`
   (``SO_REUSEADDR``, ``SO_KEEPALIVE``, ``TCP_NODELAY``, ``SO_RCVBUF``,
   ``IP_TTL`` / ``IPV6_UNICAST_HOPS``, ...), plus read-only ``SO_TYPE`` and
