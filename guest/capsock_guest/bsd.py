@@ -35,7 +35,8 @@ Differences from CPython's socket module
 - No file descriptors. `socket.fileno` returns a small fake number (unique
   per open socket, -1 once closed) so that `selectors` and code that
   registers ``obj.fileno()`` work; it means nothing to `os`. `select.select`
-  on it does not work: use `selectors` (this package's, built on `poll`).
+  and `select.poll` take it through `capsock_guest._select` (``select`` in
+  a guest), built like `selectors` on `poll`.
 - Options: those the contract has, one row each in `socket._OPTIONS`
   (``SO_REUSEADDR``, ``SO_KEEPALIVE``, ``TCP_NODELAY``, ``SO_RCVBUF``,
   ``IP_TTL`` / ``IPV6_UNICAST_HOPS``, ...), plus read-only ``SO_TYPE`` and
@@ -46,6 +47,8 @@ Differences from CPython's socket module
   lookups: `getfqdn` returns its argument, `gethostbyaddr` raises `herror`.
 - Pre-opened sockets (``--tcplisten``, ``--udpbind``) by name:
   `preopened` lists them, `from_preopened` wraps one (a ``fromfd`` by name).
+  A TCP ``bind`` to exactly a ``--tcplisten`` address takes that listener
+  (so ``capsock serve --instances N`` runs scripts that bind their port).
 - Errors raise the classes CPython raises (`ConnectionRefusedError`,
   `PermissionError` for ``access-denied``, `TimeoutError` = `timeout`,
   `BlockingIOError`, `gaierror` for name errors, ...), from the one table
@@ -324,6 +327,7 @@ class socket:  # noqa: N801  the name of Python's class
 
     _shut_wr = False  # after shutdown(SHUT_WR|SHUT_RDWR): send raises EPIPE
     _pending_error: OSError | None = None  # the error connect_ex returned
+    _preopened_listener = False  # bound by taking a --tcplisten pre-open
 
     def __init__(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0,
                  fileno: Any = None) -> None:
@@ -454,12 +458,16 @@ class socket:  # noqa: N801  the name of Python's class
 
     def bind(self, address: Any) -> None:
         addr = _sockaddr(self._family, address, passive=True)
+        if self._tcp is not None and _take_preopened_listener(self, addr):
+            return
         try:
             self._raw().bind(addr)
         except Err as e:
             raise _translate(e, denied=("bind", self._protocol(), addr)) from None
 
     def listen(self, backlog: int = 128) -> None:
+        if self._preopened_listener:
+            return  # listening already (see _take_preopened_listener)
         try:
             self._t().listen(max(0, min(backlog, SOMAXCONN)))
         except Err as e:
@@ -879,6 +887,32 @@ def from_preopened(name: str | None = None) -> socket:
     except Err as e:
         raise _translate(e) from None
     return _adopt(typed, family, SOCK_DGRAM if is_udp else SOCK_STREAM, name)
+
+
+def _take_preopened_listener(sock: socket, addr: tuple[Any, ...]) -> bool:
+    """``bind`` to exactly the address of a ``--tcplisten`` pre-open takes
+    that listener instead (``listen`` then does nothing): a script that binds
+    its own port then runs under ``capsock serve --instances N
+    --tcplisten ADDR``, every instance accepting from the one listener.
+    False (an ordinary bind follows) when no TCP pre-open has that name."""
+    host, port = addr[0], addr[1]
+    name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    _fetch_preopens()
+    raw = _preopens.get(name)
+    if raw is None or str(raw.protocol().name).lower() != "tcp":
+        return False
+    del _preopens[name]
+    try:
+        listener = socket_tcp.TcpSocket.from_socket(raw)
+    except Err as e:
+        raise _translate(e) from None
+    fresh, sock._tcp = sock._tcp, listener
+    if fresh is not None:
+        fresh.__exit__(None, None, None)
+    sock.name = name
+    sock._preopened_listener = True
+    sock.settimeout(sock._timeout)
+    return True
 
 
 def fromfd(fd: Any, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> socket:

@@ -1,5 +1,8 @@
-"""Import this first: ``import socket`` / ``import selectors`` then give
-capsock's BSD layer (`capsock_guest.bsd`, `capsock_guest.bsd_selectors`).
+"""Import this first: ``import socket`` / ``import selectors`` / ``import
+select`` then give capsock's BSD layer (`capsock_guest.bsd`,
+`capsock_guest.bsd_selectors`, `capsock_guest._select`), and ``asyncio``,
+``threading`` and ``concurrent.futures`` are adapted to a guest when
+imported (`capsock_guest._hooks`: capsock's event loop, inline threads).
 
     import capsock_guest.use_bsd  # noqa: F401  (before anything imports socket)
     import http.server            # its `import socket` is now capsock's
@@ -16,15 +19,18 @@ from __future__ import annotations
 
 import sys
 
-from . import bsd, bsd_selectors
+from . import _hooks, _select, bsd, bsd_selectors
 
 __all__ = ["install"]
 
 
 def install() -> None:
-    """Register the BSD layer as ``socket`` and ``selectors`` (idempotent)."""
+    """Register the BSD layer as ``socket``, ``selectors`` and ``select``,
+    and hook asyncio / threading (idempotent)."""
     sys.modules["socket"] = bsd
     sys.modules["selectors"] = bsd_selectors
+    sys.modules["select"] = _select
+    _hooks.install()
 
 
 install()
