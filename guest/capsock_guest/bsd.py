@@ -77,7 +77,7 @@ from wit_world.imports import socket_tcp, socket_udp
 from wit_world.imports.socket import IpSocketAddress
 
 from . import _preopen
-from ._address import from_wit, wit_socket_address
+from ._address import format_address, from_wit, wit_socket_address
 from ._errors import (
     EAI_AGAIN,
     EAI_BADFLAGS,
@@ -889,14 +889,13 @@ def from_preopened(name: str | None = None) -> socket:
     return _adopt(typed, family, SOCK_DGRAM if is_udp else SOCK_STREAM, name)
 
 
-def _take_preopened_listener(sock: socket, addr: tuple[Any, ...]) -> bool:
+def _take_preopened_listener(sock: socket, addr: IpSocketAddress) -> bool:
     """``bind`` to exactly the address of a ``--tcplisten`` pre-open takes
     that listener instead (``listen`` then does nothing): a script that binds
     its own port then runs under ``capsock serve --instances N
     --tcplisten ADDR``, every instance accepting from the one listener.
     False (an ordinary bind follows) when no TCP pre-open has that name."""
-    host, port = addr[0], addr[1]
-    name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = format_address(addr)
     _fetch_preopens()
     raw = _preopens.get(name)
     if raw is None or str(raw.protocol().name).lower() != "tcp":
