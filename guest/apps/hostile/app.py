@@ -22,6 +22,24 @@
                                        accepted child, socket before its
                                        pollable, pollable after the socket),
                                        printing "step NAME: RESULT"
+    hostile alloc MIB                  grow a list of 1 MiB blocks up to MIB
+                                       MiB: "allocated K" then "result: ok"
+                                       or "result: memory-error"
+    hostile tenant COUNT               one tenant of the isolation test: a TCP
+                                       listener, a UDP socket, COUNT pollables;
+                                       prints "port P", "ids I,J,...", "handles
+                                       H,..." (raw handle numbers), then waits
+                                       for one connection: "accepted"
+    hostile forge IDS HANDLES          the other tenant: polls each of IDS
+                                       ("poll I: CODE"), prints its own first
+                                       pollable id ("own-id N"), then uses each
+                                       raw handle number of HANDLES as a TCP
+                                       socket ("handle H: ...": a forged handle
+                                       traps, so the last one is the trap)
+    hostile send-big TARGET N LANE     one send of N bytes through LANE
+                                       (bytes: list<u8> send, latin1: the
+                                       string lane): "result: ok K" or
+                                       "result: CODE"
 
 Raw WIT bindings (like the conformance guest), so nothing in the guest
 library tidies up behind the test's back.
@@ -211,9 +229,96 @@ def drop_order(target: str, local: str) -> int:
     return 0
 
 
+def alloc(mib: str) -> int:
+    blocks: list[bytearray] = []
+    try:
+        for _ in range(int(mib)):
+            blocks.append(bytearray(1 << 20))
+    except MemoryError:
+        count = len(blocks)
+        blocks.clear()
+        print(f"allocated {count}", flush=True)
+        print("result: memory-error", flush=True)
+        return 0
+    print(f"allocated {len(blocks)}", flush=True)
+    print("result: ok", flush=True)
+    return 0
+
+
+def send_big(target: str, count: str, lane: str) -> int:
+    try:
+        sock = connected(target)
+        if lane == "bytes":
+            sent = sock.send(b"z" * int(count))
+        else:
+            sent = sock.send_latin1("\xe9" * int(count))
+    except Err as error:
+        print(f"result: {code(error)}", flush=True)
+        return 0
+    print(f"result: ok {sent}", flush=True)
+    return 0
+
+
+def raw_handle(obj: Any) -> int:
+    """The handle number componentize-py keeps for a resource object."""
+    value = getattr(obj, "handle", None)
+    if isinstance(value, int):
+        return value
+    print(f"introspect {type(obj).__mro__} {dir(obj)}", flush=True)
+    return -1
+
+
+def tenant(count: str) -> int:
+    listener = tcp_network().create_tcp_socket(V4)
+    listener.bind(addr("127.0.0.1:0"))
+    listener.listen(8)
+    network = wudp.network()
+    assert network is not None
+    udp = network.create_udp_socket(V4)
+    udp.bind(addr("127.0.0.1:0"))
+    pollables = [listener.subscribe(wtcp.Readiness.READABLE) for _ in range(int(count))]
+    HELD.extend([listener, udp, *pollables])
+    print(f"port {listener.local_address().value.port}", flush=True)
+    print("ids " + ",".join(str(p.id()) for p in pollables), flush=True)
+    print("handles " + ",".join(str(raw_handle(h)) for h in (listener, udp, *pollables)),
+          flush=True)
+    wsocket.poll([pollables[0].id()], 60_000_000_000)
+    HELD.append(listener.accept())
+    print("accepted", flush=True)
+    return 0
+
+
+def forge(ids: str, handles: str) -> int:
+    for ident in ids.split(","):
+        try:
+            wsocket.poll([int(ident)], 0)
+        except Err as error:
+            print(f"poll {ident}: {code(error)}", flush=True)
+        else:
+            print(f"poll {ident}: ok", flush=True)
+    own = tcp_network().create_tcp_socket(V4)
+    HELD.append(own)
+    print(f"own-id {own.subscribe(wtcp.Readiness.WRITABLE).id()}", flush=True)
+    for number in handles.split(","):
+        fake = wtcp.TcpSocket.__new__(wtcp.TcpSocket)
+        try:
+            fake.handle = int(number)  # type: ignore[attr-defined]
+        except AttributeError as error:
+            print(f"handle {number}: cannot forge ({error})", flush=True)
+            continue
+        print(f"handle {number}: forged", flush=True)
+        try:
+            print(f"handle {number}: {fake.local_address()}", flush=True)
+        except Err as error:
+            print(f"handle {number}: {code(error)}", flush=True)
+    print("done", flush=True)
+    return 0
+
+
 COMMANDS: dict[str, Callable[..., int]] = {
     "hold": hold, "accept-at-limit": accept_at_limit, "receive": receive, "send": send,
     "poll-many": poll_many, "buffer": buffer, "crash": crash, "drop-order": drop_order,
+    "alloc": alloc, "send-big": send_big, "tenant": tenant, "forge": forge,
 }
 
 
