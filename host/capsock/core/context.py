@@ -70,6 +70,11 @@ class InstanceContext:
         self.pollables: dict[int, Any] = {}
         #: Live TCP sockets by id (see `tcp-socket.splice`); owned by core/tcp.py.
         self.streams: dict[int, Any] = {}
+        #: Where those ids come from: counted per instance, so the ids a
+        #: guest sees say nothing about what other instances do (a global
+        #: counter would let a tenant watch its neighbours' activity).
+        self.pollable_ids = itertools.count(1)
+        self.stream_ids = itertools.count(1)
         self.resolver = resolver
         self.hide_peers = hide_peers
         self.audit = audit

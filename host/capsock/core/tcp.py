@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import itertools
 import time
 
 from ..addresses import SocketAddress
@@ -30,7 +29,6 @@ from .common import SocketCore, make_counted
 from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-_SOCKET_IDS = itertools.count(1)
 
 
 class TcpState(enum.Enum):
@@ -97,7 +95,7 @@ class TcpSocket(SocketCore):
         #: guest; pre-opens are the operator's and are not counted).
         self.counted = False
         #: The `tcp-socket.id` that `splice` names this socket by.
-        self.socket_id = next(_SOCKET_IDS) & 0xFFFF_FFFF
+        self.socket_id = next(context.stream_ids) & 0xFFFF_FFFF
         context.streams[self.socket_id] = self
 
     def _require(self, operation: str, *states: TcpState) -> None:

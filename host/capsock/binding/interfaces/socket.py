@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 from ...backends.base import DatagramSocket, StreamSocket
 from ...core.context import InstanceContext, Preopen
 from ...errors import ErrorCode, NetError
@@ -26,9 +24,6 @@ class PreopenedSocket:
         self.preopen.socket.close()
 
 
-_POLLABLE_IDS = itertools.count(1)
-
-
 class Pollable:
     """`resource pollable`: readiness of one socket for one direction.
 
@@ -44,7 +39,7 @@ class Pollable:
         self.sock = sock
         self.readable = readable
         self.context = context
-        self.pollable_id = next(_POLLABLE_IDS) & 0xFFFF_FFFF
+        self.pollable_id = next(context.pollable_ids) & 0xFFFF_FFFF
         context.pollables[self.pollable_id] = self
 
     def id(self) -> int:
