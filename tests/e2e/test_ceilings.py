@@ -8,15 +8,20 @@ compared with a baseline run of the same guest doing nothing.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 import pytest
+
+from capsock import AuditLog
+from capsock.policy import Decision
 
 from ..conftest import capsock_command, capsock_env
 
@@ -175,3 +180,88 @@ def test_wasmtime_bounds_a_huge_list_before_capsock_sees_it(guests: dict[str, Pa
     assert out == []
     assert "fuel allocated for hostcalls has been exhausted" in err
     assert peak - baseline < 64 * MIB
+
+
+# -- process-wide: descriptors (EMFILE) -------------------------------------------
+
+#: An embedder's process with RLIMIT_NOFILE lowered: tenant A holds a
+#: listener; B opens UDP sockets until the process runs out of descriptors;
+#: then A must still accept, and a third run must get sockets again.
+EMBEDDER = """
+import resource, socket, sys, threading, time
+from pathlib import Path
+from capsock import Host, Limits, Policy
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), hard))
+local = ["tcp://127.0.0.1:*", "udp://127.0.0.1:*"]
+host = Host(policy=Policy.from_flags(allow_outbound=local, allow_inbound=local),
+            limits=Limits(max_sockets=100000))
+wasm, out = sys.argv[1], Path(sys.argv[3])
+a = out / "a.txt"
+a.write_text("")
+codes = []
+thread = threading.Thread(target=lambda: codes.append(host.run(wasm, ["tenant", "1"], stdout=a)))
+thread.start()
+while "handles" not in a.read_text() and thread.is_alive():
+    time.sleep(0.05)
+print("b", host.run(wasm, ["hold", "udp", "100000"], stdout=out / "b.txt"), flush=True)
+port = int(a.read_text().split()[1])
+socket.create_connection(("127.0.0.1", port), timeout=10).close()
+thread.join(60)
+print("a", codes, flush=True)
+print("c", host.run(wasm, ["hold", "tcp", "5"], stdout=out / "c.txt"), flush=True)
+"""
+
+
+def test_running_out_of_descriptors_is_limit_reached(guests: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    """EMFILE is `limit-reached` for the guest that hit it (its socket quota
+    set beyond the process's RLIMIT_NOFILE of 128): no host error, no
+    traceback; the tenant beside it accepts once the descriptors are back,
+    and the next instance gets sockets."""
+    done = subprocess.run([sys.executable, "-c", EMBEDDER, str(guests["hostile"]), "128",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env=capsock_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["b 0", "a [0]", "c 0"]
+    held, result = (tmp_path / "b.txt").read_text().splitlines()
+    assert result == "result: limit-reached"
+    assert 50 < int(held.split()[1]) < 128
+    assert (tmp_path / "a.txt").read_text().splitlines()[-1] == "accepted"
+    assert (tmp_path / "c.txt").read_text().splitlines() == ["held 5"]
+    assert "Traceback" not in done.stderr and "unexpected" not in done.stderr
+
+
+# -- process-wide: the audit log's disk --------------------------------------------
+
+def test_a_full_audit_disk_fails_open_and_says_so_once(guests: dict[str, Path],
+                                                       sink: int) -> None:
+    """--audit-log=/dev/full (every write: ENOSPC): the guest runs to the end
+    with its decisions unchanged (allowed sends go out, a denied connect is
+    still denied), and the host says once that auditing failed."""
+    code, out, err, _ = measured("run", ALLOW, "--audit-log=/dev/full", str(guests["hostile"]),
+                                 "hold", "tcp", "20")
+    assert code == 0, err
+    assert out == ["held 20"]
+    code, out, err, _ = measured("run", ALLOW, "--audit-log=/dev/full", str(guests["hostile"]),
+                                 "send-big", f"127.0.0.1:{sink}", "5", "latin1")
+    assert out == ["result: ok 5"], err
+    assert err.count("cannot write") == 1
+    code, out, err, _ = measured("run", "--audit-log=/dev/full", str(guests["hostile"]),
+                                 "send-big", f"127.0.0.1:{sink}", "5", "latin1")
+    assert out == ["result: access-denied"], err  # the denial stands (fails open, not wide)
+    assert err.count("cannot write") == 1
+    assert "Traceback" not in err
+
+
+def test_audit_write_failures_are_counted_and_said_once(caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    """Many decisions on a full disk: every line is counted as lost, the
+    error is logged once, and no write raises into the caller."""
+    log = AuditLog("/dev/full")
+    with caplog.at_level(logging.ERROR, logger="capsock"):
+        for port in range(1, 51):
+            log.record("1-1", "connect", "tcp", f"127.0.0.1:{port}", Decision(True, "r"))
+    log.close()
+    assert log.lost == 50
+    assert [r.getMessage().count("cannot write") for r in caplog.records] == [1]
