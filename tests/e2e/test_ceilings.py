@@ -247,7 +247,8 @@ def test_a_full_audit_disk_fails_open_and_says_so_once(guests: dict[str, Path],
                                  "send-big", f"127.0.0.1:{sink}", "5", "latin1")
     assert out == ["result: ok 5"], err
     assert err.count("cannot write") == 1
-    code, out, err, _ = measured("run", "--audit-log=/dev/full", str(guests["hostile"]),
+    code, out, err, _ = measured("run", "--allow-outbound=tcp://127.0.0.1:1",
+                                 "--audit-log=/dev/full", str(guests["hostile"]),
                                  "send-big", f"127.0.0.1:{sink}", "5", "latin1")
     assert out == ["result: access-denied"], err  # the denial stands (fails open, not wide)
     assert err.count("cannot write") == 1

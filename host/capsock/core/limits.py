@@ -66,9 +66,10 @@ class Limits:
     #: The most bytes each linear memory of the guest may grow to (wasmtime's
     #: store limit; `memory.grow` beyond fails: `MemoryError` in a Python
     #: guest). A componentize-py guest starts at 12.4 MiB (198 pages) and
-    #: the test suite's apps (http serving 4 MiB files, kv, syslog, 16 MiB
-    #: splices) run under 64 MiB; 512 MiB leaves room for real data while
-    #: keeping a guest far from wasm32's 4 GiB and the host's RAM.
+    #: the test suite's apps pass under a 64 MiB limit (test_apps_http, _kv,
+    #: _syslog, test_lanes_splice, test_hostile_network: 70 tests); 512 MiB
+    #: leaves room for real data while keeping a guest far from wasm32's
+    #: 4 GiB and the host's RAM.
     max_memory: int = 512 << 20
     #: The longest `string` or `list<u8>` argument one host call takes, in
     #: bytes (UTF-8 bytes for a string). Beyond: `limit-reached`, before
