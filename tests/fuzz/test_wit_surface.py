@@ -1,7 +1,7 @@
 """A fuzzer over the WIT surface, through the binding layer, on both backends.
 
 A hypothesis state machine plays a hostile guest: random sequences of
-`socket`, `socket-tcp` and `socket-udp` calls with random and boundary
+`socket`, `socket-tcp`, `socket-udp` and `fast-io` calls with random and boundary
 arguments (every integer width's edges, `2**64 - 1` lengths and durations,
 pollable ids never issued, garbage rule and hex strings, every socket
 option), made exactly as the trampoline would make them (the WIT-facing
@@ -101,7 +101,7 @@ class Surface(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.live: list[Any] = []
-        self.ids: list[int] = []
+        self.polled: list[Any] = []
 
     @initialize(allows=st.lists(model_rules(), max_size=4),
                 denies=st.lists(model_rules(), max_size=3))
@@ -209,27 +209,37 @@ class Surface(RuleBasedStateMachine):
             if self.call(lambda: result.append(sock.accept())) == "ok":
                 self.live.append(result[0][0])
 
-    @rule(sock=tcp, length=ints, how=st.sampled_from(["receive", "peek", "receive_latin1",
-                                                      "receive_hex"]))
+    @rule(sock=tcp, length=ints, how=st.sampled_from(["receive", "peek", "tcp_receive_latin1",
+                                                      "tcp_receive_hex"]))
     def tcp_receive(self, sock: Any, length: int, how: str) -> None:
         if sock is not None:
-            self.call(lambda: getattr(sock, how)(length))
+            if how.startswith("tcp_"):
+                self.call(lambda: getattr(self.faces["fast-io"], how)(sock, length))
+            else:
+                self.call(lambda: getattr(sock, how)(length))
 
-    @rule(sock=udp, length=ints, how=st.sampled_from(["receive", "peek", "receive_latin1"]))
+    @rule(sock=udp, length=ints, how=st.sampled_from(["receive", "peek", "udp_receive_latin1",
+                                                      "udp_receive_hex"]))
     def udp_receive(self, sock: Any, length: int, how: str) -> None:
         if sock is not None:
-            self.call(lambda: getattr(sock, how)(length))
+            if how.startswith("udp_"):
+                self.call(lambda: getattr(self.faces["fast-io"], how)(sock, length))
+            else:
+                self.call(lambda: getattr(sock, how)(length))
 
     @rule(sock=tcp, payload=st.binary(max_size=64), text=TEXT,
-          how=st.sampled_from(["send", "send_latin1", "send_hex"]))
+          how=st.sampled_from(["send", "tcp_send_latin1", "tcp_send_hex"]))
     def tcp_send(self, sock: Any, payload: bytes, text: str, how: str) -> None:
         if sock is not None:
-            self.call(lambda: getattr(sock, how)(payload if how == "send" else text))
+            if how == "send":
+                self.call(lambda: sock.send(payload))
+            else:
+                self.call(lambda: getattr(self.faces["fast-io"], how)(sock, text))
 
-    @rule(sock=udp, text=TEXT)
-    def udp_send_latin1_connected(self, sock: Any, text: str) -> None:
+    @rule(sock=udp, text=TEXT, how=st.sampled_from(["udp_send_latin1", "udp_send_hex"]))
+    def udp_send_text_connected(self, sock: Any, text: str, how: str) -> None:
         if sock is not None:
-            self.call(lambda: sock.send_latin1(text, None))
+            self.call(lambda: getattr(self.faces["fast-io"], how)(sock, text, None))
 
     @rule(sock=st.one_of(tcp, udp), value=ints, data=st.data())
     def option(self, sock: Any, value: int, data: st.DataObject) -> None:
@@ -247,8 +257,7 @@ class Surface(RuleBasedStateMachine):
                 self.call(lambda: getattr(sock, getter)())
 
     @rule(sock=st.one_of(tcp, udp), how=st.sampled_from(
-        ["local_address", "remote_address", "address_family", "is_listening", "id",
-         "disconnect"]))
+        ["local_address", "remote_address", "address_family", "is_listening", "disconnect"]))
     def query(self, sock: Any, how: str) -> None:
         if sock is not None and hasattr(sock, how):
             self.call(lambda: getattr(sock, how)())
@@ -258,29 +267,28 @@ class Surface(RuleBasedStateMachine):
         if sock is not None:
             self.call(lambda: sock.shutdown(how))
 
-    @rule(sock=tcp, other=ints, length=ints)
-    def splice(self, sock: Any, other: int, length: int) -> None:
-        if sock is not None:
-            self.call(lambda: sock.splice(other & 0xFFFF_FFFF, length))
+    @rule(sock=tcp, other=tcp, length=ints)
+    def splice(self, sock: Any, other: Any, length: int) -> None:
+        if sock is not None and other is not None:
+            self.call(lambda: self.faces["fast-io"].splice(sock, other, length))
 
     @rule(target=pollables, sock=st.one_of(tcp, udp), readable=st.booleans())
     def subscribe(self, sock: Any, readable: bool) -> Any:
         if sock is None:
             return None
         pollable = sock.subscribe("readable" if readable else "writable")
-        self.ids.append(pollable.id())
+        self.polled.append(pollable)
         return pollable
 
-    @rule(ids=st.lists(st.one_of(st.sampled_from(U32), st.integers(0, 2**32 - 1)),
-                       max_size=4), take_live=st.booleans())
-    def poll(self, ids: list[int], take_live: bool) -> None:
-        chosen = ids + (self.ids[-3:] if take_live else [])
-        self.call(lambda: self.faces["socket"].poll(chosen, 0))
+    @rule(count=st.integers(0, 4))
+    def poll(self, count: int) -> None:
+        self.call(lambda: self.faces["socket"].poll(self.polled[-count:] if count else [], 0))
 
     @rule(pollable=consumes(pollables))
     def drop_pollable(self, pollable: Any) -> None:
-        if pollable is not None:
-            pollable.drop()
+        if pollable is not None:  # the HandleTable forgets it (pollables own nothing)
+            if pollable in self.polled:
+                self.polled.remove(pollable)
 
     @rule(sock=consumes(tcp))
     def drop_tcp(self, sock: Any) -> None:

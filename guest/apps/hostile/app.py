@@ -22,23 +22,24 @@
                                        accepted child, socket before its
                                        pollable, pollable after the socket),
                                        printing "step NAME: RESULT"
+    hostile poll-dropped TARGET        poll a pollable the guest dropped: its
+                                       bindings cannot lower a dropped handle
+                                       and trap before any host call
+                                       ("result: ..." only if they did not)
     hostile alloc MIB                  grow a list of 1 MiB blocks up to MIB
                                        MiB: "allocated K" then "result: ok"
                                        or "result: memory-error"
     hostile tenant COUNT               one tenant of the isolation test: a TCP
                                        listener, a UDP socket, COUNT pollables;
-                                       prints "port P", "ids I,J,...", "handles
-                                       H,..." (raw handle numbers), then waits
-                                       for one connection: "accepted"
-    hostile forge IDS HANDLES          the other tenant: polls each of IDS
-                                       ("poll I: CODE"), prints its own first
-                                       pollable id ("own-id N"), then uses each
-                                       raw handle number of HANDLES as a TCP
-                                       socket ("handle H: ...": a forged handle
-                                       traps, so the last one is the trap)
+                                       prints "port P" and "handles H,..."
+                                       (raw handle numbers), then waits for
+                                       one connection: "accepted"
+    hostile forge HANDLE               the other tenant: uses the raw handle
+                                       number HANDLE as a TCP socket ("handle
+                                       H: ..."; a handle it does not hold traps)
     hostile send-big TARGET N LANE     one send of N bytes through LANE
                                        (bytes: list<u8> send, latin1: the
-                                       string lane): "result: ok K" or
+                                       fast-io string lane): "result: ok K" or
                                        "result: CODE"
 
 Raw WIT bindings (like the conformance guest), so nothing in the guest
@@ -133,8 +134,8 @@ def receive(target: str, send: str, ask: str) -> int:
     sent = 0
     while sent < len(data):
         sent += sock.send(data[sent:])
-    poll = sock.subscribe(wtcp.Readiness.READABLE)
-    wsocket.poll([poll.id()], 5_000_000_000)
+    poll = sock.subscribe(wsocket.Readiness.READABLE)
+    wsocket.poll([poll], 5_000_000_000)
     print(f"received {len(sock.receive(int(ask)))}", flush=True)
     return 0
 
@@ -146,9 +147,9 @@ def send(target: str, count: str) -> int:
 
 def poll_many(target: str, count: str) -> int:
     sock = connected(target)
-    pollables = [sock.subscribe(wtcp.Readiness.WRITABLE) for _ in range(int(count))]
+    pollables = [sock.subscribe(wsocket.Readiness.WRITABLE) for _ in range(int(count))]
     try:
-        ready = wsocket.poll([p.id() for p in pollables], 1_000_000_000)
+        ready = wsocket.poll(pollables, 1_000_000_000)
     except Err as error:
         print(f"result: {code(error)}", flush=True)
         return 0
@@ -172,7 +173,7 @@ def buffer(protocol: str, size: str) -> int:
 def crash(how: str, target: str, extra: str = "0") -> int:
     sock = connected(target)
     sock.send(b"half a request\n")
-    HELD.append(sock.subscribe(wtcp.Readiness.READABLE))
+    HELD.append(sock.subscribe(wsocket.Readiness.READABLE))
     HELD.append(sock)
     for _ in range(int(extra)):
         listener = tcp_network().create_tcp_socket(V4)
@@ -207,12 +208,10 @@ def drop_order(target: str, local: str) -> int:
     step("child-after-listener-dropped", lambda: child.send(b"hello"))
     step("child-receive", lambda: client.receive(5))
 
-    pollable = child.subscribe(wtcp.Readiness.READABLE)
-    ident = pollable.id()
+    pollable = child.subscribe(wsocket.Readiness.READABLE)
     child.__exit__(None, None, None)
-    step("poll-after-socket-dropped", lambda: wsocket.poll([ident], 0))
+    step("poll-after-socket-dropped", lambda: wsocket.poll([pollable], 0))
     pollable.__exit__(None, None, None)
-    step("poll-after-pollable-dropped", lambda: wsocket.poll([ident], 0))
 
     pending = tcp_network().create_tcp_socket(V4)
     pending.bind(addr(local.rsplit(":", 1)[0] + ":0"))
@@ -226,6 +225,21 @@ def drop_order(target: str, local: str) -> int:
     client.__exit__(None, None, None)
     orphan.__exit__(None, None, None)
     print("done", flush=True)
+    return 0
+
+
+def poll_dropped(target: str) -> int:
+    pollable = connected(target).subscribe(wsocket.Readiness.READABLE)
+    pollable.__exit__(None, None, None)
+    try:
+        wsocket.poll([pollable], 0)
+    except Err as error:
+        print(f"result: {code(error)}", flush=True)
+        return 0
+    except Exception as error:  # refused by the bindings, inside the guest
+        print(f"result: refused in the guest ({type(error).__name__})", flush=True)
+        return 0
+    print("result: ok", flush=True)
     return 0
 
 
@@ -246,12 +260,14 @@ def alloc(mib: str) -> int:
 
 
 def send_big(target: str, count: str, lane: str) -> int:
+    from wit_world.imports import fast_io
+
     try:
         sock = connected(target)
         if lane == "bytes":
             sent = sock.send(b"z" * int(count))
         else:
-            sent = sock.send_latin1("\xe9" * int(count))
+            sent = fast_io.tcp_send_latin1(sock, "\xe9" * int(count))
     except Err as error:
         print(f"result: {code(error)}", flush=True)
         return 0
@@ -262,10 +278,7 @@ def send_big(target: str, count: str, lane: str) -> int:
 def raw_handle(obj: Any) -> int:
     """The handle number componentize-py keeps for a resource object."""
     value = getattr(obj, "handle", None)
-    if isinstance(value, int):
-        return value
-    print(f"introspect {type(obj).__mro__} {dir(obj)}", flush=True)
-    return -1
+    return value if isinstance(value, int) else -1
 
 
 def tenant(count: str) -> int:
@@ -276,41 +289,31 @@ def tenant(count: str) -> int:
     assert network is not None
     udp = network.create_udp_socket(V4)
     udp.bind(addr("127.0.0.1:0"))
-    pollables = [listener.subscribe(wtcp.Readiness.READABLE) for _ in range(int(count))]
+    pollables = [listener.subscribe(wsocket.Readiness.READABLE) for _ in range(int(count))]
     HELD.extend([listener, udp, *pollables])
     print(f"port {listener.local_address().value.port}", flush=True)
-    print("ids " + ",".join(str(p.id()) for p in pollables), flush=True)
     print("handles " + ",".join(str(raw_handle(h)) for h in (listener, udp, *pollables)),
           flush=True)
-    wsocket.poll([pollables[0].id()], 60_000_000_000)
+    wsocket.poll([pollables[0]], 60_000_000_000)
     HELD.append(listener.accept())
     print("accepted", flush=True)
     return 0
 
 
-def forge(ids: str, handles: str) -> int:
-    for ident in ids.split(","):
-        try:
-            wsocket.poll([int(ident)], 0)
-        except Err as error:
-            print(f"poll {ident}: {code(error)}", flush=True)
-        else:
-            print(f"poll {ident}: ok", flush=True)
+def forge(number: str) -> int:
     own = tcp_network().create_tcp_socket(V4)
     HELD.append(own)
-    print(f"own-id {own.subscribe(wtcp.Readiness.WRITABLE).id()}", flush=True)
-    for number in handles.split(","):
-        fake = wtcp.TcpSocket.__new__(wtcp.TcpSocket)
-        try:
-            fake.handle = int(number)  # type: ignore[attr-defined]
-        except AttributeError as error:
-            print(f"handle {number}: cannot forge ({error})", flush=True)
-            continue
-        print(f"handle {number}: forged", flush=True)
-        try:
-            print(f"handle {number}: {fake.local_address()}", flush=True)
-        except Err as error:
-            print(f"handle {number}: {code(error)}", flush=True)
+    fake = wtcp.TcpSocket.__new__(wtcp.TcpSocket)
+    try:
+        fake.handle = int(number)  # type: ignore[attr-defined]
+    except AttributeError as error:
+        print(f"handle {number}: cannot forge ({error})", flush=True)
+        return 0
+    print(f"handle {number}: forged", flush=True)
+    try:
+        print(f"handle {number}: {fake.local_address()}", flush=True)
+    except Err as error:
+        print(f"handle {number}: {code(error)}", flush=True)
     print("done", flush=True)
     return 0
 
@@ -318,6 +321,7 @@ def forge(ids: str, handles: str) -> int:
 COMMANDS: dict[str, Callable[..., int]] = {
     "hold": hold, "accept-at-limit": accept_at_limit, "receive": receive, "send": send,
     "poll-many": poll_many, "buffer": buffer, "crash": crash, "drop-order": drop_order,
+    "poll-dropped": poll_dropped,
     "alloc": alloc, "send-big": send_big, "tenant": tenant, "forge": forge,
 }
 

@@ -6,7 +6,7 @@ import ipaddress
 import itertools
 import os
 import threading
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from .._log import log
 from ..addresses import IPAddress, SocketAddress
@@ -66,15 +66,6 @@ class InstanceContext:
         self.preopens: list[Preopen] = preopens if preopens is not None else []
         self.resolved: dict[str, frozenset[IPAddress]] = {}
         self.lock = threading.Lock()
-        #: Live pollables by id (see `socket.poll`); owned by the binding layer.
-        self.pollables: dict[int, Any] = {}
-        #: Live TCP sockets by id (see `tcp-socket.splice`); owned by core/tcp.py.
-        self.streams: dict[int, Any] = {}
-        #: Where those ids come from: counted per instance, so the ids a
-        #: guest sees say nothing about what other instances do (a global
-        #: counter would let a tenant watch its neighbours' activity).
-        self.pollable_ids = itertools.count(1)
-        self.stream_ids = itertools.count(1)
         self.resolver = resolver
         self.hide_peers = hide_peers
         self.audit = audit

@@ -94,9 +94,6 @@ class TcpSocket(SocketCore):
         #: Counted in `context.open_sockets` (created or accepted by the
         #: guest; pre-opens are the operator's and are not counted).
         self.counted = False
-        #: The `tcp-socket.id` that `splice` names this socket by.
-        self.socket_id = next(context.stream_ids) & 0xFFFF_FFFF
-        context.streams[self.socket_id] = self
 
     def _require(self, operation: str, *states: TcpState) -> None:
         if self.state not in states:
@@ -179,7 +176,9 @@ class TcpSocket(SocketCore):
         return self.sock.send(data[:self.context.limits.max_io_bytes])
 
     def splice(self, target: TcpSocket, max_len: int) -> int:
-        """Move bytes from this socket to `target` without the guest.
+        """Move bytes from this socket to `target` without the guest
+        (`fast-io.splice`; the binding hands over the target the guest
+        borrowed, so only a socket the guest holds can be named).
 
         Each chunk is peeked, sent, and only then consumed for as many
         bytes as `target` took, so a `target` that would block or fails
@@ -258,7 +257,3 @@ class TcpSocket(SocketCore):
         self._require("remote-address", TcpState.CONNECTED)
         peer = self.sock.remote_address()
         return self.context.peer(peer) if self.accepted else peer
-
-    def close(self) -> None:
-        self.context.streams.pop(self.socket_id, None)
-        super().close()
