@@ -330,6 +330,11 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
      "name resolutions per second, bursts up to one second's worth (quota)"),
     ("--max-restrict-depth", "max_restrict_depth", int,
      "restrict layers one capability may carry, 0 forbids restrict (quota)"),
+    ("--max-memory", "max_memory", int,
+     "bytes each guest linear memory may grow to (beyond: MemoryError in the guest); "
+     "a Python guest starts at 12.4 MiB; 512 MiB leaves room for real data"),
+    ("--max-call-bytes", "max_call_bytes", int,
+     "longest string or list<u8> argument of one call, in bytes (limit-reached beyond)"),
 ]
 
 

@@ -26,6 +26,21 @@
                                        bindings cannot lower a dropped handle
                                        and trap before any host call
                                        ("result: ..." only if they did not)
+    hostile alloc MIB                  grow a list of 1 MiB blocks up to MIB
+                                       MiB: "allocated K" then "result: ok"
+                                       or "result: memory-error"
+    hostile tenant COUNT               one tenant of the isolation test: a TCP
+                                       listener, a UDP socket, COUNT pollables;
+                                       prints "port P" and "handles H,..."
+                                       (raw handle numbers), then waits for
+                                       one connection: "accepted"
+    hostile forge HANDLE               the other tenant: uses the raw handle
+                                       number HANDLE as a TCP socket ("handle
+                                       H: ..."; a handle it does not hold traps)
+    hostile send-big TARGET N LANE     one send of N bytes through LANE
+                                       (bytes: list<u8> send, latin1: the
+                                       fast-io string lane): "result: ok K" or
+                                       "result: CODE"
 
 Raw WIT bindings (like the conformance guest), so nothing in the guest
 library tidies up behind the test's back.
@@ -228,10 +243,86 @@ def poll_dropped(target: str) -> int:
     return 0
 
 
+def alloc(mib: str) -> int:
+    blocks: list[bytearray] = []
+    try:
+        for _ in range(int(mib)):
+            blocks.append(bytearray(1 << 20))
+    except MemoryError:
+        count = len(blocks)
+        blocks.clear()
+        print(f"allocated {count}", flush=True)
+        print("result: memory-error", flush=True)
+        return 0
+    print(f"allocated {len(blocks)}", flush=True)
+    print("result: ok", flush=True)
+    return 0
+
+
+def send_big(target: str, count: str, lane: str) -> int:
+    from wit_world.imports import fast_io
+
+    try:
+        sock = connected(target)
+        if lane == "bytes":
+            sent = sock.send(b"z" * int(count))
+        else:
+            sent = fast_io.tcp_send_latin1(sock, "\xe9" * int(count))
+    except Err as error:
+        print(f"result: {code(error)}", flush=True)
+        return 0
+    print(f"result: ok {sent}", flush=True)
+    return 0
+
+
+def raw_handle(obj: Any) -> int:
+    """The handle number componentize-py keeps for a resource object."""
+    value = getattr(obj, "handle", None)
+    return value if isinstance(value, int) else -1
+
+
+def tenant(count: str) -> int:
+    listener = tcp_network().create_tcp_socket(V4)
+    listener.bind(addr("127.0.0.1:0"))
+    listener.listen(8)
+    network = wudp.network()
+    assert network is not None
+    udp = network.create_udp_socket(V4)
+    udp.bind(addr("127.0.0.1:0"))
+    pollables = [listener.subscribe(wsocket.Readiness.READABLE) for _ in range(int(count))]
+    HELD.extend([listener, udp, *pollables])
+    print(f"port {listener.local_address().value.port}", flush=True)
+    print("handles " + ",".join(str(raw_handle(h)) for h in (listener, udp, *pollables)),
+          flush=True)
+    wsocket.poll([pollables[0]], 60_000_000_000)
+    HELD.append(listener.accept())
+    print("accepted", flush=True)
+    return 0
+
+
+def forge(number: str) -> int:
+    own = tcp_network().create_tcp_socket(V4)
+    HELD.append(own)
+    fake = wtcp.TcpSocket.__new__(wtcp.TcpSocket)
+    try:
+        fake.handle = int(number)  # type: ignore[attr-defined]
+    except AttributeError as error:
+        print(f"handle {number}: cannot forge ({error})", flush=True)
+        return 0
+    print(f"handle {number}: forged", flush=True)
+    try:
+        print(f"handle {number}: {fake.local_address()}", flush=True)
+    except Err as error:
+        print(f"handle {number}: {code(error)}", flush=True)
+    print("done", flush=True)
+    return 0
+
+
 COMMANDS: dict[str, Callable[..., int]] = {
     "hold": hold, "accept-at-limit": accept_at_limit, "receive": receive, "send": send,
     "poll-many": poll_many, "buffer": buffer, "crash": crash, "drop-order": drop_order,
     "poll-dropped": poll_dropped,
+    "alloc": alloc, "send-big": send_big, "tenant": tenant, "forge": forge,
 }
 
 

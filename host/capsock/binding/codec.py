@@ -93,6 +93,7 @@ from wasmtime.component import (
 )
 
 from ..addresses import IPAddress, SocketAddress
+from ..errors import NetError
 from ._wasmtime_capi import dll, ffi
 
 Context = Any  # the wasmtime_context_t * of a call, an int
@@ -231,12 +232,33 @@ class Resources:
         raise NotImplementedError
 
 
-class Compiler:
-    """Compiles `ValType`s into lift/lower closures (one per use site)."""
+#: Makes the `limit-reached` error of an argument over the call cap, given
+#: its length in bytes (the instance writes its audit line there).
+Refuse = Callable[[int], NetError]
 
-    def __init__(self, resources: Resources) -> None:
+
+def _refuse_plainly(size: int) -> NetError:
+    from ..errors import ErrorCode
+
+    return NetError(ErrorCode.LIMIT_REACHED, f"an argument of {size} bytes")
+
+
+class Compiler:
+    """Compiles `ValType`s into lift/lower closures (one per use site).
+
+    `max_call_bytes` caps every `string` and `list<u8>` argument: a longer
+    one raises `refuse(length)` (a NetError, `limit-reached`) before any
+    byte is copied into Python, so the host's share of a call is bounded
+    by the cap whatever the guest passes (wasmtime's own lift, done before
+    the callback, is bounded by the guest's memory: SECURITY.md 5).
+    """
+
+    def __init__(self, resources: Resources, max_call_bytes: int | None = None,
+                 refuse: Refuse | None = None) -> None:
         self._resources = resources
         self._enums: list[tuple[EnumType, list[str]]] = []
+        self._cap = max_call_bytes
+        self._refuse = refuse if refuse is not None else _refuse_plainly
 
     def enum_names(self, ty: EnumType) -> list[str]:
         """`ty.names`, read once per distinct enum: wasmtime-py reads each
@@ -262,13 +284,15 @@ class Compiler:
             read = _scalar_lift("I")
             return lambda ctx, a: chr(read(ctx, a))
         if isinstance(ty, String):
-            return _lift_string
+            return _lift_string if self._cap is None else _capped(_lift_string, self._cap,
+                                                                 self._refuse)
         if isinstance(ty, EnumType):
             return _lift_enum(self.enum_names(ty))
         if isinstance(ty, ListType):
             element = ty.element
             if isinstance(element, U8):
-                return _lift_bytes
+                return _lift_bytes if self._cap is None else _capped(_lift_bytes, self._cap,
+                                                                    self._refuse)
             return _lift_list(self.lift(element))
         if isinstance(ty, TupleType):
             return _lift_tuple([self.lift(t) for t in ty.elements])
@@ -381,7 +405,20 @@ def _read_bytes(a: int) -> bytes:
 
 
 def _lift_string(ctx: Context, a: int) -> str:
-    return _read_bytes(a).decode("utf-8")
+    size, data = _vector(a)
+    # Decoded straight from wasmtime's buffer: no intermediate bytes copy.
+    return str(_BYTES[data:data + size], "utf-8") if size else ""
+
+
+def _capped(lift: Lift, cap: int, refuse: Refuse) -> Lift:
+    """`lift`, refusing a string or list<u8> whose vector holds more than
+    `cap` elements (UTF-8 bytes of a string, bytes of a list<u8>)."""
+    def lift_capped(ctx: Context, a: Any) -> Any:
+        size: int = _WORDS[(_address(a) + _P) >> 3]
+        if size > cap:
+            raise refuse(size)
+        return lift(ctx, a)
+    return lift_capped
 
 
 def _lower_string(ctx: Context, value: Any, a: int) -> None:

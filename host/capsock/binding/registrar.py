@@ -61,7 +61,7 @@ from wasmtime.component import (
 from .._log import log
 from ..errors import ErrorCode, NetError
 from ._wasmtime_capi import dll, error_from_pointer, error_new
-from .codec import VAL_SIZE, Compiler, Lift, Lower
+from .codec import VAL_SIZE, Compiler, Lift, Lower, Refuse
 from .handles import HandleTable
 
 PACKAGE = "capsock:net/"
@@ -116,6 +116,11 @@ def _compile_call(name: str, impl: Callable[..., Any], lifts: list[Lift],
                     other = second(ctx, args + VAL_SIZE)  # type: ignore[misc]
                 else:
                     values = lift_args(ctx, args)
+            except NetError as error:  # an argument over a limit (max_call_bytes)
+                if lower_err is None:
+                    return _trap(f"capsock: {name} refused: {error}")
+                lower_err(ctx, error.code.value, results)
+                return 0
             except Exception as error:
                 log.exception("capsock: cannot convert the arguments of %s", name)
                 return _trap(f"capsock: bad arguments to {name}: {error}")
@@ -224,18 +229,20 @@ def _destructor(table: HandleTable) -> Callable[[Any, int], None]:
 
 
 def link(linker: Linker, engine: Engine, component: Component,
-         interfaces: Mapping[str, Any], table: HandleTable) -> list[str]:
+         interfaces: Mapping[str, Any], table: HandleTable, *,
+         max_call_bytes: int | None = None, refuse: Refuse | None = None) -> list[str]:
     """Define every `capsock:net` import of `component` on `linker`.
 
     `interfaces` maps interface names (``"socket-tcp"``) to implementations.
     Returns the names of the interfaces linked. Raises :class:`LinkError`
-    listing every missing implementation.
+    listing every missing implementation. `max_call_bytes` caps each string
+    and list<u8> argument (codec.Compiler); `refuse` makes the error.
 
     The conversions compiled here own scratch slots and `table` one output
     slot, so the linker serves one instance (one thread at a time), as the
     per-instance `interfaces` and `table` already imply.
     """
-    compiler = Compiler(table)
+    compiler = Compiler(table, max_call_bytes, refuse)
     missing: list[str] = []
     linked: list[str] = []
     defined: list[ResourceType] = []

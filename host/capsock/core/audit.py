@@ -18,16 +18,28 @@ decided (`"<flag> <rule>"`), or null when nothing matched and the default
 deny applied.
 
 The file is opened once, at start-up (so a bad path is a start-up error),
-in append mode and line-buffered; a lock keeps lines whole when several
-threads (concurrent instances) write.
+in append mode and unbuffered: each line is one `write(2)` of the whole
+line (looping on a short write), under a lock, so lines stay whole when
+several threads (concurrent instances) write and a failed write never
+leaves half a line in a buffer to be flushed later.
+
+**A write that fails (disk full, I/O error) fails open**: the decision
+stands (the policy, not the log, is the control; failing closed would turn
+a full disk into an outage of every instance, which a guest that can fill
+the log would then control), the line is lost and counted, and the host
+says so once on its log (``capsock: audit log ...: cannot write``). Each
+later line tries again; the first that succeeds is preceded by a warning
+saying how many were lost. An operator who needs every decision recorded
+watches for that warning (SECURITY.md, "Process-wide ceilings").
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
+from .._log import log
 from ..policy import Decision
 
 
@@ -38,8 +50,11 @@ class AuditLog:
         self.path = Path(path)
         # OSError (missing directory, permissions) propagates: the caller
         # reports it as a start-up error naming --audit-log.
-        self._file: TextIO = open(self.path, "a", buffering=1, encoding="utf-8")
+        self._file: BinaryIO = open(self.path, "ab", buffering=0)
         self._lock = threading.Lock()
+        #: Lines lost to failed writes since the last one that succeeded.
+        self.lost = 0
+        self._torn = False  # a failed write left part of a line in the file
         import json  # here, not at the top: a start without --audit-log skips it (~2 ms)
 
         self._encode = json.dumps
@@ -56,9 +71,34 @@ class AuditLog:
             "allowed": decision.allowed,
             "rule": decision.rule,
         })
+        self._write((line + "\n").encode("utf-8"))
+
+    def _write(self, data: bytes) -> None:
         with self._lock:
-            if not self._file.closed:
-                self._file.write(line + "\n")
+            if self._file.closed:
+                return
+            if self._torn:  # end the half line a failed write left behind
+                data = b"\n" + data
+            view = memoryview(data)
+            try:
+                while view:
+                    written = self._file.write(view)
+                    if not written:  # nothing written, no error: do not spin
+                        raise OSError(f"wrote nothing of {len(view)} bytes")
+                    view = view[written:]
+            except OSError as error:
+                self._torn = self._torn or len(view) < len(data)
+                if not self.lost:
+                    log.error("capsock: audit log %s: cannot write (%s); decisions stand, "
+                              "lines are lost until a write succeeds", self.path,
+                              error.strerror or error)
+                self.lost += 1
+                return
+            if self.lost:
+                log.warning("capsock: audit log %s: writable again; %d line(s) were lost",
+                            self.path, self.lost)
+                self.lost = 0
+            self._torn = False
 
     def close(self) -> None:
         with self._lock:

@@ -82,6 +82,10 @@ class InstanceContext:
     def __repr__(self) -> str:
         return f"<InstanceContext {self.instance_id} ({self.open_sockets} sockets open)>"
 
+    def call_too_large(self, size: int) -> NetError:
+        """The error (and audit line) of an argument over `max_call_bytes`."""
+        return self.limit_reached("call", "-", f"argument of {size} bytes", "max_call_bytes")
+
     def limit_reached(self, operation: str, protocol: str, target: str, name: str) -> NetError:
         """Audit a refused request and return the `limit-reached` error.
 

@@ -18,6 +18,13 @@ Two kinds of limit, chosen so a well-behaved guest never notices them:
 
 Every quota is checked *before* the backend is asked for anything, so
 hitting one costs the host nothing.
+
+Two limits bound the guest's *memory* rather than its sockets (SECURITY.md
+section 5): `max_memory` is wasmtime's store limit on each linear memory
+(a `memory.grow` past it fails, which CPython inside the guest reports as
+`MemoryError`), and `max_call_bytes` refuses, with `limit-reached`, a
+`string` or `list<u8>` argument longer than it before capsock converts it
+(each conversion is a copy in the host).
 """
 
 from __future__ import annotations
@@ -60,10 +67,38 @@ class Limits:
     #: capability adds one; each check walks every layer). Beyond:
     #: `limit-reached`. 0 forbids `restrict`.
     max_restrict_depth: int = 64
+    #: The most bytes each linear memory of the guest may grow to (wasmtime's
+    #: store limit; `memory.grow` beyond fails: `MemoryError` in a Python
+    #: guest). A componentize-py guest starts at 12.4 MiB (198 pages) and
+    #: the test suite's apps pass under a 64 MiB limit (test_apps_http, _kv,
+    #: _syslog, test_lanes_splice, test_hostile_network: 70 tests); 512 MiB
+    #: leaves room for real data while keeping a guest far from wasm32's
+    #: 4 GiB and the host's RAM.
+    max_memory: int = 512 << 20
+    #: The longest `string` or `list<u8>` argument one host call takes, in
+    #: bytes (UTF-8 bytes for a string). Beyond: `limit-reached`, before
+    #: capsock copies it. A send takes at most `max_io_bytes` of it, but the
+    #: guest library's `sendall` passes its whole remaining buffer to each
+    #: send (hex: 2 characters per byte), so the default leaves room for a
+    #: 32 MiB binary `sendall`; the host's copies stay within ~3x of it.
+    max_call_bytes: int = 64 << 20
+
+    #: wasmtime store limits that are not memory: core instances, tables,
+    #: elements per table and linear memories one guest may create. A
+    #: componentize-py guest has 11-20 core instances, 2 tables (the larger
+    #: of 5,752 elements) and 1 memory; these stop a component that
+    #: instantiates without end or grows a table to gigabytes (8 bytes per
+    #: element). `max_memory` bounds each memory, so a guest's linear
+    #: memory in all is at most `max_memory * max_memories`.
+    max_instances: int = 100
+    max_tables: int = 100
+    max_table_elements: int = 100_000
+    max_memories: int = 4
 
     def __post_init__(self) -> None:
         for name in ("max_sockets", "max_backlog", "max_io_bytes", "max_buffer_bytes",
-                     "max_pollables", "max_datagram"):
+                     "max_pollables", "max_datagram", "max_memory", "max_call_bytes",
+                     "max_instances", "max_tables", "max_table_elements", "max_memories"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_restrict_depth < 0:

@@ -242,8 +242,16 @@ class Host:
                              table: HandleTable, guard: RunGuard) -> int:
         linker = Linker(self.engine)
         linker.add_wasip2()
-        link(linker, self.engine, component, interfaces_for(context), table)
+        link(linker, self.engine, component, interfaces_for(context), table,
+             max_call_bytes=self.limits.max_call_bytes, refuse=context.call_too_large)
         store = Store(self.engine)
+        limits = self.limits
+        # Before instantiation: a component whose initial memory exceeds the
+        # limit fails to start, and no memory.grow can pass it later.
+        store.set_limits(memory_size=limits.max_memory,
+                         table_elements=limits.max_table_elements,
+                         instances=limits.max_instances, tables=limits.max_tables,
+                         memories=limits.max_memories)
         guard.arm(store)
         wasi = WasiConfig()
         wasi.argv = [Path(path).name, *args]
@@ -263,7 +271,14 @@ class Host:
         for directory in self.dirs:
             wasi.preopen_dir(str(directory.host), directory.guest)
         store.set_wasi(wasi)
-        instance = linker.instantiate(store, component)
+        try:
+            instance = linker.instantiate(store, component)
+        except WasmtimeError as error:
+            if "exceeds memory limits" in str(error) or "limit exceeded" in str(error) \
+                    or "exceeds table limits" in str(error):
+                raise RunError(f"{path}: the guest needs more than its limits allow "
+                               f"(--max-memory={limits.max_memory}): {error}") from None
+            raise
         interface_index = component.get_export_index(run_export)
         func_index = component.get_export_index("run", interface_index)
         if func_index is None:
