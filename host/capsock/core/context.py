@@ -141,7 +141,12 @@ class InstanceContext:
         unspecified address and port 0 (e.g. `udp://*:*`) still forbids it.
         Audited only when denied.
         """
-        address = UNSPECIFIED_V6 if ipv6 else UNSPECIFIED_V4
+        self.require_quietly(checker, use, UNSPECIFIED_V6 if ipv6 else UNSPECIFIED_V4)
+
+    def require_quietly(self, checker: Checker, use: Use, address: SocketAddress) -> None:
+        """`require`, audited only when denied: for checks that repeat one
+        already audited (the port the kernel picked for a port-0 bind, see
+        `SocketCore.bind_checked`) or that no allow rule is needed for."""
         decision = self.check(checker, use, address)
         if not decision.allowed:
             self.record(use.operation, use.protocol, address, decision)

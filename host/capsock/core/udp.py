@@ -40,7 +40,7 @@ from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use
 from .common import SocketCore, make_counted
-from .context import InstanceContext
+from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 from .tcp import check_family
 
 #: The largest payload one datagram can carry (IPv4 and IPv6 without
@@ -112,7 +112,7 @@ class UdpSocket(SocketCore):
         self._require("bind", UdpState.UNBOUND)
         check_family(address, self.ipv6)
         self.context.require(self.checker, Use.UDP_BIND, address)
-        self.sock.bind(address)
+        self.bind_checked(Use.UDP_BIND, address)
         self.state = UdpState.BOUND
         self.receive_any = True
 
@@ -121,10 +121,18 @@ class UdpSocket(SocketCore):
         check_destination(address, self.ipv6)
         self.context.require(self.checker, Use.UDP_CONNECT, address)
         if self.state is UdpState.UNBOUND:
-            self.context.require_implicit_bind(self.checker, Use.UDP_IMPLICIT_BIND, self.ipv6)
+            self._implicit_bind()
         self.sock.connect(address)
         self.peer = address
         self.state = UdpState.CONNECTED
+
+    def _implicit_bind(self) -> None:
+        """The ephemeral bind of a connect or send, done here rather than by
+        the kernel's autobind so the picked port is checked before anything
+        is sent or can arrive (`SocketCore.bind_checked`)."""
+        self.context.require_implicit_bind(self.checker, Use.UDP_IMPLICIT_BIND, self.ipv6)
+        self.bind_checked(Use.UDP_IMPLICIT_BIND, UNSPECIFIED_V6 if self.ipv6 else UNSPECIFIED_V4)
+        self.state = UdpState.BOUND
 
     def disconnect(self) -> None:
         self._require("disconnect", UdpState.CONNECTED)
@@ -156,7 +164,7 @@ class UdpSocket(SocketCore):
         use = Use.UDP_REPLY if (address.ip, address.port) in self._reply_peers else Use.UDP_SEND
         self.context.require(self.checker, use, address)
         if self.state is UdpState.UNBOUND:
-            self.context.require_implicit_bind(self.checker, Use.UDP_IMPLICIT_BIND, self.ipv6)
+            self._implicit_bind()
         sent = self.sock.send(data, address)
         self.state = UdpState.BOUND
         return sent
