@@ -227,3 +227,16 @@ def test_implicit_bind_outside_the_denied_range_works(protocol: str) -> None:
     finally:
         sock.close()
         peer.close()
+
+
+def test_a_connect_retried_after_a_refusal_is_refused_again(backend: Backend) -> None:
+    """The host's implicit bind does not change a retry: the second connect
+    is refused like the first (not `invalid-argument` for binding twice)."""
+    ctx = context(backend, allow_outbound=["tcp://127.0.0.1:1"])
+    sock = open_tcp(ctx, ctx.checker, False)
+    try:
+        for _ in range(2):
+            assert error_of(lambda: sock.connect(address("127.0.0.1:1"))) is (
+                ErrorCode.CONNECTION_REFUSED)
+    finally:
+        sock.close()

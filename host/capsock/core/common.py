@@ -16,7 +16,7 @@ from ..addresses import SocketAddress
 from ..backends.options import OptionKind, SocketOption
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use
-from .context import InstanceContext
+from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
 _Made = TypeVar("_Made")
 
@@ -75,6 +75,7 @@ class SocketCore:
     protocol: ClassVar[str]
     context: InstanceContext
     checker: Checker
+    ipv6: bool
     sock: _ModalSocket
     state: Any
     blocking: bool
@@ -122,6 +123,23 @@ class SocketCore:
         except NetError:
             self.close()
             raise
+
+    def implicit_bind(self, use: Use) -> None:
+        """The ephemeral bind of a connect or send on an unbound socket,
+        done by the host rather than the kernel's autobind so the picked
+        port goes through `bind_checked` before anything is sent.
+
+        A socket the backend already bound (a connect that failed after
+        the memory backend bound it, or a test double that never
+        connected) keeps its port: it was checked when it was bound.
+        """
+        self.context.require_implicit_bind(self.checker, use, self.ipv6)
+        try:
+            bound = self.sock.local_address().port != 0
+        except NetError:
+            bound = False
+        if not bound:
+            self.bind_checked(use, UNSPECIFIED_V6 if self.ipv6 else UNSPECIFIED_V4)
 
     def get_option(self, option: SocketOption) -> int:
         self._check_protocol(option)

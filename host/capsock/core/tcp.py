@@ -143,12 +143,9 @@ class TcpSocket(SocketCore):
         check_remote(address, self.ipv6)
         self.context.require(self.checker, Use.TCP_CONNECT, address)
         if self.state is TcpState.UNBOUND:
-            self.context.require_implicit_bind(self.checker, Use.TCP_IMPLICIT_BIND, self.ipv6)
-            # Bound here, not by connect(), so the port is checked before
-            # any packet leaves. The state stays UNBOUND: a failed connect
-            # releases a port the kernel picked, as it always did.
-            unspecified = UNSPECIFIED_V6 if self.ipv6 else UNSPECIFIED_V4
-            self.bind_checked(Use.TCP_IMPLICIT_BIND, unspecified)
+            # The state stays UNBOUND: a failed connect releases a port the
+            # kernel picked (Linux), as it always did.
+            self.implicit_bind(Use.TCP_IMPLICIT_BIND)
         try:
             self.sock.connect(address)
         except NetError as error:

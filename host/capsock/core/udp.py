@@ -40,7 +40,7 @@ from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use
 from .common import SocketCore, make_counted
-from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
+from .context import InstanceContext
 from .tcp import check_family
 
 #: The largest payload one datagram can carry (IPv4 and IPv6 without
@@ -127,11 +127,9 @@ class UdpSocket(SocketCore):
         self.state = UdpState.CONNECTED
 
     def _implicit_bind(self) -> None:
-        """The ephemeral bind of a connect or send, done here rather than by
-        the kernel's autobind so the picked port is checked before anything
-        is sent or can arrive (`SocketCore.bind_checked`)."""
-        self.context.require_implicit_bind(self.checker, Use.UDP_IMPLICIT_BIND, self.ipv6)
-        self.bind_checked(Use.UDP_IMPLICIT_BIND, UNSPECIFIED_V6 if self.ipv6 else UNSPECIFIED_V4)
+        """`SocketCore.implicit_bind`: checked before anything is sent or
+        can arrive."""
+        self.implicit_bind(Use.UDP_IMPLICIT_BIND)
         self.state = UdpState.BOUND
 
     def disconnect(self) -> None:
