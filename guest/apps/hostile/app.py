@@ -22,6 +22,11 @@
                                        accepted child, socket before its
                                        pollable, pollable after the socket),
                                        printing "step NAME: RESULT"
+    hostile hidden-scan HOST LOW HIGH  on the first UDP pre-open: receive one
+                                       datagram ("from SENDER"), send a probe
+                                       to HOST:LOW..HIGH ("scan CODE=K ..."),
+                                       then answer the sender it was shown
+                                       ("reply RESULT")
 
 Raw WIT bindings (like the conformance guest), so nothing in the guest
 library tidies up behind the test's back.
@@ -211,9 +216,33 @@ def drop_order(target: str, local: str) -> int:
     return 0
 
 
+def outcome(action: Callable[[], object]) -> str:
+    try:
+        action()
+    except Err as error:
+        return code(error)
+    return "ok"
+
+
+def hidden_scan(host: str, low: str, high: str) -> int:
+    raw = [sock for sock, _ in wsocket.preopened_sockets()]
+    udp = wudp.UdpSocket.from_socket(raw[0])
+    print(f"ready {cg.format_address(udp.local_address())}", flush=True)
+    datagram = udp.receive(100)
+    print(f"from {cg.format_address(datagram.remote_address)}", flush=True)
+    codes: dict[str, int] = {}
+    for port in range(int(low), int(high) + 1):
+        result = outcome(lambda p=port: udp.send(b"probe", addr(f"{host}:{p}")))
+        codes[result] = codes.get(result, 0) + 1
+    print("scan " + " ".join(f"{k}={v}" for k, v in sorted(codes.items())), flush=True)
+    print(f"reply {outcome(lambda: udp.send(b'reply', datagram.remote_address))}", flush=True)
+    return 0
+
+
 COMMANDS: dict[str, Callable[..., int]] = {
     "hold": hold, "accept-at-limit": accept_at_limit, "receive": receive, "send": send,
     "poll-many": poll_many, "buffer": buffer, "crash": crash, "drop-order": drop_order,
+    "hidden-scan": hidden_scan,
 }
 
 

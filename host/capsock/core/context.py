@@ -18,7 +18,8 @@ from .limits import Limits, TokenBucket
 
 #: The stand-in peers of `--peer-address=hidden` (documented in the WIT):
 #: 192.0.0.8 is IANA's IPv4 dummy address (RFC 7600), 100:: the IPv6
-#: discard-only prefix (RFC 6666). Port 0: nothing can be sent back to it.
+#: discard-only prefix (RFC 6666). Port 0: no TCP connection can go to it;
+#: a UDP send to it is a reply to the socket's last sender (core/udp.py).
 HIDDEN_PEER_V4 = SocketAddress(ipaddress.IPv4Address("192.0.0.8"), 0)
 HIDDEN_PEER_V6 = SocketAddress(ipaddress.IPv6Address("100::"), 0)
 #: What the ephemeral bind of a connect or send binds to (`Use.*_IMPLICIT_BIND`).
