@@ -22,6 +22,14 @@
                                        accepted child, socket before its
                                        pollable, pollable after the socket),
                                        printing "step NAME: RESULT"
+    hostile boundaries TCP UDP         call every function taking a number
+                                       with its boundary values (0, 1, the
+                                       type's maximum), on a TCP socket
+                                       connected to TCP, a UDP socket sending
+                                       to UDP, listeners and pollables:
+                                       "NAME: RESULT" each, then "done"
+    hostile deny-flood N TARGET        N connects to TARGET (denied): "codes
+                                       CODE=K ..." at the end
     hostile hidden-scan HOST LOW HIGH  on the first UDP pre-open: receive one
                                        datagram ("from SENDER"), send a probe
                                        to HOST:LOW..HIGH ("scan CODE=K ..."),
@@ -216,12 +224,85 @@ def drop_order(target: str, local: str) -> int:
     return 0
 
 
+U32 = 2**32 - 1
+U64 = 2**64 - 1
+
+
 def outcome(action: Callable[[], object]) -> str:
     try:
         action()
     except Err as error:
         return code(error)
     return "ok"
+
+
+def boundaries(tcp_target: str, udp_target: str) -> int:
+    """Every numeric argument at its edges: each must give a defined result
+    (ok or an error code), never `unknown` (the host's unexpected path)."""
+    sock = connected(tcp_target)
+    udp_network = wudp.network()
+    assert udp_network is not None, "no UDP capability"
+    udp = udp_network.create_udp_socket(V4)
+    six = tcp_network().create_tcp_socket(wsocket.IpAddressFamily.IPV6)
+    writable = sock.subscribe(wtcp.Readiness.WRITABLE)
+    calls: list[tuple[str, Callable[[], object]]] = []
+    for name, target in (("tcp", sock), ("udp", udp)):
+        calls += [
+            (f"{name}.set-timeout.max", lambda t=target: t.set_timeout(U64)),
+            (f"{name}.set-timeout.min", lambda t=target: t.set_timeout(1)),
+            (f"{name}.set-timeout.zero", lambda t=target: t.set_timeout(0)),
+            (f"{name}.set-timeout.none", lambda t=target: t.set_timeout(None)),
+            (f"{name}.set-hop-limit.0", lambda t=target: t.set_hop_limit(0)),
+            (f"{name}.set-hop-limit.255", lambda t=target: t.set_hop_limit(255)),
+        ]
+        for option in ("receive", "send"):
+            setter = f"set_{option}_buffer_size"
+            calls += [(f"{name}.{setter}.{label}",
+                       lambda t=target, s=setter, v=value: getattr(t, s)(v))
+                      for label, value in (("0", 0), ("1", 1), ("max", U64))]
+    calls += [
+        ("tcp6.set-hop-limit.255", lambda: six.set_hop_limit(255)),
+        ("tcp.set-keep-alive-idle-time.0", lambda: sock.set_keep_alive_idle_time(0)),
+        ("tcp.set-keep-alive-idle-time.1", lambda: sock.set_keep_alive_idle_time(1)),
+        ("tcp.set-keep-alive-idle-time.max", lambda: sock.set_keep_alive_idle_time(U64)),
+        ("tcp.set-blocking", lambda: sock.set_blocking(False)),
+        ("tcp.receive.max", lambda: sock.receive(U64)),
+        ("tcp.peek.max", lambda: sock.peek(U64)),
+        ("tcp.receive-latin1.max", lambda: sock.receive_latin1(U64)),
+        ("tcp.receive-hex.max", lambda: sock.receive_hex(U64)),
+        ("tcp.send.empty", lambda: sock.send(b"")),
+        ("tcp.splice.unknown-id", lambda: sock.splice(U32, U64)),
+        ("tcp.splice.zero", lambda: sock.splice(sock.id(), 0)),
+        ("tcp.listen.max", lambda: tcp_network().create_tcp_socket(V4).listen(U32)),
+        ("tcp.listen.0", lambda: tcp_network().create_tcp_socket(V4).listen(0)),
+        ("poll.max", lambda: wsocket.poll([writable.id()], U64)),
+        ("poll.zero", lambda: wsocket.poll([writable.id()], 0)),
+        ("poll.unknown-id", lambda: wsocket.poll([U32], U64)),
+        ("poll.none", lambda: wsocket.poll([writable.id()], None)),
+        ("pollable.block", lambda: writable.block()),
+        ("udp.send.empty", lambda: udp.send(b"", addr(udp_target))),
+        ("udp.send.too-large", lambda: udp.send(b"z" * 65536, addr(udp_target))),
+        ("udp.set-blocking", lambda: udp.set_blocking(False)),
+        ("udp.receive.max", lambda: udp.receive(U64)),
+        ("udp.peek.max", lambda: udp.peek(U64)),
+        ("udp.receive-latin1.max", lambda: udp.receive_latin1(U64)),
+        ("udp.receive.zero", lambda: udp.receive(0)),
+    ]
+    for name, action in calls:
+        print(f"{name}: {outcome(action)}", flush=True)
+    HELD.extend([sock, udp, six, writable])
+    print("done", flush=True)
+    return 0
+
+
+def deny_flood(count: str, target: str) -> int:
+    sock = tcp_network().create_tcp_socket(V4)
+    codes: dict[str, int] = {}
+    for _ in range(int(count)):
+        result = outcome(lambda: sock.connect(addr(target)))
+        codes[result] = codes.get(result, 0) + 1
+    print("codes " + " ".join(f"{k}={v}" for k, v in sorted(codes.items())), flush=True)
+    return 0
 
 
 def hidden_scan(host: str, low: str, high: str) -> int:
@@ -242,7 +323,7 @@ def hidden_scan(host: str, low: str, high: str) -> int:
 COMMANDS: dict[str, Callable[..., int]] = {
     "hold": hold, "accept-at-limit": accept_at_limit, "receive": receive, "send": send,
     "poll-many": poll_many, "buffer": buffer, "crash": crash, "drop-order": drop_order,
-    "hidden-scan": hidden_scan,
+    "boundaries": boundaries, "deny-flood": deny_flood, "hidden-scan": hidden_scan,
 }
 
 

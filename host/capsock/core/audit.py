@@ -17,6 +17,15 @@ sender) and `resolve`; `protocol` is `tcp`, `udp` or
 decided (`"<flag> <rule>"`), or null when nothing matched and the default
 deny applied.
 
+Denials are rate-limited per instance (`capsock._log.LineBudget`: the
+first 100 whole, then 10 a second): the ones left out are counted in a
+line of operation `suppressed`, at most one a second and one at the
+instance's end, whose `count` is how many and whose `target` says so::
+
+    {"time": "...", "instance": "4242-1", "operation": "suppressed",
+     "protocol": "", "target": "19890 more denials suppressed",
+     "allowed": false, "rule": null, "count": 19890}
+
 The file is opened once, at start-up (so a bad path is a start-up error),
 in append mode and line-buffered; a lock keeps lines whole when several
 threads (concurrent instances) write.
@@ -55,6 +64,22 @@ class AuditLog:
             "target": target,
             "allowed": decision.allowed,
             "rule": decision.rule,
+        })
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(line + "\n")
+
+    def summarise(self, instance: str, count: int) -> None:
+        """Write the line that stands for `count` denials left out."""
+        line = self._encode({
+            "time": _now(),
+            "instance": instance,
+            "operation": "suppressed",
+            "protocol": "",
+            "target": f"{count} more denials suppressed",
+            "allowed": False,
+            "rule": None,
+            "count": count,
         })
         with self._lock:
             if not self._file.closed:

@@ -8,7 +8,7 @@ import os
 import threading
 from typing import Any, NamedTuple
 
-from .._log import log
+from .._log import LineBudget, log
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..errors import ErrorCode, NetError
@@ -80,6 +80,8 @@ class InstanceContext:
         #: Sockets the guest holds now (counted against `limits.max_sockets`).
         self.open_sockets = 0
         self.resolve_bucket = TokenBucket(self.limits.resolves_per_second)
+        #: How many denial lines this instance may cause (`record`).
+        self.denial_lines = LineBudget()
 
     def __repr__(self) -> str:
         return f"<InstanceContext {self.instance_id} ({self.open_sockets} sockets open)>"
@@ -158,12 +160,37 @@ class InstanceContext:
 
         `target` (an address or a name) becomes text only for an audit
         line or a denial that is logged: most checks write neither.
+
+        Allowed decisions are always written (each is something the guest
+        did). Denials, which a guest can repeat as fast as it calls, go
+        through `denial_lines`: the first ones whole, then a sample, and a
+        summary line ("N more denials suppressed") for the rest, in the
+        audit log and on the log alike (`flush_denials` writes the last).
         """
-        if self.audit is not None:
-            self.audit.record(self.instance_id, operation, protocol, str(target), decision)
-        if not decision.allowed:
+        if decision.allowed:
+            if self.audit is not None:
+                self.audit.record(self.instance_id, operation, protocol, str(target), decision)
+            return
+        write, suppressed = self.denial_lines.admit()
+        if suppressed:
+            self._summarise(suppressed)
+        if write:
+            if self.audit is not None:
+                self.audit.record(self.instance_id, operation, protocol, str(target), decision)
             log.info("capsock: denied %s %s://%s (%s)", operation, protocol, target,
                      decision.rule or "no rule allows it")
+
+    def flush_denials(self) -> None:
+        """Write the summary of denials suppressed since the last one (at
+        the instance's end)."""
+        suppressed = self.denial_lines.flush()
+        if suppressed:
+            self._summarise(suppressed)
+
+    def _summarise(self, count: int) -> None:
+        if self.audit is not None:
+            self.audit.summarise(self.instance_id, count)
+        log.info("capsock: %d more denials suppressed (instance %s)", count, self.instance_id)
 
     def peer(self, address: SocketAddress) -> SocketAddress:
         """What the guest may learn of a peer's address."""
