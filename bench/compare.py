@@ -20,7 +20,7 @@ runs on:
   --list``) instead of the latin-1 string lane the guest library uses:
   the ``list<u8>`` floor of wasmtime's C API (one value per byte);
 - ``capsock-splice``: ``echo --splice``, bytes echoed by the host
-  (``tcp-socket.splice``) without entering the guest;
+  (``fast-io.splice``) without entering the guest;
 - ``jco``: the wasmtime-cli component transpiled by ``jco`` and run by Node
   with ``@bytecodealliance/preview2-shim`` (only where npm installs them).
 

@@ -67,13 +67,20 @@ def app_wit_dir(out: Path) -> Path:
 def app_dirs() -> dict[str, Path]:
     """Every app's name and folder (the one holding its ``app.py``)."""
     found = {p.parent.name: p.parent for p in APPS.glob("*/app.py")}
-    if (PROBE / "app.py").is_file():
+    if (PROBE / "app.py").is_file():  # built twice: the core, and with fast-io
         found["conformance"] = PROBE
+        found["conformance-fast-io"] = PROBE
     return dict(sorted(found.items()))
 
 
 def list_apps() -> list[str]:
     return list(app_dirs())
+
+
+def app_world(name: str) -> str:
+    """The world app `name` is built for: the core alone for the core
+    conformance probe, else the core with the `fast-io` extension."""
+    return builder.CORE_APP_WORLD if name == "conformance" else builder.APP_WORLD
 
 
 def checkout_sources() -> builder.Sources:
@@ -91,12 +98,13 @@ def checkout_sources() -> builder.Sources:
 
 def build_app(name: str, out: Path, tools: builder.Tools, force: bool,
               sources: builder.Sources) -> str:
-    app_dir = app_dirs()[name]
+    app_dir, world = app_dirs()[name], app_world(name)
     app_py = app_dir / "app.py"
     wasm = out / f"{name}.wasm"
     hash_file = out / f"{name}.wasm.hash"
     digest = builder.input_hash(sources, tools, [("app", app_dir)],
-                                [("build.py", Path(__file__).read_bytes())])
+                                [("build.py", Path(__file__).read_bytes()),
+                                 ("world", world.encode())])
     if (not force and wasm.is_file() and hash_file.is_file()
             and hash_file.read_text().strip() == digest):
         return f"{name}: up to date ({wasm}, hash {digest[:12]})"
@@ -111,7 +119,7 @@ def build_app(name: str, out: Path, tools: builder.Tools, force: bool,
             module, paths = builder.WRAPPER_MODULE, [wrapper, app_dir, sources.guest]
         else:
             module, paths = "app", [app_dir, sources.guest]
-        builder.componentize(module, paths, wasm, sources, app_wit_dir(out), tools)
+        builder.componentize(module, paths, wasm, sources, app_wit_dir(out), tools, world)
     hash_file.write_text(digest + "\n")
     size = wasm.stat().st_size / 1e6
     kind = " (plain script)" if module != "app" else ""

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 APPS = ("echo", "client", "probe", "bypass", "poll", "http", "kv", "syslog", "udpecho",
-        "resolve", "conformance", "bsdecho", "bsdprobe", "hostile")
+        "resolve", "conformance", "conformance-fast-io", "bsdecho", "bsdprobe", "hostile")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Readiness polling over `socket.poll`.
 
-`poll` takes pollable ids (see the WIT for why not borrows); `Pollable`
-wraps a handle and fetches its id once, so polling costs one host call.
+`poll` passes the pollables as borrowed handles (`list<borrow<pollable>>`,
+as `wasi:io/poll` does): one host call per poll, whatever the count.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from wit_world.imports import socket as wsocket
 
 from ._errors import call
 
-__all__ = ["poll", "poll_ids", "Pollable"]
+__all__ = ["poll", "Pollable"]
 
 
 class Pollable:
     """A readiness event source from a socket's ``subscribe``."""
 
+    __slots__ = ("raw",)
+
     def __init__(self, raw: wsocket.Pollable) -> None:
         self.raw = raw
-        self.id = raw.id()
 
     def ready(self) -> bool:
         return self.raw.ready()
@@ -43,11 +44,5 @@ class Pollable:
 def poll(pollables: Sequence[Pollable], timeout: float | None = None) -> list[int]:
     """Wait until one of ``pollables`` is ready or ``timeout`` seconds pass;
     the indexes of the ready ones (empty on timeout)."""
-    return poll_ids([p.id for p in pollables], timeout)
-
-
-def poll_ids(ids: list[int], timeout: float | None = None) -> list[int]:
-    """`poll` by pollable ids (`Pollable.id`), for callers that keep the ids
-    (`Loop` does, so a round builds no list of wrappers)."""
     ns = None if timeout is None else max(0, int(timeout * 1e9))
-    return call(wsocket.poll, ids, ns)
+    return call(wsocket.poll, [p.raw for p in pollables], ns)

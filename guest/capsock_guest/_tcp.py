@@ -21,7 +21,7 @@ from ._address import (
     with_port,
 )
 from ._errors import NetError, call
-from ._lane import Receiver, send_bytes
+from ._lane import Receiver, send_bytes, splice
 from ._poll import Pollable
 from ._preopen import take_preopens
 from ._resolve import resolver
@@ -169,11 +169,6 @@ class TcpSocket:
                 return b"".join(parts)
             parts.append(chunk)
 
-    @property
-    def id(self) -> int:
-        """The host's id of this socket (what `splice` names a target by)."""
-        return self.raw.id()
-
     def splice(self, target: TcpSocket, max_len: int = 1 << 62) -> int:
         """Move up to ``max_len`` received bytes to ``target`` inside the host.
 
@@ -182,7 +177,7 @@ class TcpSocket:
         stream. Blocking: waits, then moves until ``max_len`` or end of
         stream; non-blocking: moves what can move now (see the WIT).
         """
-        return call(self.raw.splice, target.raw.id(), max_len)
+        return call(splice, self.raw, target.raw, max_len)
 
     def shutdown(self, how: ShutdownHow = "send") -> None:
         """``"send"`` / ``"receive"`` / ``"both"`` (or ``socket.SHUT_*``)."""
@@ -233,7 +228,7 @@ class TcpSocket:
 
     def subscribe(self, readiness: str = "readable") -> Pollable:
         """A pollable for ``"readable"`` or ``"writable"`` (see `poll`)."""
-        return Pollable(self.raw.subscribe(socket_tcp.Readiness[readiness.upper()]))
+        return Pollable(self.raw.subscribe(wsocket.Readiness[readiness.upper()]))
 
     # -- lifetime ------------------------------------------------------------
 

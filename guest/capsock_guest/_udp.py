@@ -10,7 +10,7 @@ from wit_world.imports import socket_udp
 
 from ._address import Address, Family, family_from, family_of, from_wit, to_wit
 from ._errors import NetError, call
-from ._lane import from_lane, to_lane
+from ._lane import Receiver, send_datagram
 from ._poll import Pollable
 from ._preopen import take_preopens
 
@@ -37,6 +37,7 @@ class UdpSocket:
     def __init__(self, raw: socket_udp.UdpSocket, name: str | None = None) -> None:
         self._raw: socket_udp.UdpSocket | None = raw
         self.name = name
+        self._receiver = Receiver()
         #: `Loop`'s state for this socket (its pollables); the loop's alone.
         self.loop_state: SocketState | None = None
 
@@ -69,17 +70,17 @@ class UdpSocket:
 
     def send(self, data: Bytes) -> int:
         """Send one datagram to the connected peer."""
-        return call(self.raw.send_latin1, to_lane(data), None)
+        return call(send_datagram, self.raw, data, None)
 
     def sendto(self, data: Bytes, address: Address) -> int:
-        return call(self.raw.send_latin1, to_lane(data), to_wit(address))
+        return call(send_datagram, self.raw, data, to_wit(address))
 
     def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
-        d = call(self.raw.receive_latin1, bufsize)
-        return from_lane(d.data), from_wit(d.remote_address)
+        data, sender = call(self._receiver.receive_datagram, self.raw, bufsize)
+        return data, from_wit(sender)
 
     def recv(self, bufsize: int) -> bytes:
-        return from_lane(call(self.raw.receive_latin1, bufsize).data)
+        return call(self._receiver.receive_datagram, self.raw, bufsize)[0]
 
     def peekfrom(self, bufsize: int) -> tuple[bytes, Address]:
         """Like `recvfrom`, but the datagram stays queued (``MSG_PEEK``)."""
@@ -117,7 +118,7 @@ class UdpSocket:
         call(self.raw.set_timeout, None if seconds is None else max(1, int(seconds * 1e9)))
 
     def subscribe(self, readiness: str = "readable") -> Pollable:
-        return Pollable(self.raw.subscribe(socket_udp.Readiness[readiness.upper()]))
+        return Pollable(self.raw.subscribe(wsocket.Readiness[readiness.upper()]))
 
     def close(self) -> None:
         raw, self._raw = self._raw, None

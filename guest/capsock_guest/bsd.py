@@ -88,7 +88,7 @@ from ._errors import (
     code_name,
     gaierror,
 )
-from ._lane import Receiver, from_lane, send_bytes, to_lane
+from ._lane import Receiver, send_bytes, send_datagram
 from ._resolve import resolver as _resolver
 from ._tcp import tcp_network
 from ._udp import udp_network
@@ -468,6 +468,7 @@ class socket:  # noqa: N801  the name of Python's class
         if error:
             if error in (_errno.EINPROGRESS, _errno.EALREADY):
                 raise BlockingIOError(error, os.strerror(error))
+            assert self._pending_error is not None  # set by _connect with a nonzero errno
             raise self._pending_error
         return None
 
@@ -532,7 +533,7 @@ class socket:  # noqa: N801  the name of Python's class
             return self.send(data)
         target = None if address is None else _sockaddr(self._family, address, False)
         try:
-            return self._udp.send_latin1(to_lane(data), target)
+            return send_datagram(self._udp, data, target)
         except Err as e:
             raise _translate(e, invalid_state=_errno.EDESTADDRREQ) from None
 
@@ -557,10 +558,10 @@ class socket:  # noqa: N801  the name of Python's class
             if flags and flags & _PEEK:
                 d = self._udp.peek(bufsize)
                 return d.data, from_wit(d.remote_address)
-            t = self._udp.receive_latin1(bufsize)
+            data, sender = self._receiver.receive_datagram(self._udp, bufsize)
         except Err as e:
             raise _translate(e, invalid_state=_errno.EINVAL) from None
-        return from_lane(t.data), from_wit(t.remote_address)
+        return data, from_wit(sender)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -764,8 +765,8 @@ class SocketIO(io.RawIOBase):
         self._writing = "w" in mode
         self._timeout_occurred = False
 
-    def readinto(self, b: Any) -> int | None:  # type: ignore[override]
-        self._checkClosed()  # type: ignore[attr-defined]
+    def readinto(self, b: Any) -> int | None:
+        self._checkClosed()
         if self._timeout_occurred:
             raise OSError("cannot read from timed out object")
         assert self._sock is not None
@@ -777,8 +778,8 @@ class SocketIO(io.RawIOBase):
         except BlockingIOError:
             return None
 
-    def write(self, b: Any) -> int | None:  # type: ignore[override]
-        self._checkClosed()  # type: ignore[attr-defined]
+    def write(self, b: Any) -> int | None:
+        self._checkClosed()
         assert self._sock is not None
         try:
             return self._sock.send(b)
@@ -801,7 +802,7 @@ class SocketIO(io.RawIOBase):
         return False
 
     def fileno(self) -> int:
-        self._checkClosed()  # type: ignore[attr-defined]
+        self._checkClosed()
         assert self._sock is not None
         return self._sock.fileno()
 
@@ -909,8 +910,9 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
     addresses: list[str]
     if host is None:
         passive = bool(flags & AI_PASSIVE)
-        v4, v6 = ("0.0.0.0", "::") if passive else ("127.0.0.1", "::1")
-        addresses = {AF_INET: [v4], AF_INET6: [v6]}.get(family, [v6, v4])
+        any4, any6 = ("0.0.0.0", "::") if passive else ("127.0.0.1", "::1")
+        defaults: dict[int, list[str]] = {AF_INET: [any4], AF_INET6: [any6]}
+        addresses = defaults.get(family, [any6, any4])
     elif (ip := _ip(host)) is not None:
         if family and (ip.version == 6) != (family == AF_INET6):
             raise gaierror(EAI_FAMILY, f"Address family for hostname not supported: {host}")
@@ -918,7 +920,8 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
     elif flags & AI_NUMERICHOST:
         raise gaierror(EAI_NONAME, _EAI_TEXT[EAI_NONAME])
     else:
-        wanted = {AF_INET: "ipv4", AF_INET6: "ipv6"}.get(family)
+        families: dict[int, str] = {AF_INET: "ipv4", AF_INET6: "ipv6"}
+        wanted = families.get(family)
         try:
             addresses = _resolver().resolve(host.rstrip(".") or host, wanted)
         except NetError as e:

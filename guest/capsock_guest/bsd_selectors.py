@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from wit_world.imports import socket_tcp, socket_udp
+from wit_world.imports import socket as wsocket
 
 from . import bsd
 from ._errors import NetError
@@ -131,12 +131,8 @@ class BaseSelector:
             raw = None if sock is None else sock._raw_or_none()
             if raw is None:
                 return None  # closed while registered: never ready (as an fd-less poll)
-            if isinstance(raw, socket_tcp.TcpSocket):
-                kind: Any = (socket_tcp.Readiness.READABLE if event == EVENT_READ
-                             else socket_tcp.Readiness.WRITABLE)
-            else:
-                kind = (socket_udp.Readiness.READABLE if event == EVENT_READ
-                        else socket_udp.Readiness.WRITABLE)
+            kind = (wsocket.Readiness.READABLE if event == EVENT_READ
+                    else wsocket.Readiness.WRITABLE)
             pollable = Pollable(raw.subscribe(kind))
             self._pollables[(fd, event)] = pollable
         return pollable

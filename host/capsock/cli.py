@@ -93,7 +93,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="capsock",
         description="Run WebAssembly components with capability-based, "
-                    "deny-by-default networking (capsock:net@0.1.0).",
+                    "deny-by-default networking (capsock:net@0.2.0).",
         epilog="Run `capsock run --help` for the policy flags.",
     )
     parser.add_argument("--version", action=_VersionAction)
@@ -136,19 +136,28 @@ def _add_conformance(commands: _Commands) -> None:
     conformance = commands.add_parser(
         "conformance",
         help="check a host against the capsock:net contract, case by case",
-        description="Run the conformance guest case by case: for each setup, start its "
-                    "peers (echo servers, a DNS server...), grant its rules, run the guest, "
+        description="Run the conformance probes case by case: for each setup, start its "
+                    "peers (echo servers, a DNS server...), grant its rules, run the probe, "
                     "and compare each outcome with the case table "
-                    "(capsock/conformance/cases.py). Exit 0 when every case passes.",
+                    "(capsock/conformance/cases.py). Core cases run on the core probe; the "
+                    "cases of an extension (fast-io) run on its probe, only for a host that "
+                    "implements it. Exit 0 when every case passes.",
     )
     conformance.add_argument("--backend", choices=("os", "memory"), default="os",
                              help="the backend to check (default: os)")
     conformance.add_argument("--component", type=Path, default=None, metavar="WASM",
-                             help="the conformance guest (default: the probe shipped with "
-                                  "capsock, capsock/conformance/probe/app.py, built with "
-                                  "the build extra and cached)")
+                             help="the core probe (default: the probe shipped with capsock, "
+                                  "capsock/conformance/probe/app.py, built for the core world "
+                                  "with the build extra and cached)")
+    conformance.add_argument("--fast-io-component", type=Path, default=None, metavar="WASM",
+                             help="the probe built with the fast-io extension (default: the "
+                                  "shipped probe, built so and cached)")
+    conformance.add_argument("--extensions", default=None, metavar="LIST",
+                             help="the extensions the host implements, comma-separated "
+                                  "(default: this capsock's, fast-io; with --host-command: "
+                                  "none, say what the other host implements)")
     conformance.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                             help="where the built probe is cached "
+                             help="where the built probes are cached "
                                   "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
     conformance.add_argument("--json", type=Path, default=None, metavar="FILE",
                              help="also write the results as JSON")
@@ -491,17 +500,35 @@ def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
 
 
 def run_conformance(args: argparse.Namespace) -> int:
+    from .binding.interfaces import EXTENSIONS
     from .conformance import harness  # imports dnspython; only this command needs it
 
-    component = args.component or _build_probe(args.cache_dir)
-    if component is None:
+    if args.extensions is not None:
+        extensions = [name.strip() for name in args.extensions.split(",") if name.strip()]
+    else:
+        extensions = [] if args.host_command else list(EXTENSIONS)
+    unknown = [name for name in extensions if name != "fast-io"]
+    if unknown:
+        print(f"capsock: error: no conformance cases for extension(s) {', '.join(unknown)} "
+              "(known: fast-io)", file=sys.stderr)
         return 2
-    if not component.is_file():
-        print(f"capsock: error: no conformance guest at {component}", file=sys.stderr)
+    core = args.component or _build_probe(args.cache_dir, core=True)
+    if core is None:
         return 2
+    found: dict[str, Path] = {}
+    if "fast-io" in extensions:
+        fast_io = args.fast_io_component or _build_probe(args.cache_dir, core=False)
+        if fast_io is None:
+            return 2
+        found["fast-io"] = fast_io
+    probes = harness.Probes(core, found)
+    for path in [probes.core, *probes.extensions.values()]:
+        if not path.is_file():
+            print(f"capsock: error: no conformance probe at {path}", file=sys.stderr)
+            return 2
     factory = harness.peers_factory(args.backend)
     selected = args.select
-    results = harness.run_all(component, factory,
+    results = harness.run_all(probes, factory,
                               (lambda case: selected in case.id) if selected else lambda case: True,
                               args.host_command)
     print(harness.table(results))
@@ -514,9 +541,10 @@ def run_conformance(args: argparse.Namespace) -> int:
     return 0 if all(result.passed for result in results) else 1
 
 
-def _build_probe(cache_dir: Path | None) -> Path | None:
+def _build_probe(cache_dir: Path | None, core: bool) -> Path | None:
     """The conformance probe shipped with capsock, built (or found in the
-    build cache) with the toolchain; None, with the reason on stderr, if not."""
+    build cache) with the toolchain for the core world (`core`) or with the
+    fast-io extension; None, with the reason on stderr, if not."""
     from . import conformance, toolchain
     from .runtime.cache import default_cache_dir
 
@@ -526,10 +554,11 @@ def _build_probe(cache_dir: Path | None) -> Path | None:
               file=sys.stderr)
         return None
     cache = cache_dir or default_cache_dir()
-    output = cache / "conformance" / "probe.wasm"
+    output = cache / "conformance" / ("probe.wasm" if core else "probe-fast-io.wasm")
     try:
         toolchain.build_script(probe, output, cache, lambda text: print(
-            f"capsock conformance: building the probe: {text}", file=sys.stderr, flush=True))
+            f"capsock conformance: building the probe: {text}", file=sys.stderr, flush=True),
+            world=toolchain.CORE_APP_WORLD if core else toolchain.APP_WORLD)
     except toolchain.BuildError as error:
         print(f"capsock: error: building the conformance probe ({probe}): {error}\n"
               "  (or pass --component PROBE.wasm)", file=sys.stderr)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from capsock.backends.os import OsBackend, OsStreamSocket
 from capsock.binding.handles import HandleTable
 from capsock.binding.interfaces import interfaces_for
 from capsock.binding.interfaces.socket_tcp import SocketTcp
-from capsock.binding.registrar import LinkError, link
+from capsock.binding.registrar import VERSION, LinkError, VersionError, link
 from capsock.core.context import InstanceContext
 from capsock.runtime.cache import load_component
+from capsock.toolchain.tools import find_tool
 
+from ..conftest import capsock_command, capsock_env
 from ..e2e.helpers import NativeServer
 
 
@@ -39,8 +42,38 @@ def test_link_lists_every_missing_function(guests: dict[str, Path]) -> None:
     with pytest.raises(LinkError) as raised:
         link(linker, engine, component, interfaces, HandleTable())
     message = str(raised.value)
-    assert "capsock:net/socket-tcp@0.1.0#network" in message
-    assert "interface capsock:net/ip-resolve-address@0.1.0" in message
+    assert "capsock:net/socket-tcp@0.2.0#network" in message
+    assert "interface capsock:net/ip-resolve-address@0.2.0" in message
+
+
+#: A minimal command component importing one function of capsock:net@0.1.0
+#: (the contract before the core/extension split).
+OLD_CONTRACT_WAT = """(component
+  (import "capsock:net/socket@0.1.0" (instance $net
+    (export "preopened-sockets" (func (result (list string))))))
+  (core module $m (func (export "run") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $cli (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.9" (instance $cli)))
+"""
+
+
+def test_a_guest_built_against_0_1_0_is_refused_with_a_rebuild_message(tmp_path: Path) -> None:
+    wat, wasm = tmp_path / "old.wat", tmp_path / "old.wasm"
+    wat.write_text(OLD_CONTRACT_WAT)
+    subprocess.run([find_tool("wasm-tools"), "parse", str(wat), "-o", str(wasm)], check=True)
+    engine = Engine()
+    context = InstanceContext(Policy.deny_all(), OsBackend())
+    with pytest.raises(VersionError) as raised:
+        link(Linker(engine), engine, load_component(engine, wasm), interfaces_for(context),
+             HandleTable())
+    assert "capsock:net@0.1.0" in str(raised.value) and "rebuild" in str(raised.value)
+    done = subprocess.run(capsock_command("run", str(wasm)), capture_output=True, text=True,
+                          env=capsock_env(), timeout=120)
+    assert done.returncode == 2
+    assert ("built against capsock:net@0.1.0, but this capsock implements "
+            f"capsock:net@{VERSION}: rebuild the guest with this capsock") in done.stderr
 
 
 class _ExplodingSocket(OsStreamSocket):

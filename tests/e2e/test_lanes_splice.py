@@ -1,7 +1,8 @@
-"""The latin-1 lane and `tcp-socket.splice` end to end, over real loopback.
+"""The `fast-io` lanes and `fast-io.splice` end to end, over real loopback.
 
-Every app guest's bytes now travel through `send-latin1`/`receive-latin1`
-(guest/capsock_guest/_lane.py), so random payloads with every byte value
+Every app guest's bytes travel through the extension's latin-1 and hex
+lanes (`tcp-send-latin1`, `udp-receive-hex`, ...;
+guest/capsock_guest/_lane.py), so random payloads with every byte value
 go through the library (echo, udpecho) and the BSD layer (bsdecho) and
 must come back byte-exact. `echo --splice` moves bytes with
 `Loop.splice` inside the host: several MiB over many concurrent
@@ -191,7 +192,9 @@ def test_bsdecho_lane_carries_every_byte_value(guests: dict[str, Path]) -> None:
 
 
 def test_udpecho_lane_carries_every_byte_value(guests: dict[str, Path]) -> None:
-    datagrams = [ALL, random_bytes(60_000), b"\x00", bytes(range(255, -1, -1)) * 4]
+    # binary and ASCII in turn: the guest switches between the hex and latin-1 lanes
+    datagrams = [ALL, random_bytes(60_000), b"\x00", bytes(range(255, -1, -1)) * 4,
+                 b"plain ascii", random_bytes(3)]
     echo = Running("run", "--udpbind", "127.0.0.1:0", str(guests["udpecho"]),
                    "--max-datagrams", str(len(datagrams)))
     try:

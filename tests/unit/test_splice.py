@@ -1,8 +1,8 @@
-"""`tcp-socket.splice` in the core, on both backends, with in-process peers.
+"""`fast-io.splice` in the core, on both backends, with in-process peers.
 
 Two guest sockets are connected to peers the test drives directly: `src`
 (its peer `a` writes what is spliced) and `dst` (its peer `b` reads what
-arrives, or deliberately does not). The contract checked (wit/socket-tcp.wit):
+arrives, or deliberately does not). The contract checked (wit/fast-io.wit):
 
 - bytes arrive byte-exact, in order, never lost and never duplicated, in
   blocking and non-blocking mode, including when `dst`'s send side is full;
@@ -32,6 +32,7 @@ from capsock.addresses import SocketAddress
 from capsock.backends.memory import MemoryBackend, VirtualNetwork
 from capsock.backends.options import RECEIVE_BUFFER_SIZE, SEND_BUFFER_SIZE
 from capsock.backends.os import OsBackend
+from capsock.binding.interfaces.fast_io import FastIo
 from capsock.binding.interfaces.socket_tcp import SocketTcp, TcpSocketResource
 from capsock.core.context import InstanceContext
 from capsock.core.tcp import TcpSocket, open_tcp
@@ -451,25 +452,28 @@ def test_error_after_bytes_moved_returns_the_count_then_the_error(rig: Rig) -> N
     assert outcomes[-1] == "connection-reset", outcomes
 
 
-# -- ids, through the binding ------------------------------------------------------------------
+# -- the target, through the binding ----------------------------------------------------------
 
-def test_ids_name_live_sockets_only(rig: Rig) -> None:
+def test_the_target_is_the_borrowed_socket_not_a_number(rig: Rig) -> None:
+    """`fast-io.splice` gets both sockets as borrowed handles: the binding
+    hands the core the objects behind them, so no process-wide id names a
+    socket any more. A target the guest still holds but that cannot take
+    bytes (unconnected, or closed) is refused and nothing is consumed."""
     capability = SocketTcp(rig.context).network()
     assert capability is not None
-    first, second = capability.create_tcp_socket("ipv4"), capability.create_tcp_socket("ipv4")
-    assert first.id() != second.id()
-    assert first.id() == first.id()
-    gone = second.id()
-    second.drop()
-    third = capability.create_tcp_socket("ipv4")
-    assert third.id() not in (first.id(), gone)
-    assert gone not in rig.context.streams
-    assert code_of(lambda: first.splice(gone, 10)) == "invalid-argument"
-    assert code_of(lambda: first.splice(0xFFFF_FFFF, 10)) == "invalid-argument"
-    # a live but unconnected target: the id is valid, the state is not
-    assert code_of(lambda: first.splice(third.id(), 10)) == "invalid-state"
-    src, _ = rig.connect(None)
-    resource = TcpSocketResource(src)
-    assert code_of(lambda: resource.splice(gone, 10)) == "invalid-argument"
-    for sock in (first, third):
-        sock.drop()
+    unconnected, closed = (capability.create_tcp_socket("ipv4"),
+                           capability.create_tcp_socket("ipv4"))
+    closed.drop()
+    src, a = rig.connect(None)
+    source = TcpSocketResource(src)
+    a.send(b"keep")
+    wait_queued(src, 4)
+    assert code_of(lambda: FastIo.splice(source, unconnected, 10)) == "invalid-state"
+    assert code_of(lambda: FastIo.splice(source, closed, 10)) == "invalid-state"
+    assert code_of(lambda: FastIo.splice(unconnected, source, 10)) == "invalid-state"
+    assert queued(src) == 4
+    assert not hasattr(src, "socket_id") and not hasattr(rig.context, "streams")
+    dst, b = rig.connect(None)
+    assert FastIo.splice(source, TcpSocketResource(dst), 4) == 4
+    assert b.recv(4) == b"keep"
+    unconnected.drop()

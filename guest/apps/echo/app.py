@@ -10,7 +10,7 @@ line per connection.
 Serves many connections at once from this one instance: every connection
 is a task of `capsock_guest.Loop`, which waits for all of them with one
 ``poll`` host call. ``--max-connections N`` exits after N connections have
-been served (finished). ``--splice`` echoes with `tcp-socket.splice`:
+been served (finished). ``--splice`` echoes with `fast-io.splice`:
 the bytes go from the socket back to itself inside the host and never
 enter the guest. ``--list`` echoes through the raw `receive`/`send`
 (`list<u8>`) instead of the library's latin-1 lane, blocking, one

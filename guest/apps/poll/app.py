@@ -7,7 +7,13 @@
                                    prints "recv: <code>" and "accept: <code>"
     poll timeout HOST:PORT MS      set-timeout(MS) then a blocking recv;
                                    prints "recv: <code> elapsed_ms: N"
-    poll multi N                   one poll over N pollables of one listener
+    poll multi N                   one poll over N pollables of a listener
+                                   (N borrowed handles in one host call);
+                                   prints "ready: [..]" and "again: [..]"
+    poll splice                    two connections to its own listener, one
+                                   splice from one to the other (two
+                                   borrowed handles in one host call);
+                                   prints "moved: N echoed: DATA"
     poll stale HOST:PORT N         `Loop` after N sockets closed without
                                    `Loop.close` (HOST:PORT: an echo server);
                                    see `stale`
@@ -73,6 +79,21 @@ def multi(count: str) -> int:
         for pollable in pollables:
             pollable.close()
     return 0
+
+
+def splice() -> int:
+    """`fast-io.splice` between two different sockets: a -> a_peer, spliced
+    to b_peer -> b."""
+    with cg.listen(("127.0.0.1", 0)) as listener:
+        address = listener.local_address()
+        a, b = cg.connect(address), cg.connect(address)
+        a_peer, _ = listener.accept()
+        b_peer, _ = listener.accept()
+        a.sendall(b"two borrows")
+        moved = a_peer.splice(b_peer, 11)
+        print(f"moved: {moved} echoed: {b.recv_exact(11).decode()}", flush=True)
+        for sock in (a, b, a_peer, b_peer):
+            sock.close()
 
 
 def stale(address: str, count: str) -> int:
@@ -204,7 +225,7 @@ def failing() -> int:
 
 def main(argv: list[str]) -> int:
     commands = {"wait": wait, "nonblocking": nonblocking, "timeout": timeout, "multi": multi,
-                "stale": stale, "failing": failing}
+                "splice": splice, "stale": stale, "failing": failing}
     if not argv or argv[0] not in commands:
         print(f"usage: poll {{{'|'.join(commands)}}} ARGS", file=sys.stderr)
         return 2

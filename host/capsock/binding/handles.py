@@ -6,24 +6,29 @@ never alias a newer socket. The component model already guarantees that a
 guest can only pass a live handle of the right resource type; this table
 maps it back to the Python object.
 
-The borrow rule of wasmtime-py (measured, wasmtime 50): a borrowed handle
-arrives as a `ResourceAny`; converting it with
+The borrow rule of wasmtime-py (measured on 49.0.0, the pinned version):
+a borrowed handle arrives as a `ResourceAny`; converting it with
 ``wasmtime_component_resource_any_to_host`` both yields the rep **and ends
 the borrow**. Calling ``resource_any_drop`` after that traps with
 "unknown handle index", and not converting it traps with "borrow handles
 still remain at the end of the call". So every resource argument is
-converted exactly once, here, and never dropped. Every guest test
-exercises it. The `ResourceAny` box itself belongs to the call's argument
-array, which wasmtime frees after the callback returns, so it is neither
-taken out nor deleted here: a borrow costs three C calls (``any_to_host``,
-``host_rep``, ``host_delete``), the fewest the C API allows.
+converted exactly once, here, and never dropped. The `ResourceAny` box
+itself belongs to the call's argument array, which wasmtime frees after
+the callback returns, so it is neither taken out nor deleted here: a
+borrow costs three C calls (``any_to_host``, ``host_rep``,
+``host_delete``), the fewest the C API allows.
 
-A second measured limit (wasmtime 50): only **one** borrowed handle can be
-converted per host call; converting a second fails with "BUG: deferred
-host scope has no call context", in any order and through clones. The
-contract therefore never passes two borrows to one function: `poll` takes
-pollable ids instead of `list<borrow<pollable>>`
-(``tests/e2e/test_concurrency.py::test_one_poll_over_several_pollables``).
+Several borrows per call follow the same rule, one conversion each, in
+argument order (a `list<borrow<pollable>>` element by element): `poll`
+over three pollables, `fast-io.splice(source, target, ...)` with two
+different sockets or the same socket twice all return the right answer on
+49.0.0 (``tests/e2e/test_concurrency.py::test_one_poll_over_several_pollables``,
+``::test_splice_takes_two_borrowed_sockets``, conformance cases
+``socket.poll.three``, ``socket.poll.same-twice``, ``fast-io.splice.*``).
+wasmtime-py 50.0.1 breaks this: the second conversion in one call (or
+the first of a list of two) traps with "BUG: deferred host scope has no
+call context", which is why capsock pins 49.0.0 (README "Why wasmtime-py
+49"); those tests fail with that reason if an upgrade brings it back.
 """
 
 from __future__ import annotations

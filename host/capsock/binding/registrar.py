@@ -20,7 +20,10 @@ link time, and for every `capsock:net` function resolves:
   and one for ``err(error-code)``, written straight from the payload.
 
 Missing implementations are collected and reported together, before the
-guest runs, instead of trapping at call time.
+guest runs, instead of trapping at call time. A component built against
+another version of `capsock:net` is refused first, with one message that
+says to rebuild it (a version's functions may keep their names and change
+their meaning, so matching by name across versions would be a guess).
 
 Every function gets its own C callback, compiled at link time by
 :func:`_compile_call` (unrolled for one and two arguments, the commonest
@@ -62,6 +65,8 @@ from .codec import VAL_SIZE, Compiler, Lift, Lower
 from .handles import HandleTable
 
 PACKAGE = "capsock:net/"
+#: The `capsock:net` version the implementations in `interfaces/` follow.
+VERSION = "0.2.0"
 
 
 class Interface(Protocol):
@@ -73,6 +78,10 @@ class Interface(Protocol):
 
 class LinkError(Exception):
     """The component needs functions no implementation provides."""
+
+
+class VersionError(LinkError):
+    """The component was built against another version of `capsock:net`."""
 
 
 def snake(name: str) -> str:
@@ -251,6 +260,7 @@ def link(linker: Linker, engine: Engine, component: Component,
             ty = extern.ty
             assert isinstance(ty, ComponentInstanceType)
             plan.append((import_name, ty))
+    _check_version([name for name, _ in plan])
     with linker.root() as root:
         for import_name, ty in plan:
             iface_name = import_name[len(PACKAGE):].partition("@")[0]
@@ -266,6 +276,22 @@ def link(linker: Linker, engine: Engine, component: Component,
         raise LinkError("the component imports functions capsock does not implement:\n  "
                         + "\n  ".join(missing))
     return linked
+
+
+def _check_version(import_names: list[str]) -> None:
+    """Refuse a component importing another `capsock:net` version.
+
+    An unversioned name (``capsock:net/codec``, as hand-written test and
+    benchmark components use) is matched by name alone: no WIT package of
+    capsock's ever was unversioned, so it cannot be an old guest.
+    """
+    versions = sorted({name.partition("@")[2] for name in import_names} - {VERSION, ""})
+    if versions:
+        found = ", ".join(f"capsock:net@{v}" for v in versions)
+        raise VersionError(
+            f"the component was built against {found}, but this capsock implements "
+            f"capsock:net@{VERSION}: rebuild the guest with this capsock "
+            "(`capsock build APP.py -o APP.wasm`, or `python guest/build.py` in a checkout)")
 
 
 def _link_instance(instance: LinkerInstance, engine: Engine, ty: ComponentInstanceType,
@@ -330,4 +356,4 @@ def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncTy
     return _compile_call(name, impl, lifts, compiler.lower(result), None, lines)
 
 
-__all__ = ["Interface", "LinkError", "link", "snake"]
+__all__ = ["Interface", "LinkError", "VERSION", "VersionError", "link", "snake"]

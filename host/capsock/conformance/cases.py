@@ -1,7 +1,7 @@
 """The conformance cases: the one place that says what a host must do.
 
-Each :class:`Case` names a probe of the conformance guest
-(``guest/apps/conformance/app.py``), its arguments, and the outcome a
+Each :class:`Case` names a probe of the conformance probe guest
+(``probe/app.py``, next to this file), its arguments, and the outcome a
 conforming host returns: ``"ok"``, an error-code name, or ``"value:..."``
 (a ``re:`` prefix makes it a regular expression). Cases are grouped by
 :class:`Setup`: the rules, pre-opens and peers the host side prepares
@@ -18,6 +18,11 @@ peers it started for the run:
 ``{udp_echo}``      a UDP echo server (``{udp_port}``); ``{udp_echo6}`` on ::1
 ``{dns}``           a DNS server for ``ZONE`` (OS backend: real DNS)
 ==================  ==========================================================
+
+Core cases (ids ``socket.*``, ``tcp.*``, ``udp.*``, ``resolve.*``) check what
+every host of the core implements and run on the core probe; the cases of
+an extension interface (ids ``fast-io.*``) run on the probe built with it,
+and only against a host that says it implements it.
 
 To check another host of `capsock:net`, see docs/conformance.md.
 """
@@ -56,6 +61,10 @@ class Setup:
     ipv6: bool = False  # needs IPv6 on loopback
 
 
+#: The extension interfaces the cases cover (the first part of their ids).
+EXTENSIONS: tuple[str, ...] = ("fast-io",)
+
+
 @dataclass(frozen=True)
 class Case:
     """One named contract check."""
@@ -66,6 +75,12 @@ class Case:
     args: tuple[object, ...]
     expect: str
     doc: str
+
+    @property
+    def extension(self) -> str | None:
+        """The extension interface this case checks, or None for the core."""
+        head = self.id.split(".", 1)[0]
+        return head if head in EXTENSIONS else None
 
 
 TCP_PEERS = ["tcp://127.0.0.1:{echo_port}", "tcp://127.0.0.1:{silent_port}",
@@ -168,10 +183,8 @@ case("socket.preopens.taken-once", "preopens", "preopen-taken-once", (), "value:
      "each pre-open is handed out once")
 case("socket.poll.empty", "tcp", "poll-empty", (), "invalid-argument",
      "poll needs at least one pollable")
-case("socket.poll.unknown-id", "tcp", "poll-unknown-id", (), "invalid-argument",
-     "an id never issued")
-case("socket.poll.dropped-id", "tcp", "poll-dropped-id", ("{silent}",), "invalid-argument",
-     "the id of a dropped pollable")
+case("socket.poll.same-twice", "tcp", "poll-same-twice", ("{echo}",), "value:[0, 1]",
+     "one pollable twice in one call: both indexes")
 case("socket.poll.timeout", "tcp", "poll-timeout", ("{silent}", 200), "value:[] waited>=200ms:True",
      "nothing ready: returns empty after the timeout")
 case("socket.poll.readable", "tcp", "poll-readable-after-data", ("{echo}",), "value:[0]",
@@ -180,12 +193,14 @@ case("socket.poll.writable", "tcp", "poll-writable", ("{echo}",), "value:[0]",
      "a connected socket is writable")
 case("socket.poll.several", "tcp", "poll-several", ("{silent}",), "value:[1]",
      "only the ready one of two pollables is reported")
+case("socket.poll.three", "tcp", "poll-three", ("{silent}",), "value:[1, 2]",
+     "three borrowed pollables in one call: the ready ones, in order")
 case("socket.pollable.not-ready", "tcp", "pollable-ready", ("{silent}",), "value:False",
      "ready() without data")
 case("socket.pollable.socket-dropped", "tcp", "pollable-after-socket-drop", ("{silent}",),
      "value:True", "a pollable of a dropped socket reports ready")
-case("socket.pollable.ids-distinct", "tcp", "pollable-ids-distinct", ("{silent}",),
-     "value:True", "two pollables have different ids")
+case("socket.pollable.independent", "tcp", "pollable-independent", ("{silent}",),
+     "value:[0]", "dropping one of two pollables of a socket leaves the other working")
 
 # -- socket-tcp: capability and creation ------------------------------------------
 case("tcp.network.none", "none", "tcp-network", (), "value:none",
@@ -328,98 +343,6 @@ case("tcp.option.reuse-address-after-bind", "tcp", "tcp-reuse-after-bind", ("127
 case("tcp.from-socket.udp", "preopen-udp-as-tcp", "tcp-from-socket", ("udp",),
      "invalid-argument", "a UDP pre-open is not a TCP socket")
 
-# -- socket-tcp: the latin-1 lane (receive-latin1 / send-latin1) ----------------------
-case("tcp.latin1.to-peer", "tcp", "tcp-latin1-echo", ("{echo}", "latin1", "list", 65536),
-     "value:65536 exact:True",
-     "send-latin1 delivers every byte value exactly (read back as list<u8>)")
-case("tcp.latin1.from-peer", "tcp", "tcp-latin1-echo", ("{echo}", "list", "latin1", 65536),
-     "value:65536 exact:True",
-     "receive-latin1 returns every byte value exactly (sent as list<u8>)")
-case("tcp.latin1.round-trip", "tcp", "tcp-latin1-echo", ("{echo}", "latin1", "latin1", 1 << 20),
-     "value:1048576 exact:True", "1 MiB of every byte value through the lane both ways")
-case("tcp.latin1.send-above-255", "tcp", "tcp-latin1-send-invalid", ("{echo}", 0x100),
-     "value:invalid-argument|b'END'",
-     "a code point above 255 is invalid-argument and nothing, not even the prefix, is sent")
-case("tcp.latin1.send-astral", "tcp", "tcp-latin1-send-invalid", ("{echo}", 0x1F600),
-     "value:invalid-argument|b'END'", "so is a code point beyond the BMP")
-case("tcp.latin1.end-of-stream", "tcp", "tcp-latin1-eof", ("{echo}",), "value:bye|''",
-     "an empty string means the peer closed")
-case("tcp.latin1.receive-zero", "tcp", "tcp-latin1-receive-zero", ("{silent}",), "value:''",
-     "max-len 0 returns an empty string")
-case("tcp.latin1.receive-nonblocking", "tcp", "tcp-latin1-receive-nonblocking", ("{silent}",),
-     "would-block", "no data on a non-blocking socket")
-case("tcp.latin1.receive-unconnected", "tcp", "tcp-latin1-receive-unconnected", (),
-     "invalid-state", "receive-latin1 before connect")
-case("tcp.latin1.send-unconnected", "tcp", "tcp-latin1-send-unconnected", (), "invalid-state",
-     "send-latin1 before connect")
-case("tcp.latin1.send-after-shutdown", "tcp", "tcp-latin1-send-after-shutdown", ("{echo}",),
-     "invalid-state", "send-latin1 after shutdown(send)")
-
-# -- socket-tcp: the hex lane (receive-hex / send-hex) ----------------------------------
-case("tcp.hex.to-peer", "tcp", "tcp-latin1-echo", ("{echo}", "hex", "list", 65536),
-     "value:65536 exact:True",
-     "send-hex delivers every byte value exactly (read back as list<u8>)")
-case("tcp.hex.from-peer", "tcp", "tcp-latin1-echo", ("{echo}", "list", "hex", 65536),
-     "value:65536 exact:True",
-     "receive-hex returns every byte value exactly (sent as list<u8>)")
-case("tcp.hex.round-trip", "tcp", "tcp-latin1-echo", ("{echo}", "hex", "latin1", 1 << 20),
-     "value:1048576 exact:True", "1 MiB out through the hex lane, back through latin-1")
-case("tcp.hex.receive-shape", "tcp", "tcp-hex-receive-shape", ("{echo}",),
-     "value:abcd|01ff|''", "lowercase digits, max-len counts bytes, '' at end of stream")
-case("tcp.hex.send-odd", "tcp", "tcp-hex-send-invalid", ("{echo}", "6"),
-     "value:invalid-argument|b'END'", "an odd number of digits: nothing is sent")
-case("tcp.hex.send-not-hex", "tcp", "tcp-hex-send-invalid", ("{echo}", "zz"),
-     "value:invalid-argument|b'END'", "a non-digit: nothing, not even the prefix, is sent")
-case("tcp.hex.send-whitespace", "tcp", "tcp-hex-send-invalid", ("{echo}", " 61"),
-     "value:invalid-argument|b'END'", "whitespace is not a digit")
-
-# -- socket-tcp: id and splice (the guest's own connections: setup tcp-loop) --------
-case("tcp.id.distinct", "tcp-loop", "tcp-id-distinct", (), "value:distinct:True stable:True",
-     "fresh, listening, connecting and accepted sockets have distinct, stable ids")
-case("tcp.id.not-reused", "tcp-loop", "tcp-id-not-reused", (), "value:distinct:True",
-     "an id is not given to the next socket after a drop")
-case("tcp.splice.echo", "tcp-loop", "tcp-splice-echo", (1 << 20,),
-     "value:moved:1048576 exact:True", "splice to itself echoes 1 MiB of every byte value")
-case("tcp.splice.proxy", "tcp-loop", "tcp-splice-proxy", ("{echo}", 1 << 20),
-     "value:moved:1048576/1048576 exact:True",
-     "splice to another connected socket, both ways through the echo peer: a proxy")
-case("tcp.splice.end-of-stream", "tcp-loop", "tcp-splice-eof", (), "value:3,0,abc",
-     "blocking: moves the bytes before end of stream, then returns 0")
-case("tcp.splice.max-len", "tcp-loop", "tcp-splice-max-len", (),
-     "value:100 echoed:True kept:True", "at most max-len bytes move; the rest stays queued")
-case("tcp.splice.target-unknown", "tcp-loop", "tcp-splice-bad-target", ("unknown",),
-     "value:invalid-argument|keep", "an id never issued; nothing is consumed")
-case("tcp.splice.target-dropped", "tcp-loop", "tcp-splice-bad-target", ("dropped",),
-     "value:invalid-argument|keep", "the id of a dropped socket")
-case("tcp.splice.target-unconnected", "tcp-loop", "tcp-splice-bad-target", ("unconnected",),
-     "value:invalid-state|keep", "a target that is not connected")
-case("tcp.splice.target-listening", "tcp-loop", "tcp-splice-bad-target", ("listening",),
-     "value:invalid-state|keep", "a listening target")
-case("tcp.splice.target-shut-down", "tcp-loop", "tcp-splice-bad-target", ("shut-down",),
-     "value:invalid-state|keep", "a target after shutdown(send)")
-case("tcp.splice.self-shut-down", "tcp-loop", "tcp-splice-bad-target", ("self-shut-down",),
-     "value:invalid-state|keep", "splice to itself after its own shutdown(send)")
-case("tcp.splice.source-unconnected", "tcp-loop", "tcp-splice-bad-source", ("fresh",),
-     "invalid-state", "a source that is not connected")
-case("tcp.splice.source-listening", "tcp-loop", "tcp-splice-bad-source", ("listening",),
-     "invalid-state", "a listening source")
-case("tcp.splice.nonblocking", "tcp-loop", "tcp-splice-nonblocking", (), "would-block",
-     "non-blocking with nothing queued")
-case("tcp.splice.timeout", "tcp-loop", "tcp-splice-timeout", (100,), "timeout",
-     "blocking with a timeout and nothing queued")
-case("tcp.splice.target-full", "tcp-loop", "tcp-splice-target-full",
-     (1 << 20, "nonblocking", "nonblocking"),
-     "value:stalled:True partial:True again:would-block exact:True extra:0 waited:False",
-     "a full target: partial counts, then would-block; after the peer reads, all arrives once")
-case("tcp.splice.target-full-blocking-target", "tcp-loop", "tcp-splice-target-full",
-     (1 << 20, "blocking", "nonblocking"),
-     "value:stalled:True partial:True again:would-block exact:True extra:0 waited:False",
-     "the source's mode decides: a non-blocking splice never waits for a blocking target")
-case("tcp.splice.target-full-timeout", "tcp-loop", "tcp-splice-target-full",
-     (1 << 20, "nonblocking", "timeout"),
-     "value:stalled:True partial:True again:timeout exact:True extra:0 waited:False",
-     "blocking with a timeout into a full target: timeout, and no byte lost or repeated")
-
 # -- socket-tcp: attenuation ----------------------------------------------------------
 case("tcp.restrict.narrower", "tcp", "tcp-restrict-connect",
      (["allow-outbound=tcp://127.0.0.1:{closed_port}"], "{echo}"), "access-denied",
@@ -491,24 +414,6 @@ case("udp.from-socket.preopen", "preopen-udp", "udp-preopen-echo", ("{udp_echo}"
      "value:from the pre-open", "a --udpbind pre-open sends and receives")
 case("udp.from-socket.tcp", "preopen-tcp-as-udp", "udp-from-socket", ("tcp",),
      "invalid-argument", "a TCP pre-open is not a UDP socket")
-case("udp.latin1.to-peer", "udp", "udp-latin1-echo", ("{udp_echo}", "latin1", "list"),
-     "value:1024 exact:True from-target:True",
-     "send-latin1: a datagram of every byte value, exact (read back as list<u8>)")
-case("udp.latin1.from-peer", "udp", "udp-latin1-echo", ("{udp_echo}", "list", "latin1"),
-     "value:1024 exact:True from-target:True",
-     "receive-latin1: every byte value, exact, with its sender (sent as list<u8>)")
-case("udp.latin1.round-trip", "udp", "udp-latin1-echo", ("{udp_echo}", "latin1", "latin1", 60000),
-     "value:60000 exact:True from-target:True", "a 60000-byte datagram through the lane both ways")
-case("udp.latin1.send-denied", "udp", "udp-latin1-send", ("127.0.0.1:9",), "access-denied",
-     "send-latin1 is checked by the policy like send")
-case("udp.latin1.send-above-255", "udp", "udp-latin1-send-invalid", ("{udp_echo}", 0x100),
-     "value:invalid-argument|END", "a code point above 255: invalid-argument, nothing sent")
-case("udp.latin1.connected", "udp", "udp-latin1-connected", ("{udp_echo}",), "value:exact:True",
-     "send-latin1 without an address goes to the connected peer")
-case("udp.latin1.truncated", "udp", "udp-latin1-truncated", ("{udp_echo}", 10),
-     "value:10 prefix:True", "receive-latin1 returns at most max-len bytes of the datagram")
-case("udp.latin1.receive-unbound", "udp", "udp-latin1-receive-unbound", (), "invalid-state",
-     "receive-latin1 before bind")
 case("udp.restrict.narrower", "udp", "udp-restrict-send",
      (["allow-outbound=udp://127.0.0.1:9"], "{udp_echo}"), "access-denied",
      "a narrowed UDP handle")
@@ -568,6 +473,129 @@ case("resolve.name-rule.implies-resolve", "resolve", "resolve", ("name.test",),
      "value:127.0.0.1", "tcp://name.test:PORT implies resolving name.test")
 case("resolve.name-rule.connect", "resolve", "resolve-connect", ("name.test", "{echo_port}"),
      "ok", "an address obtained by resolving the rule's name may be connected to")
+
+# == the fast-io extension: run only against a host that implements it ==========
+
+# -- fast-io: the TCP latin-1 lane (tcp-receive-latin1 / tcp-send-latin1) ----------
+case("fast-io.tcp.latin1.to-peer", "tcp", "tcp-latin1-echo", ("{echo}", "latin1", "list", 65536),
+     "value:65536 exact:True",
+     "send-latin1 delivers every byte value exactly (read back as list<u8>)")
+case("fast-io.tcp.latin1.from-peer", "tcp", "tcp-latin1-echo", ("{echo}", "list", "latin1", 65536),
+     "value:65536 exact:True",
+     "receive-latin1 returns every byte value exactly (sent as list<u8>)")
+case("fast-io.tcp.latin1.round-trip", "tcp", "tcp-latin1-echo",
+     ("{echo}", "latin1", "latin1", 1 << 20),
+     "value:1048576 exact:True", "1 MiB of every byte value through the lane both ways")
+case("fast-io.tcp.latin1.send-above-255", "tcp", "tcp-latin1-send-invalid", ("{echo}", 0x100),
+     "value:invalid-argument|b'END'",
+     "a code point above 255 is invalid-argument and nothing, not even the prefix, is sent")
+case("fast-io.tcp.latin1.send-astral", "tcp", "tcp-latin1-send-invalid", ("{echo}", 0x1F600),
+     "value:invalid-argument|b'END'", "so is a code point beyond the BMP")
+case("fast-io.tcp.latin1.end-of-stream", "tcp", "tcp-latin1-eof", ("{echo}",), "value:bye|''",
+     "an empty string means the peer closed")
+case("fast-io.tcp.latin1.receive-zero", "tcp", "tcp-latin1-receive-zero", ("{silent}",), "value:''",
+     "max-len 0 returns an empty string")
+case("fast-io.tcp.latin1.receive-nonblocking", "tcp", "tcp-latin1-receive-nonblocking",
+     ("{silent}",),
+     "would-block", "no data on a non-blocking socket")
+case("fast-io.tcp.latin1.receive-unconnected", "tcp", "tcp-latin1-receive-unconnected", (),
+     "invalid-state", "receive-latin1 before connect")
+case("fast-io.tcp.latin1.send-unconnected", "tcp", "tcp-latin1-send-unconnected",
+     (), "invalid-state",
+     "send-latin1 before connect")
+case("fast-io.tcp.latin1.send-after-shutdown", "tcp", "tcp-latin1-send-after-shutdown", ("{echo}",),
+     "invalid-state", "send-latin1 after shutdown(send)")
+
+# -- fast-io: the TCP hex lane (tcp-receive-hex / tcp-send-hex) ----------------------
+case("fast-io.tcp.hex.to-peer", "tcp", "tcp-latin1-echo", ("{echo}", "hex", "list", 65536),
+     "value:65536 exact:True",
+     "send-hex delivers every byte value exactly (read back as list<u8>)")
+case("fast-io.tcp.hex.from-peer", "tcp", "tcp-latin1-echo", ("{echo}", "list", "hex", 65536),
+     "value:65536 exact:True",
+     "receive-hex returns every byte value exactly (sent as list<u8>)")
+case("fast-io.tcp.hex.round-trip", "tcp", "tcp-latin1-echo", ("{echo}", "hex", "latin1", 1 << 20),
+     "value:1048576 exact:True", "1 MiB out through the hex lane, back through latin-1")
+case("fast-io.tcp.hex.receive-shape", "tcp", "tcp-hex-receive-shape", ("{echo}",),
+     "value:abcd|01ff|''", "lowercase digits, max-len counts bytes, '' at end of stream")
+case("fast-io.tcp.hex.send-odd", "tcp", "tcp-hex-send-invalid", ("{echo}", "6"),
+     "value:invalid-argument|b'END'", "an odd number of digits: nothing is sent")
+case("fast-io.tcp.hex.send-not-hex", "tcp", "tcp-hex-send-invalid", ("{echo}", "zz"),
+     "value:invalid-argument|b'END'", "a non-digit: nothing, not even the prefix, is sent")
+case("fast-io.tcp.hex.send-whitespace", "tcp", "tcp-hex-send-invalid", ("{echo}", " 61"),
+     "value:invalid-argument|b'END'", "whitespace is not a digit")
+
+# -- fast-io: splice (the guest's own connections: setup tcp-loop) -------------------
+case("fast-io.splice.echo", "tcp-loop", "tcp-splice-echo", (1 << 20,),
+     "value:moved:1048576 exact:True", "splice to itself echoes 1 MiB of every byte value")
+case("fast-io.splice.proxy", "tcp-loop", "tcp-splice-proxy", ("{echo}", 1 << 20),
+     "value:moved:1048576/1048576 exact:True",
+     "splice to another connected socket, both ways through the echo peer: a proxy")
+case("fast-io.splice.end-of-stream", "tcp-loop", "tcp-splice-eof", (), "value:3,0,abc",
+     "blocking: moves the bytes before end of stream, then returns 0")
+case("fast-io.splice.max-len", "tcp-loop", "tcp-splice-max-len", (),
+     "value:100 echoed:True kept:True", "at most max-len bytes move; the rest stays queued")
+case("fast-io.splice.target-unconnected", "tcp-loop", "tcp-splice-bad-target", ("unconnected",),
+     "value:invalid-state|keep", "a target that is not connected")
+case("fast-io.splice.target-listening", "tcp-loop", "tcp-splice-bad-target", ("listening",),
+     "value:invalid-state|keep", "a listening target")
+case("fast-io.splice.target-shut-down", "tcp-loop", "tcp-splice-bad-target", ("shut-down",),
+     "value:invalid-state|keep", "a target after shutdown(send)")
+case("fast-io.splice.self-shut-down", "tcp-loop", "tcp-splice-bad-target", ("self-shut-down",),
+     "value:invalid-state|keep", "splice to itself after its own shutdown(send)")
+case("fast-io.splice.source-unconnected", "tcp-loop", "tcp-splice-bad-source", ("fresh",),
+     "invalid-state", "a source that is not connected")
+case("fast-io.splice.source-listening", "tcp-loop", "tcp-splice-bad-source", ("listening",),
+     "invalid-state", "a listening source")
+case("fast-io.splice.nonblocking", "tcp-loop", "tcp-splice-nonblocking", (), "would-block",
+     "non-blocking with nothing queued")
+case("fast-io.splice.timeout", "tcp-loop", "tcp-splice-timeout", (100,), "timeout",
+     "blocking with a timeout and nothing queued")
+case("fast-io.splice.target-full", "tcp-loop", "tcp-splice-target-full",
+     (1 << 20, "nonblocking", "nonblocking"),
+     "value:stalled:True partial:True again:would-block exact:True extra:0 waited:False",
+     "a full target: partial counts, then would-block; after the peer reads, all arrives once")
+case("fast-io.splice.target-full-blocking-target", "tcp-loop", "tcp-splice-target-full",
+     (1 << 20, "blocking", "nonblocking"),
+     "value:stalled:True partial:True again:would-block exact:True extra:0 waited:False",
+     "the source's mode decides: a non-blocking splice never waits for a blocking target")
+case("fast-io.splice.target-full-timeout", "tcp-loop", "tcp-splice-target-full",
+     (1 << 20, "nonblocking", "timeout"),
+     "value:stalled:True partial:True again:timeout exact:True extra:0 waited:False",
+     "blocking with a timeout into a full target: timeout, and no byte lost or repeated")
+
+# -- fast-io: the UDP lanes -----------------------------------------------------------
+case("fast-io.udp.latin1.to-peer", "udp", "udp-latin1-echo", ("{udp_echo}", "latin1", "list"),
+     "value:1024 exact:True from-target:True",
+     "send-latin1: a datagram of every byte value, exact (read back as list<u8>)")
+case("fast-io.udp.latin1.from-peer", "udp", "udp-latin1-echo", ("{udp_echo}", "list", "latin1"),
+     "value:1024 exact:True from-target:True",
+     "receive-latin1: every byte value, exact, with its sender (sent as list<u8>)")
+case("fast-io.udp.latin1.round-trip", "udp", "udp-latin1-echo",
+     ("{udp_echo}", "latin1", "latin1", 60000),
+     "value:60000 exact:True from-target:True", "a 60000-byte datagram through the lane both ways")
+case("fast-io.udp.latin1.send-denied", "udp", "udp-latin1-send", ("127.0.0.1:9",), "access-denied",
+     "send-latin1 is checked by the policy like send")
+case("fast-io.udp.latin1.send-above-255", "udp", "udp-latin1-send-invalid", ("{udp_echo}", 0x100),
+     "value:invalid-argument|END", "a code point above 255: invalid-argument, nothing sent")
+case("fast-io.udp.latin1.connected", "udp", "udp-latin1-connected",
+     ("{udp_echo}",), "value:exact:True",
+     "send-latin1 without an address goes to the connected peer")
+case("fast-io.udp.latin1.truncated", "udp", "udp-latin1-truncated", ("{udp_echo}", 10),
+     "value:10 prefix:True", "receive-latin1 returns at most max-len bytes of the datagram")
+case("fast-io.udp.latin1.receive-unbound", "udp", "udp-latin1-receive-unbound", (), "invalid-state",
+     "receive-latin1 before bind")
+case("fast-io.udp.hex.to-peer", "udp", "udp-latin1-echo", ("{udp_echo}", "hex", "list"),
+     "value:1024 exact:True from-target:True",
+     "udp-send-hex: a datagram of every byte value, exact (read back as list<u8>)")
+case("fast-io.udp.hex.from-peer", "udp", "udp-latin1-echo", ("{udp_echo}", "list", "hex"),
+     "value:1024 exact:True from-target:True",
+     "udp-receive-hex: every byte value, exact, with its sender (sent as list<u8>)")
+case("fast-io.udp.hex.round-trip", "udp", "udp-latin1-echo", ("{udp_echo}", "hex", "latin1", 60000),
+     "value:60000 exact:True from-target:True", "60000 bytes out through hex, back through latin-1")
+case("fast-io.udp.hex.send-odd", "udp", "udp-hex-send-invalid", ("{udp_echo}", "6"),
+     "value:invalid-argument|END", "an odd number of digits: invalid-argument, nothing sent")
+case("fast-io.udp.hex.send-not-hex", "udp", "udp-hex-send-invalid", ("{udp_echo}", "zz"),
+     "value:invalid-argument|END", "a non-digit: invalid-argument, nothing sent")
 
 CASES: tuple[Case, ...] = tuple(_CASES)
 

@@ -6,7 +6,7 @@ import ipaddress
 import itertools
 import os
 import threading
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from .._log import LineBudget, log
 from ..addresses import IPAddress, SocketAddress
@@ -67,10 +67,6 @@ class InstanceContext:
         self.preopens: list[Preopen] = preopens if preopens is not None else []
         self.resolved: dict[str, frozenset[IPAddress]] = {}
         self.lock = threading.Lock()
-        #: Live pollables by id (see `socket.poll`); owned by the binding layer.
-        self.pollables: dict[int, Any] = {}
-        #: Live TCP sockets by id (see `tcp-socket.splice`); owned by core/tcp.py.
-        self.streams: dict[int, Any] = {}
         self.resolver = resolver
         self.hide_peers = hide_peers
         self.audit = audit

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import itertools
 import time
 
 from ..addresses import SocketAddress
@@ -30,7 +29,6 @@ from .common import SocketCore, make_counted
 from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-_SOCKET_IDS = itertools.count(1)
 
 
 class TcpState(enum.Enum):
@@ -96,9 +94,6 @@ class TcpSocket(SocketCore):
         #: Counted in `context.open_sockets` (created or accepted by the
         #: guest; pre-opens are the operator's and are not counted).
         self.counted = False
-        #: The `tcp-socket.id` that `splice` names this socket by.
-        self.socket_id = next(_SOCKET_IDS) & 0xFFFF_FFFF
-        context.streams[self.socket_id] = self
 
     def _require(self, operation: str, *states: TcpState) -> None:
         if self.state not in states:
@@ -183,7 +178,9 @@ class TcpSocket(SocketCore):
         return self.sock.send(data[:self.context.limits.max_io_bytes])
 
     def splice(self, target: TcpSocket, max_len: int) -> int:
-        """Move bytes from this socket to `target` without the guest.
+        """Move bytes from this socket to `target` without the guest
+        (`fast-io.splice`; the binding hands over the target the guest
+        borrowed, so only a socket the guest holds can be named).
 
         Each chunk is peeked, sent, and only then consumed for as many
         bytes as `target` took, so a `target` that would block or fails
@@ -262,7 +259,3 @@ class TcpSocket(SocketCore):
         self._require("remote-address", TcpState.CONNECTED)
         peer = self.sock.remote_address()
         return self.context.peer(peer) if self.accepted else peer
-
-    def close(self) -> None:
-        self.context.streams.pop(self.socket_id, None)
-        super().close()

@@ -20,10 +20,11 @@ from .builder import build_script, componentize, input_hash
 from .scripts import WRAPPER_MODULE, is_script, script_imports, wrapper_source
 from .sources import Sources, find_sources
 from .tools import INSTALL_HINT, BuildError, Tools, find_tools, run
-from .wasi_wit import ensure_app_wit, world_args
+from .wasi_wit import APP_WORLD, CORE_APP_WORLD, ensure_app_wit, world_args
 
 __all__ = [
-    "BuildError", "INSTALL_HINT", "Sources", "Tools", "WRAPPER_MODULE", "build_script",
+    "APP_WORLD", "BuildError", "CORE_APP_WORLD", "INSTALL_HINT", "Sources", "Tools",
+    "WRAPPER_MODULE", "build_script",
     "componentize", "ensure_app_wit", "find_sources", "find_tools", "input_hash", "is_script",
     "run", "script_imports", "world_args", "wrapper_source",
 ]

@@ -24,7 +24,7 @@ from pathlib import Path
 from .scripts import WRAPPER_MODULE, is_script, script_imports, wrapper_source
 from .sources import HERE, Sources, find_sources
 from .tools import BuildError, Tools, find_tools, run
-from .wasi_wit import Progress, ensure_app_wit, world_args
+from .wasi_wit import APP_WORLD, Progress, ensure_app_wit, world_args
 
 __all__ = ["iter_files", "input_hash", "componentize", "build_script"]
 
@@ -74,13 +74,14 @@ def input_hash(sources: Sources, tools: Tools, inputs: Iterable[tuple[str, Path]
 
 
 def componentize(module: str, paths: list[Path], output: Path, sources: Sources,
-                 wit_dir: Path, tools: Tools) -> None:
-    """componentize-py ``module`` (found on ``paths``) into ``output``, atomically."""
+                 wit_dir: Path, tools: Tools, world: str = APP_WORLD) -> None:
+    """componentize-py ``module`` (found on ``paths``) into ``output``, atomically,
+    for ``world`` (`APP_WORLD`, or `CORE_APP_WORLD` for the core alone)."""
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        cmd = [tools.componentize_py, "-q", *world_args(sources, wit_dir), "componentize",
-               module]
+        cmd = [tools.componentize_py, "-q", *world_args(sources, wit_dir, world),
+               "componentize", module]
         for path in paths:
             cmd += ["-p", str(path)]
         run([*cmd, "-o", str(tmp)])
@@ -100,7 +101,8 @@ def _local_modules(script: Path, imports: list[str]) -> list[tuple[str, Path]]:
 
 
 def build_script(script: Path, output: Path, cache_dir: Path,
-                 progress: Progress = lambda _: None, force: bool = False) -> bool:
+                 progress: Progress = lambda _: None, force: bool = False,
+                 world: str = APP_WORLD) -> bool:
     """Build ``script`` (a plain script or an app module with ``Run``) into
     ``output``. Built components are cached in ``cache_dir/builds`` by the
     hash of every input; returns False when the cache answered."""
@@ -116,7 +118,8 @@ def build_script(script: Path, output: Path, cache_dir: Path,
     tools = find_tools()
     imports = script_imports(source, script.name)
     digest = input_hash(sources, tools, _local_modules(script, imports),
-                        [("script", source.encode()), ("name", script.name.encode())])
+                        [("script", source.encode()), ("name", script.name.encode()),
+                         ("world", world.encode())])
     cached = cache_dir / "builds" / f"{digest}.wasm"
     if cached.is_file() and not force:
         progress(f"up to date (cache {digest[:12]})")
@@ -136,7 +139,7 @@ def build_script(script: Path, output: Path, cache_dir: Path,
         started = time.monotonic()
         progress("componentize-py: loading the app and snapshotting it (~20 s) ...")
         with _Ticker(progress, started):
-            componentize(module, paths, cached, sources, wit_dir, tools)
+            componentize(module, paths, cached, sources, wit_dir, tools, world)
     size = cached.stat().st_size / 1e6
     progress(f"built {size:.1f} MB in {time.monotonic() - started:.1f}s")
     _copy(cached, output)

@@ -20,7 +20,11 @@ __all__ = ["Sources", "find_sources", "HERE"]
 #: This package's folder (``capsock/toolchain``).
 HERE = Path(__file__).resolve().parent
 #: The world guests include, in the ``capsock:net`` package of ``wit/``.
-NET_WORLD_NAME = "imports"
+#: The world guests are built for: the core plus the `fast-io` extension,
+#: which the guest library uses.
+NET_WORLD_NAME = "imports-fast-io"
+#: The core world alone (the conformance kit's core probe).
+CORE_NET_WORLD_NAME = "imports"
 _NET_PACKAGE = re.compile(r"^package\s+capsock:net@([0-9A-Za-z.+-]+);", re.M)
 
 
@@ -41,12 +45,21 @@ class Sources:
 
     @property
     def net_world(self) -> str:
-        """``capsock:net/imports@<version>``, the version read from the WIT, so
-        a bump of the contract needs no edit here."""
+        """``capsock:net/imports-fast-io@<version>``, the version read from
+        the WIT, so a bump of the contract needs no edit here."""
+        return f"capsock:net/{NET_WORLD_NAME}@{self.net_version}"
+
+    @property
+    def core_net_world(self) -> str:
+        """``capsock:net/imports@<version>``: the core alone."""
+        return f"capsock:net/{CORE_NET_WORLD_NAME}@{self.net_version}"
+
+    @property
+    def net_version(self) -> str:
         for path in sorted(self.wit.glob("*.wit")):
             found = _NET_PACKAGE.search(path.read_text())
             if found:
-                return f"capsock:net/{NET_WORLD_NAME}@{found.group(1)}"
+                return found.group(1)
         raise BuildError(f"no `package capsock:net@...;` in {self.wit}/*.wit")
 
 

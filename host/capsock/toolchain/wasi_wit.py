@@ -4,9 +4,13 @@ A guest is a component of the world::
 
     package capsock:app;
     world app {
-        include capsock:net/imports@<contract version>;
+        include capsock:net/imports-fast-io@<contract version>;
         export wasi:cli/run@<wasi version>;
     }
+
+(the core plus the `fast-io` extension, which the guest library uses;
+``app-core`` is the same on the core alone, for guests that must run on any
+host of the core, such as the conformance kit's core probe).
 
 componentize-py ships no WASI WIT, so the WASI packages are derived from a
 bootstrap component whose world needs none (`ensure_app_wit`) and kept in
@@ -23,9 +27,10 @@ from pathlib import Path
 from .sources import Sources
 from .tools import BuildError, Tools, run
 
-__all__ = ["APP_WORLD", "Progress", "ensure_app_wit", "world_args"]
+__all__ = ["APP_WORLD", "CORE_APP_WORLD", "Progress", "ensure_app_wit", "world_args"]
 
 APP_WORLD = "capsock:app/app"
+CORE_APP_WORLD = "capsock:app/app-core"
 NET_PACKAGE = re.compile(r"^package\s+capsock:net@", re.M)
 CLI_PACKAGE = re.compile(r"^package\s+wasi:cli@([0-9A-Za-z.+-]+);", re.M)
 
@@ -55,6 +60,12 @@ world app {{
     include {net};
     export wasi:cli/run@{wasi};
 }}
+
+/// The same on the portable core only (no extension).
+world app-core {{
+    include {core};
+    export wasi:cli/run@{wasi};
+}}
 """
 
 RUN_INTERFACE = """
@@ -72,7 +83,8 @@ def ensure_app_wit(target: Path, sources: Sources, tools: Tools,
     it is there for these tool versions and contract. Safe against concurrent builders:
     staged in a temporary folder and renamed into place."""
     stamp = target / "VERSION"
-    key = tools.versions + "\n" + sources.net_world + "\n"
+    key = (tools.versions + "\n" + sources.net_world + "\n" + sources.core_net_world + "\n"
+           + APP_WIT)
     if stamp.is_file() and stamp.read_text() == key:
         return target
     progress("deriving the WASI WIT from a bootstrap component (once per tool version) ...")
@@ -104,7 +116,9 @@ def ensure_app_wit(target: Path, sources: Sources, tools: Tools,
             (staged / "deps" / dep.name).write_text(text)
         if wasi_version is None:
             raise BuildError("bootstrap component imports no wasi:cli package")
-        (staged / "app.wit").write_text(APP_WIT.format(net=sources.net_world, wasi=wasi_version))
+        (staged / "app.wit").write_text(APP_WIT.format(net=sources.net_world,
+                                                   core=sources.core_net_world,
+                                                   wasi=wasi_version))
         (staged / "VERSION").write_text(key)
         if target.exists():
             target.rename(tmp / "old")
@@ -117,5 +131,5 @@ def ensure_app_wit(target: Path, sources: Sources, tools: Tools,
     return target
 
 
-def world_args(sources: Sources, wit_dir: Path) -> list[str]:
-    return ["-d", str(sources.wit), "-d", str(wit_dir), "-w", APP_WORLD]
+def world_args(sources: Sources, wit_dir: Path, world: str = APP_WORLD) -> list[str]:
+    return ["-d", str(sources.wit), "-d", str(wit_dir), "-w", world]

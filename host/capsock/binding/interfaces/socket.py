@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 from ...backends.base import DatagramSocket, StreamSocket
 from ...core.context import InstanceContext, Preopen
 from ...errors import ErrorCode, NetError
@@ -26,17 +24,14 @@ class PreopenedSocket:
         self.preopen.socket.close()
 
 
-_POLLABLE_IDS = itertools.count(1)
-
-
 class Pollable:
     """`resource pollable`: readiness of one socket for one direction.
 
     It holds the backend socket object, not its handle: once the socket is
-    closed it reports ready, so a waiting guest wakes up and notices. It is
-    registered in its instance's `pollables` under an id that `poll`
-    takes (see the WIT for why ids and not borrows). Waiting itself is the
-    backend's job (`Backend.poll`): this layer knows no descriptors.
+    closed it reports ready, so a waiting guest wakes up and notices.
+    `poll` receives pollables as borrowed handles, so a guest can only
+    wait on pollables it holds. Waiting itself is the backend's job
+    (`Backend.poll`): this layer knows no descriptors.
     """
 
     def __init__(self, context: InstanceContext, sock: StreamSocket | DatagramSocket,
@@ -44,14 +39,6 @@ class Pollable:
         self.sock = sock
         self.readable = readable
         self.context = context
-        self.pollable_id = next(_POLLABLE_IDS) & 0xFFFF_FFFF
-        context.pollables[self.pollable_id] = self
-
-    def id(self) -> int:
-        return self.pollable_id
-
-    def drop(self) -> None:
-        self.context.pollables.pop(self.pollable_id, None)
 
     def ready(self) -> bool:
         return bool(_wait(self.context, [self], 0.0))
@@ -76,15 +63,10 @@ class Socket:
     def preopened_sockets(self) -> list[tuple[PreopenedSocket, str]]:
         return [(PreopenedSocket(p), p.name) for p in self.context.take_preopens()]
 
-    def poll(self, ids: list[int], timeout: int | None) -> list[int]:
-        if not ids:
+    def poll(self, pollables: list[Pollable], timeout: int | None) -> list[int]:
+        if not pollables:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "poll needs at least one pollable")
-        if len(ids) > self.context.limits.max_pollables:
-            raise self.context.limit_reached("poll", "socket", f"{len(ids)} pollables",
+        if len(pollables) > self.context.limits.max_pollables:
+            raise self.context.limit_reached("poll", "socket", f"{len(pollables)} pollables",
                                              "max_pollables")
-        live = self.context.pollables
-        try:
-            pollables = [live[i] for i in ids]
-        except KeyError as missing:
-            raise NetError(ErrorCode.INVALID_ARGUMENT, f"no live pollable {missing}") from None
         return _wait(self.context, pollables, duration_to_seconds(timeout))

@@ -12,10 +12,6 @@ from ...errors import ErrorCode, NetError
 from ...policy import Checker, narrow
 from ..restriction import parse_restriction
 from ..wit_values import (
-    bytes_from_hex,
-    bytes_from_latin1,
-    bytes_to_hex,
-    bytes_to_latin1,
     family_is_ipv6,
 )
 from .common import SocketResource
@@ -68,27 +64,6 @@ class TcpSocketResource(SocketResource, protocol="tcp"):
 
     def send(self, data: bytes) -> int:
         return self.core.send(data)
-
-    def receive_latin1(self, max_len: int) -> str:
-        return bytes_to_latin1(self.core.receive(max_len))
-
-    def send_latin1(self, data: str) -> int:
-        return self.core.send(bytes_from_latin1(data))
-
-    def receive_hex(self, max_len: int) -> str:
-        return bytes_to_hex(self.core.receive(max_len))
-
-    def send_hex(self, data: str) -> int:
-        return self.core.send(bytes_from_hex(data))
-
-    def id(self) -> int:
-        return self.core.socket_id
-
-    def splice(self, target: int, max_len: int) -> int:
-        stream = self.core.context.streams.get(target)
-        if stream is None:
-            raise NetError(ErrorCode.INVALID_ARGUMENT, f"no live TCP socket {target}")
-        return self.core.splice(stream, max_len)
 
     def local_address(self) -> SocketAddress:
         return self.core.local_address()

@@ -12,8 +12,6 @@ from ...errors import ErrorCode, NetError
 from ...policy import Checker, narrow
 from ..restriction import parse_restriction
 from ..wit_values import (
-    bytes_from_latin1,
-    bytes_to_latin1,
     family_is_ipv6,
 )
 from .common import SocketResource
@@ -66,13 +64,6 @@ class UdpSocketResource(SocketResource, protocol="udp"):
     def receive(self, max_len: int) -> dict[str, Any]:
         data, sender = self.core.receive(max_len)
         return {"data": data, "remote-address": sender}
-
-    def send_latin1(self, data: str, remote_address: SocketAddress | None) -> int:
-        return self.send(bytes_from_latin1(data), remote_address)
-
-    def receive_latin1(self, max_len: int) -> dict[str, Any]:
-        data, sender = self.core.receive(max_len)
-        return {"data": bytes_to_latin1(data), "remote-address": sender}
 
     def peek(self, max_len: int) -> dict[str, Any]:
         data, sender = self.core.receive(max_len, peek=True)
