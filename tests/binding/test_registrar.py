@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,23 @@ def test_unexpected_backend_error_becomes_unknown(guests: dict[str, Path],
         assert host.run(guests["client"], [f"127.0.0.1:{server.port}", "hi"]) == 1
     finally:
         server.close()
+
+
+def test_unexpected_errors_are_logged_within_a_budget(guests: dict[str, Path], tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A guest that finds a path to the unexpected-error branch cannot flood
+    stderr by repeating it: the first tracebacks are logged, then a trickle
+    (issue 15, defect 7; `capsock._log.LineBudget`)."""
+    from capsock._log import LINES_BURST, LINES_PER_SECOND
+
+    policy = Policy.from_flags(allow_outbound=["tcp://127.0.0.1:9"])
+    host = Host(policy=policy, backend=_ExplodingBackend())
+    started = time.monotonic()
+    assert host.run(guests["hostile"], ["deny-flood", "3000", "127.0.0.1:9"],
+                    stdout=tmp_path / "out.txt") == 0
+    elapsed = time.monotonic() - started
+    assert (tmp_path / "out.txt").read_text().split() == ["codes", "unknown=3000"]
+    unexpected = [r for r in caplog.records if r.getMessage().startswith(
+        "capsock: unexpected error in")]
+    assert LINES_BURST <= len(unexpected) <= LINES_BURST + LINES_PER_SECOND * (elapsed + 1)
+    assert all(r.exc_info for r in unexpected)  # each one logged is a whole traceback

@@ -248,11 +248,11 @@ def test_hidden_peer_on_udp_receive(guests: dict[str, Path]) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.sendto(b"who am i", (host, port))
             line = echo.wait_for("datagram 1")
-            client.settimeout(0.5)
-            with pytest.raises(TimeoutError):
-                client.recvfrom(100)  # the stand-in cannot be answered
+            client.settimeout(10)
+            # The stand-in is the reply handle: the echo reaches the sender.
+            assert client.recvfrom(100) == (b"who am i", (host, port))
         code, _, err = echo.finish()
     finally:
         echo.kill()
-    assert line == "datagram 1 from 192.0.0.8:0: 8 bytes, reply error: invalid-argument"
+    assert line == "datagram 1 from 192.0.0.8:0: 8 bytes"
     assert code == 0, err

@@ -22,6 +22,19 @@
                                        accepted child, socket before its
                                        pollable, pollable after the socket),
                                        printing "step NAME: RESULT"
+    hostile boundaries TCP UDP         call every function taking a number
+                                       with its boundary values (0, 1, the
+                                       type's maximum), on a TCP socket
+                                       connected to TCP, a UDP socket sending
+                                       to UDP, listeners and pollables:
+                                       "NAME: RESULT" each, then "done"
+    hostile deny-flood N TARGET        N connects to TARGET (denied): "codes
+                                       CODE=K ..." at the end
+    hostile hidden-scan HOST LOW HIGH  on the first UDP pre-open: receive one
+                                       datagram ("from SENDER"), send a probe
+                                       to HOST:LOW..HIGH ("scan CODE=K ..."),
+                                       then answer the sender it was shown
+                                       ("reply RESULT")
     hostile poll-dropped TARGET        poll a pollable the guest dropped: its
                                        bindings cannot lower a dropped handle
                                        and trap before any host call
@@ -240,6 +253,95 @@ def poll_dropped(target: str) -> int:
         print(f"result: refused in the guest ({type(error).__name__})", flush=True)
         return 0
     print("result: ok", flush=True)
+
+
+U32 = 2**32 - 1
+U64 = 2**64 - 1
+
+
+def outcome(action: Callable[[], object]) -> str:
+    try:
+        action()
+    except Err as error:
+        return code(error)
+    return "ok"
+
+
+def boundaries(tcp_target: str, udp_target: str) -> int:
+    """Every numeric argument at its edges: each must give a defined result
+    (ok or an error code), never `unknown` (the host's unexpected path)."""
+    sock = connected(tcp_target)
+    udp_network = wudp.network()
+    assert udp_network is not None, "no UDP capability"
+    udp = udp_network.create_udp_socket(V4)
+    six = tcp_network().create_tcp_socket(wsocket.IpAddressFamily.IPV6)
+    writable = sock.subscribe(wsocket.Readiness.WRITABLE)
+    calls: list[tuple[str, Callable[[], object]]] = []
+    for name, target in (("tcp", sock), ("udp", udp)):
+        calls += [
+            (f"{name}.set-timeout.max", lambda t=target: t.set_timeout(U64)),
+            (f"{name}.set-timeout.min", lambda t=target: t.set_timeout(1)),
+            (f"{name}.set-timeout.zero", lambda t=target: t.set_timeout(0)),
+            (f"{name}.set-timeout.none", lambda t=target: t.set_timeout(None)),
+            (f"{name}.set-hop-limit.0", lambda t=target: t.set_hop_limit(0)),
+            (f"{name}.set-hop-limit.255", lambda t=target: t.set_hop_limit(255)),
+        ]
+        for option in ("receive", "send"):
+            setter = f"set_{option}_buffer_size"
+            calls += [(f"{name}.{setter}.{label}",
+                       lambda t=target, s=setter, v=value: getattr(t, s)(v))
+                      for label, value in (("0", 0), ("1", 1), ("max", U64))]
+    calls += [
+        ("tcp6.set-hop-limit.255", lambda: six.set_hop_limit(255)),
+        ("tcp.set-keep-alive-idle-time.0", lambda: sock.set_keep_alive_idle_time(0)),
+        ("tcp.set-keep-alive-idle-time.1", lambda: sock.set_keep_alive_idle_time(1)),
+        ("tcp.set-keep-alive-idle-time.max", lambda: sock.set_keep_alive_idle_time(U64)),
+        ("tcp.set-blocking", lambda: sock.set_blocking(False)),
+        ("tcp.receive.max", lambda: sock.receive(U64)),
+        ("tcp.peek.max", lambda: sock.peek(U64)),
+        ("tcp.send.empty", lambda: sock.send(b"")),
+        ("tcp.listen.max", lambda: tcp_network().create_tcp_socket(V4).listen(U32)),
+        ("tcp.listen.0", lambda: tcp_network().create_tcp_socket(V4).listen(0)),
+        ("poll.max", lambda: wsocket.poll([writable], U64)),
+        ("poll.zero", lambda: wsocket.poll([writable], 0)),
+        ("poll.none", lambda: wsocket.poll([writable], None)),
+        ("pollable.block", lambda: writable.block()),
+        ("udp.send.empty", lambda: udp.send(b"", addr(udp_target))),
+        ("udp.send.too-large", lambda: udp.send(b"z" * 65536, addr(udp_target))),
+        ("udp.set-blocking", lambda: udp.set_blocking(False)),
+        ("udp.receive.max", lambda: udp.receive(U64)),
+        ("udp.peek.max", lambda: udp.peek(U64)),
+        ("udp.receive.zero", lambda: udp.receive(0)),
+    ]
+    for name, action in calls:
+        print(f"{name}: {outcome(action)}", flush=True)
+    HELD.extend([sock, udp, six, writable])
+    print("done", flush=True)
+    return 0
+
+
+def deny_flood(count: str, target: str) -> int:
+    sock = tcp_network().create_tcp_socket(V4)
+    codes: dict[str, int] = {}
+    for _ in range(int(count)):
+        result = outcome(lambda: sock.connect(addr(target)))
+        codes[result] = codes.get(result, 0) + 1
+    print("codes " + " ".join(f"{k}={v}" for k, v in sorted(codes.items())), flush=True)
+    return 0
+
+
+def hidden_scan(host: str, low: str, high: str) -> int:
+    raw = [sock for sock, _ in wsocket.preopened_sockets()]
+    udp = wudp.UdpSocket.from_socket(raw[0])
+    print(f"ready {cg.format_address(udp.local_address())}", flush=True)
+    datagram = udp.receive(100)
+    print(f"from {cg.format_address(datagram.remote_address)}", flush=True)
+    codes: dict[str, int] = {}
+    for port in range(int(low), int(high) + 1):
+        result = outcome(lambda p=port: udp.send(b"probe", addr(f"{host}:{p}")))
+        codes[result] = codes.get(result, 0) + 1
+    print("scan " + " ".join(f"{k}={v}" for k, v in sorted(codes.items())), flush=True)
+    print(f"reply {outcome(lambda: udp.send(b'reply', datagram.remote_address))}", flush=True)
     return 0
 
 
@@ -323,6 +425,8 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "poll-many": poll_many, "buffer": buffer, "crash": crash, "drop-order": drop_order,
     "poll-dropped": poll_dropped,
     "alloc": alloc, "send-big": send_big, "tenant": tenant, "forge": forge,
+    "boundaries": boundaries, "deny-flood": deny_flood,
+    "hidden-scan": hidden_scan,
 }
 
 

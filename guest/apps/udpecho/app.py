@@ -9,8 +9,9 @@ once ready, then ``datagram N from PEER: B bytes`` for each datagram, and
 sends it back to its sender. With ``--max-datagrams N`` exits after N.
 
 When the host hides peers (``--peer-address=hidden``) the sender is the
-stand-in ``192.0.0.8:0``, which cannot be answered: the line then ends
-with ``reply error: invalid-argument``.
+stand-in ``192.0.0.8:0``; sending back to it answers the real sender (the
+host maps the stand-in to the socket's last sender). A failed reply ends
+the line with ``reply error: CODE``.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ from wasmtime.component import (
     ResultType,
 )
 
-from .._log import log
+from .._log import LineBudget, log
 from ..errors import ErrorCode, NetError
 from ._wasmtime_capi import dll, error_from_pointer, error_new
 from .codec import VAL_SIZE, Compiler, Lift, Lower, Refuse
@@ -93,7 +93,8 @@ Call = Callable[[int, int, int, int, int, int, int], int]
 
 
 def _compile_call(name: str, impl: Callable[..., Any], lifts: list[Lift],
-                  lower_ok: Lower | None, lower_err: Lower | None) -> Call:
+                  lower_ok: Lower | None, lower_err: Lower | None,
+                  lines: LineBudget | None = None) -> Call:
     """What one host call of `name` runs: lift, call, lower, map errors.
 
     `lower_ok` writes the function's result from `impl`'s return value (for
@@ -101,6 +102,7 @@ def _compile_call(name: str, impl: Callable[..., Any], lifts: list[Lift],
     returning `result<_, error-code>`, writes ``err(code)``.
     """
     arity = len(lifts)
+    budget = lines if lines is not None else LineBudget()
     first = lifts[0] if arity else None
     second = lifts[1] if arity > 1 else None
     lift_args = _lifter(lifts)
@@ -136,7 +138,7 @@ def _compile_call(name: str, impl: Callable[..., Any], lifts: list[Lift],
                     return _trap(f"capsock: {name} failed: {error}")
                 value, lower = error.code.value, lower_err
             except Exception as error:
-                log.exception("capsock: unexpected error in %s", name)
+                _log_unexpected(budget, name)
                 if lower_err is None:
                     return _trap(f"capsock: internal error in {name}: {error!r}")
                 value, lower = ErrorCode.UNKNOWN.value, lower_err
@@ -153,6 +155,17 @@ def _compile_call(name: str, impl: Callable[..., Any], lifts: list[Lift],
         except BaseException as error:  # noqa: BLE001 - nothing may unwind into C
             return _trap(f"capsock: host failure: {error!r}")
     return call
+
+
+def _log_unexpected(budget: LineBudget, name: str) -> None:
+    """Log the exception being handled, within the instance's budget: a
+    guest that found a way to this path could otherwise repeat it and
+    flood the host's log with tracebacks (issue 15, defect 7)."""
+    write, suppressed = budget.admit()
+    if suppressed:
+        log.error("capsock: %d more unexpected errors suppressed", suppressed)
+    if write:
+        log.exception("capsock: unexpected error in %s", name)
 
 
 def _lifter(lifts: list[Lift]) -> Callable[[int, int], tuple[Any, ...]]:
@@ -243,6 +256,7 @@ def link(linker: Linker, engine: Engine, component: Component,
     per-instance `interfaces` and `table` already imply.
     """
     compiler = Compiler(table, max_call_bytes, refuse)
+    lines = LineBudget()  # this instance's unexpected-error log lines
     missing: list[str] = []
     linked: list[str] = []
     defined: list[ResourceType] = []
@@ -262,7 +276,7 @@ def link(linker: Linker, engine: Engine, component: Component,
                 continue
             with root.add_instance(import_name) as instance:
                 _link_instance(instance, engine, ty, iface, import_name, table,
-                               compiler, defined, missing)
+                               compiler, defined, missing, lines)
             linked.append(iface_name)
     if missing:
         raise LinkError("the component imports functions capsock does not implement:\n  "
@@ -288,7 +302,8 @@ def _check_version(import_names: list[str]) -> None:
 
 def _link_instance(instance: LinkerInstance, engine: Engine, ty: ComponentInstanceType,
                    iface: Any, import_name: str, table: HandleTable, compiler: Compiler,
-                   defined: list[ResourceType], missing: list[str]) -> None:
+                   defined: list[ResourceType], missing: list[str],
+                   lines: LineBudget) -> None:
     exports = ty.exports(engine)
     functions: list[tuple[str, FuncType]] = []
     for name, extern in exports.items():
@@ -307,11 +322,11 @@ def _link_instance(instance: LinkerInstance, engine: Engine, ty: ComponentInstan
             missing.append(f"{import_name}#{name}")
             continue
         _add_func(instance, name, _compile_on_first_call(compiler, f"{import_name}#{name}",
-                                                         impl, func_type))
+                                                         impl, func_type, lines))
 
 
 def _compile_on_first_call(compiler: Compiler, name: str, impl: Callable[..., Any],
-                           ty: FuncType) -> Call:
+                           ty: FuncType, lines: LineBudget) -> Call:
     """`name`'s host call, compiled when the guest first calls it.
 
     Reading a function's parameter and result types from wasmtime and
@@ -327,7 +342,7 @@ def _compile_on_first_call(compiler: Compiler, name: str, impl: Callable[..., An
         nonlocal compiled
         if compiled is None:
             try:
-                compiled = _compile(compiler, name, impl, ty)
+                compiled = _compile(compiler, name, impl, ty, lines)
             except Exception as error:  # nothing may unwind into C
                 log.exception("capsock: cannot compile the conversions of %s", name)
                 return _trap(f"capsock: cannot convert the types of {name}: {error}")
@@ -335,15 +350,16 @@ def _compile_on_first_call(compiler: Compiler, name: str, impl: Callable[..., An
     return call
 
 
-def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncType) -> Call:
+def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncType,
+             lines: LineBudget) -> Call:
     lifts = [compiler.lift(param) for _, param in ty.params]
     result = ty.result
     if result is None:
-        return _compile_call(name, impl, lifts, None, None)
+        return _compile_call(name, impl, lifts, None, None, lines)
     if isinstance(result, ResultType) and _is_error_code(compiler, result.err):
         return _compile_call(name, impl, lifts, compiler.lower_ok(result),
-                             compiler.lower_err(result))
-    return _compile_call(name, impl, lifts, compiler.lower(result), None)
+                             compiler.lower_err(result), lines)
+    return _compile_call(name, impl, lifts, compiler.lower(result), None, lines)
 
 
 __all__ = ["Interface", "LinkError", "VERSION", "VersionError", "link", "snake"]

@@ -16,8 +16,19 @@ def family_is_ipv6(family: str) -> bool:
     return family == "ipv6"
 
 
+#: The longest wait the host honours: 2**31-1 ms (~24.8 days), the most
+#: poll(2) takes (Python's `select.poll` raises OverflowError above it,
+#: and `socket.settimeout` above ~292 years). A guest's `duration` is a
+#: u64 of nanoseconds (up to ~584 years); the WIT makes only zero invalid,
+#: so a longer one is clamped here, once, for every function taking one.
+MAX_WAIT_SECONDS = (2**31 - 1) / 1000
+
+
 def duration_to_seconds(nanoseconds: int | None) -> float | None:
-    return None if nanoseconds is None else nanoseconds / 1e9
+    """A WIT `option<duration>` as seconds, clamped to `MAX_WAIT_SECONDS`."""
+    if nanoseconds is None:
+        return None
+    return min(nanoseconds / 1e9, MAX_WAIT_SECONDS)
 
 
 def bytes_from_latin1(text: str) -> bytes:

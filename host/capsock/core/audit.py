@@ -17,6 +17,15 @@ sender) and `resolve`; `protocol` is `tcp`, `udp` or
 decided (`"<flag> <rule>"`), or null when nothing matched and the default
 deny applied.
 
+Denials are rate-limited per instance (`capsock._log.LineBudget`: the
+first 100 whole, then 10 a second): the ones left out are counted in a
+line of operation `suppressed`, at most one a second and one at the
+instance's end, whose `count` is how many and whose `target` says so::
+
+    {"time": "...", "instance": "4242-1", "operation": "suppressed",
+     "protocol": "", "target": "19890 more denials suppressed",
+     "allowed": false, "rule": null, "count": 19890}
+
 The file is opened once, at start-up (so a bad path is a start-up error),
 in append mode and unbuffered: each line is one `write(2)` of the whole
 line (looping on a short write), under a lock, so lines stay whole when
@@ -99,6 +108,20 @@ class AuditLog:
                             self.path, self.lost)
                 self.lost = 0
             self._torn = False
+
+    def summarise(self, instance: str, count: int) -> None:
+        """Write the line that stands for `count` denials left out."""
+        line = self._encode({
+            "time": _now(),
+            "instance": instance,
+            "operation": "suppressed",
+            "protocol": "",
+            "target": f"{count} more denials suppressed",
+            "allowed": False,
+            "rule": None,
+            "count": count,
+        })
+        self._write((line + "\n").encode("utf-8"))
 
     def close(self) -> None:
         with self._lock:

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from ..addresses import SocketAddress
 from ..backends.options import OptionKind, SocketOption
 from ..errors import ErrorCode, NetError
-from .context import InstanceContext
+from ..policy import Checker, Use
+from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
 _Made = TypeVar("_Made")
 
@@ -58,6 +60,8 @@ class _ModalSocket(Protocol):
     def get_option(self, option: SocketOption) -> int: ...
     def set_option(self, option: SocketOption, value: int) -> None: ...
     def close(self) -> None: ...
+    def bind(self, address: SocketAddress) -> None: ...
+    def local_address(self) -> SocketAddress: ...
 
 
 class SocketCore:
@@ -70,6 +74,8 @@ class SocketCore:
 
     protocol: ClassVar[str]
     context: InstanceContext
+    checker: Checker
+    ipv6: bool
     sock: _ModalSocket
     state: Any
     blocking: bool
@@ -91,6 +97,49 @@ class SocketCore:
             self.sock.set_blocking(False)
         else:
             self.sock.set_timeout(self.timeout)
+
+    def bind_checked(self, use: Use, address: SocketAddress) -> None:
+        """Bind the backend socket to `address` (already allowed for `use`),
+        and if its port is 0, check the port the kernel picked.
+
+        The checker judged port 0; the socket ends up on a port it never
+        saw, maybe one a deny rule covers (`--deny-inbound=
+        tcp://127.0.0.1:32768-60999` and a bind to `127.0.0.1:0`). So the
+        real local address is checked with the same use, audited only when
+        denied (the request itself was audited). Denied, the socket is
+        closed at once: a TCP socket is bound but not yet listening, a UDP
+        socket's queued datagrams are never read, so nothing was reachable
+        through the port; every later call on it is `invalid-state`. The
+        host does not retry another port: where a deny rule covers only
+        part of the ephemeral range, port-0 binds fail in proportion.
+        Explicit binds (`bind`, `listen` on an unbound socket) and implicit
+        ones (`connect`, a UDP `send`) all come here.
+        """
+        self.sock.bind(address)
+        if address.port != 0:
+            return
+        try:
+            self.context.require_quietly(self.checker, use, self.sock.local_address())
+        except NetError:
+            self.close()
+            raise
+
+    def implicit_bind(self, use: Use) -> None:
+        """The ephemeral bind of a connect or send on an unbound socket,
+        done by the host rather than the kernel's autobind so the picked
+        port goes through `bind_checked` before anything is sent.
+
+        A socket the backend already bound (a connect that failed after
+        the memory backend bound it, or a test double that never
+        connected) keeps its port: it was checked when it was bound.
+        """
+        self.context.require_implicit_bind(self.checker, use, self.ipv6)
+        try:
+            bound = self.sock.local_address().port != 0
+        except NetError:
+            bound = False
+        if not bound:
+            self.bind_checked(use, UNSPECIFIED_V6 if self.ipv6 else UNSPECIFIED_V4)
 
     def get_option(self, option: SocketOption) -> int:
         self._check_protocol(option)

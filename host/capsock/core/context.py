@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .._log import log
+from .._log import LineBudget, log
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..errors import ErrorCode, NetError
@@ -19,7 +19,8 @@ from .limits import Limits, TokenBucket
 
 #: The stand-in peers of `--peer-address=hidden` (documented in the WIT):
 #: 192.0.0.8 is IANA's IPv4 dummy address (RFC 7600), 100:: the IPv6
-#: discard-only prefix (RFC 6666). Port 0: nothing can be sent back to it.
+#: discard-only prefix (RFC 6666). Port 0: no TCP connection can go to it;
+#: a UDP send to it is a reply to the socket's last sender (core/udp.py).
 HIDDEN_PEER_V4 = SocketAddress(ipaddress.IPv4Address("192.0.0.8"), 0)
 HIDDEN_PEER_V6 = SocketAddress(ipaddress.IPv6Address("100::"), 0)
 #: What the ephemeral bind of a connect or send binds to (`Use.*_IMPLICIT_BIND`).
@@ -78,6 +79,8 @@ class InstanceContext:
         self.resolve_bucket = TokenBucket(self.limits.resolves_per_second)
         #: Whether `record` printed this instance's first denial (without -v).
         self.denial_reported = False
+        #: How many denial lines this instance may cause (`record`).
+        self.denial_lines = LineBudget()
 
     def __repr__(self) -> str:
         return f"<InstanceContext {self.instance_id} ({self.open_sockets} sockets open)>"
@@ -152,7 +155,12 @@ class InstanceContext:
         unspecified address and port 0 (e.g. `udp://*:*`) still forbids it.
         Audited only when denied.
         """
-        address = UNSPECIFIED_V6 if ipv6 else UNSPECIFIED_V4
+        self.require_quietly(checker, use, UNSPECIFIED_V6 if ipv6 else UNSPECIFIED_V4)
+
+    def require_quietly(self, checker: Checker, use: Use, address: SocketAddress) -> None:
+        """`require`, audited only when denied: for checks that repeat one
+        already audited (the port the kernel picked for a port-0 bind, see
+        `SocketCore.bind_checked`) or that no allow rule is needed for."""
         decision = self.check(checker, use, address)
         if not decision.allowed:
             self.record(use.operation, use.protocol, address, decision)
@@ -163,19 +171,46 @@ class InstanceContext:
 
         `target` (an address or a name) becomes text only for an audit
         line or a denial that is logged: most checks write neither.
+
+        Allowed decisions are always written (each is something the guest
+        did). Denials, which a guest can repeat as fast as it calls, go
+        through `denial_lines`: the first ones whole, then a sample, and a
+        summary line ("N more denials suppressed") for the rest, in the
+        audit log and on the log alike (`flush_denials` writes the last).
         """
+        if decision.allowed:
+            if self.audit is not None:
+                self.audit.record(self.instance_id, operation, protocol, str(target), decision)
+            return
+        write, suppressed = self.denial_lines.admit()
+        if suppressed:
+            self._summarise(suppressed)
+        if not write:
+            return
         if self.audit is not None:
             self.audit.record(self.instance_id, operation, protocol, str(target), decision)
-        if not decision.allowed:
-            line = (f"capsock: {operation} {protocol}://{target} denied by the host's policy "
-                    f"({decision.rule or 'no rule allows it'})")
-            if operation != "limit" and not self.denial_reported:
-                # The first denial is printed even without -v: an operator whose
-                # guest fails on a denied connect learns which rule is missing.
-                self.denial_reported = True
-                log.warning("%s [instance %s; -v logs every denial]", line, self.instance_id)
-            else:
-                log.info("%s", line)
+        if operation != "limit" and not self.denial_reported:
+            # The first denial is printed even without -v: an operator whose
+            # guest fails on a denied connect learns which rule is missing.
+            self.denial_reported = True
+            log.warning("capsock: %s %s://%s denied by the host's policy (%s) "
+                        "[instance %s; -v logs every denial]", operation, protocol, target,
+                        decision.rule or "no rule allows it", self.instance_id)
+        else:
+            log.info("capsock: denied %s %s://%s (%s)", operation, protocol, target,
+                     decision.rule or "no rule allows it")
+
+    def flush_denials(self) -> None:
+        """Write the summary of denials suppressed since the last one (at
+        the instance's end)."""
+        suppressed = self.denial_lines.flush()
+        if suppressed:
+            self._summarise(suppressed)
+
+    def _summarise(self, count: int) -> None:
+        if self.audit is not None:
+            self.audit.summarise(self.instance_id, count)
+        log.info("capsock: %d more denials suppressed (instance %s)", count, self.instance_id)
 
     def peer(self, address: SocketAddress) -> SocketAddress:
         """What the guest may learn of a peer's address."""

@@ -100,7 +100,7 @@ class TcpSocket(SocketCore):
         self._require("bind", TcpState.UNBOUND)
         check_family(address, self.ipv6)
         self.context.require(self.checker, Use.TCP_BIND, address)
-        self.sock.bind(address)
+        self.bind_checked(Use.TCP_BIND, address)
         self.state = TcpState.BOUND
 
     def listen(self, backlog: int) -> None:
@@ -135,7 +135,9 @@ class TcpSocket(SocketCore):
         check_remote(address, self.ipv6)
         self.context.require(self.checker, Use.TCP_CONNECT, address)
         if self.state is TcpState.UNBOUND:
-            self.context.require_implicit_bind(self.checker, Use.TCP_IMPLICIT_BIND, self.ipv6)
+            # The state stays UNBOUND: a failed connect releases a port the
+            # kernel picked (Linux), as it always did.
+            self.implicit_bind(Use.TCP_IMPLICIT_BIND)
         try:
             self.sock.connect(address)
         except NetError as error:

@@ -27,6 +27,17 @@ send to an address it received a datagram from (the most recent
 `MAX_REPLY_PEERS` of them) without an `--allow-outbound` rule, so a UDP
 server on a pre-opened socket works with no rules at all, as a TCP one
 does. A `--deny-outbound` rule still forbids such a reply.
+
+With `--peer-address=hidden` the guest never learns a sender, so it cannot
+name one: a reply goes through the stand-in it was shown instead. A send to
+`192.0.0.8:0` (`[100::]:0` on IPv6) is a reply to the socket's most recent
+sender (of a datagram received, not peeked), the one address the host maps
+it back to; and the reply rule applies to nothing else, so a send to a real
+address is judged by the outbound rules alone, whoever sent what. No send
+outcome then depends on which real address hides behind the stand-in (a
+guest scanning for it gets the same answer from every port, and nothing is
+delivered). A server answers each datagram before it receives the next;
+a stand-in with no sender behind it yet is `invalid-argument`.
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use, special_kind
 from .common import SocketCore, make_counted
-from .context import InstanceContext
+from .context import HIDDEN_PEER_V4, HIDDEN_PEER_V6, InstanceContext
 from .tcp import check_family
 
 # MAX_DATAGRAM (addresses.py), the largest payload one datagram can carry
@@ -103,6 +114,8 @@ class UdpSocket(SocketCore):
         self._audited_senders: set[SocketAddress] = set()
         #: Recent senders of accepted datagrams: replies to them are allowed.
         self._reply_peers: OrderedDict[tuple[IPAddress, int], None] = OrderedDict()
+        #: With hidden peers, what the stand-in maps back to (see the module).
+        self._hidden_sender: SocketAddress | None = None
         #: Counted in `context.open_sockets` (see `open_udp`).
         self.counted = False
 
@@ -114,7 +127,7 @@ class UdpSocket(SocketCore):
         self._require("bind", UdpState.UNBOUND)
         check_family(address, self.ipv6)
         self.context.require(self.checker, Use.UDP_BIND, address)
-        self.sock.bind(address)
+        self.bind_checked(Use.UDP_BIND, address)
         self.state = UdpState.BOUND
         self.receive_any = True
 
@@ -123,10 +136,16 @@ class UdpSocket(SocketCore):
         check_destination(address, self.ipv6)
         self.context.require(self.checker, Use.UDP_CONNECT, address)
         if self.state is UdpState.UNBOUND:
-            self.context.require_implicit_bind(self.checker, Use.UDP_IMPLICIT_BIND, self.ipv6)
+            self._implicit_bind()
         self.sock.connect(address)
         self.peer = address
         self.state = UdpState.CONNECTED
+
+    def _implicit_bind(self) -> None:
+        """`SocketCore.implicit_bind`: checked before anything is sent or
+        can arrive."""
+        self.implicit_bind(Use.UDP_IMPLICIT_BIND)
+        self.state = UdpState.BOUND
 
     def disconnect(self) -> None:
         self._require("disconnect", UdpState.CONNECTED)
@@ -152,16 +171,31 @@ class UdpSocket(SocketCore):
             return self.sock.send(data, None)
         if address is None:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
-        check_destination(address, self.ipv6)
-        # A reply to a recent sender is its own use (`Policy`: no allow
-        # rule needed, like an accepted TCP connection answering its peer).
-        use = Use.UDP_REPLY if (address.ip, address.port) in self._reply_peers else Use.UDP_SEND
+        if self.context.hide_peers:
+            address, use = self._hidden_destination(address)
+        else:
+            check_destination(address, self.ipv6)
+            # A reply to a recent sender is its own use (`Policy`: no allow
+            # rule needed, like an accepted TCP connection answering its peer).
+            use = Use.UDP_REPLY if (address.ip, address.port) in self._reply_peers else Use.UDP_SEND
         self.context.require(self.checker, use, address)
         if self.state is UdpState.UNBOUND:
-            self.context.require_implicit_bind(self.checker, Use.UDP_IMPLICIT_BIND, self.ipv6)
+            self._implicit_bind()
         sent = self.sock.send(data, address)
         self.state = UdpState.BOUND
         return sent
+
+    def _hidden_destination(self, address: SocketAddress) -> tuple[SocketAddress, Use]:
+        """Where a send goes, and as which use, when peers are hidden: the
+        stand-in is a reply to the last sender; any other address is an
+        ordinary send, never a reply (see the module docstring)."""
+        check_family(address, self.ipv6)
+        if address == (HIDDEN_PEER_V6 if self.ipv6 else HIDDEN_PEER_V4):
+            if self._hidden_sender is None:
+                raise NetError(ErrorCode.INVALID_ARGUMENT, f"no sender behind {address} yet")
+            return self._hidden_sender, Use.UDP_REPLY
+        check_destination(address, self.ipv6)
+        return address, Use.UDP_SEND
 
     def receive(self, max_len: int, peek: bool = False) -> tuple[bytes, SocketAddress]:
         """The next datagram from a sender the policy accepts.
@@ -180,6 +214,7 @@ class UdpSocket(SocketCore):
                 if self._accepts(sender):
                     if not peek:
                         self._remember_reply_peer(sender)
+                        self._hidden_sender = sender
                     return data, self.context.peer(sender)
                 if peek:
                     self.sock.receive(0, False)  # consume the dropped datagram

@@ -321,6 +321,7 @@ class Host:
         table.drop_all()
         for preopen in context.take_preopens():
             preopen.socket.close()
+        context.flush_denials()
 
 
 def _find_run_export(engine: Engine, component: Component) -> str:
