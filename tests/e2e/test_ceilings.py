@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,34 +29,58 @@ MIB = 1 << 20
 ALLOW = "--allow-outbound=tcp://127.0.0.1:*"
 
 
+#: Runs `argv[2:]` as its child and writes that child's peak RSS (KiB) to
+#: the file `argv[1]`: the child is forked from this small, freshly exec'd
+#: interpreter, not from pytest. Linux carries the RSS a process had before
+#: `exec` into its `ru_maxrss`, so a child forked straight from a pytest
+#: that has grown to hundreds of MiB reports at least that much, whatever
+#: it does itself.
+_PEAK_OF_CHILD = """
+import os, signal, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
 def measured(*args: str, preexec: Callable[[], None] | None = None
              ) -> tuple[int, list[str], str, int]:
     """Run `capsock ARGS`: (exit code, stdout lines, stderr, peak RSS in bytes).
 
-    Both pipes are drained by threads, then the child is reaped with
-    `wait4`, whose rusage is that child's alone (RUSAGE_CHILDREN would be
-    the largest of every child this test process ever had)."""
-    process = subprocess.Popen(capsock_command(*args), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=capsock_env(), preexec_fn=preexec)
-    chunks: dict[int, bytes] = {}
+    Both pipes are drained by threads; the peak is the capsock process's
+    own `wait4` rusage, taken by a small intermediate interpreter
+    (`_PEAK_OF_CHILD`; `preexec` applies to it, and its limits to capsock)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak"
+        command = [sys.executable, "-c", _PEAK_OF_CHILD, str(peak_file),
+                   *capsock_command(*args)]
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=capsock_env(), preexec_fn=preexec)
+        chunks: dict[int, bytes] = {}
 
-    def drain(index: int, pipe: IO[bytes]) -> None:
-        chunks[index] = pipe.read()
+        def drain(index: int, pipe: IO[bytes]) -> None:
+            chunks[index] = pipe.read()
 
-    assert process.stdout is not None and process.stderr is not None
-    threads = [threading.Thread(target=drain, args=(i, pipe), daemon=True)
-               for i, pipe in enumerate((process.stdout, process.stderr))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    process.stdout.close()
-    process.stderr.close()
-    return (process.returncode, chunks.get(0, b"").decode().splitlines(),
-            chunks.get(1, b"").decode(), usage.ru_maxrss * 1024)  # Linux: KiB
+        assert process.stdout is not None and process.stderr is not None
+        threads = [threading.Thread(target=drain, args=(i, pipe), daemon=True)
+                   for i, pipe in enumerate((process.stdout, process.stderr))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(300)
+        code = process.wait(300)
+        process.stdout.close()
+        process.stderr.close()
+        peak_kib = int(peak_file.read_text()) if peak_file.is_file() else 0
+    return (code, chunks.get(0, b"").decode().splitlines(),
+            chunks.get(1, b"").decode(), peak_kib * 1024)  # Linux: KiB
 
 
 @pytest.fixture(scope="module")
