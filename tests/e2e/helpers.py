@@ -118,13 +118,19 @@ def free_port() -> int:
 def echo_roundtrip(port: int, payload: bytes, host: str = "127.0.0.1") -> bytes:
     """Send `payload` while reading the echo back concurrently."""
     with socket.create_connection((host, port), timeout=TIMEOUT) as conn:
-        def send() -> None:
-            conn.sendall(payload)
-            conn.shutdown(socket.SHUT_WR)
-        sender = threading.Thread(target=send)
-        sender.start()
-        received = bytearray()
-        while chunk := conn.recv(1 << 16):
-            received += chunk
-        sender.join(timeout=TIMEOUT)
+        return echo_over(conn, payload, TIMEOUT)
+
+
+def echo_over(conn: socket.socket, payload: bytes, timeout: float) -> bytes:
+    """On a connected `conn`: send `payload` then half-close, from a thread,
+    while reading everything the peer sends back until it closes."""
+    def send() -> None:
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+    sender = threading.Thread(target=send)
+    sender.start()
+    received = bytearray()
+    while chunk := conn.recv(1 << 16):
+        received += chunk
+    sender.join(timeout=timeout)
     return bytes(received)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Running, echo_roundtrip, run_capsock
+from .helpers import Running, echo_over, echo_roundtrip, run_capsock
 
 
 def test_200_concurrent_connections_each_echo_64k(guests: dict[str, Path]) -> None:
@@ -29,13 +29,7 @@ def test_200_concurrent_connections_each_echo_64k(guests: dict[str, Path]) -> No
         def one(payload: bytes) -> bool:
             with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
                 barrier.wait()
-                sender = threading.Thread(target=lambda: (conn.sendall(payload),
-                                                          conn.shutdown(socket.SHUT_WR)))
-                sender.start()
-                received = bytearray()
-                while chunk := conn.recv(65536):
-                    received += chunk
-                sender.join(timeout=60)
+                received = echo_over(conn, payload, 60)
             return bytes(received) == payload
 
         with ThreadPoolExecutor(max_workers=clients) as pool:

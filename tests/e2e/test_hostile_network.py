@@ -21,7 +21,7 @@ import dns.rrset
 import pytest
 
 from .apps import start_app
-from .helpers import Running, echo_roundtrip, run_capsock
+from .helpers import Running, echo_over, echo_roundtrip, run_capsock
 
 PROMPT = 5.0  # seconds a normal client may wait while the guest is under attack
 
@@ -124,13 +124,7 @@ def test_half_close_still_receives_the_whole_echo(echo: tuple[Running, int]) -> 
     _, port = echo
     payload = bytes(range(256)) * 4096  # 1 MiB
     with socket.create_connection(("127.0.0.1", port), timeout=PROMPT * 4) as conn:
-        sender = threading.Thread(target=lambda: (conn.sendall(payload),
-                                                  conn.shutdown(socket.SHUT_WR)))
-        sender.start()
-        received = bytearray()
-        while chunk := conn.recv(65536):
-            received += chunk
-        sender.join(timeout=PROMPT)
+        received = echo_over(conn, payload, PROMPT)
     assert bytes(received) == payload
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import NativeServer, Running, free_port, run_capsock
+from .helpers import NativeServer, Running, echo_over, free_port, run_capsock
 
 try:
     from capsock.conformance.dns_server import DnsServer
@@ -129,13 +129,7 @@ def test_asyncio_200_concurrent_connections_each_echo_64k(built: dict[str, Path]
         def one(payload: bytes) -> bool:
             with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as conn:
                 barrier.wait()
-                sender = threading.Thread(target=lambda: (conn.sendall(payload),
-                                                          conn.shutdown(socket.SHUT_WR)))
-                sender.start()
-                received = bytearray()
-                while chunk := conn.recv(65536):
-                    received += chunk
-                sender.join(timeout=WAIT)
+                received = echo_over(conn, payload, WAIT)
             return bytes(received) == payload
 
         with ThreadPoolExecutor(max_workers=clients) as pool:
