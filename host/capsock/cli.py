@@ -23,6 +23,8 @@ from .runtime import DirSpec, GuestKilled, Host, KillSwitch, RunError, TcpListen
 if TYPE_CHECKING:
     from wasmtime import Engine
 
+    from .runtime.activation import InheritedSocket
+
 RULES_HELP = """\
 policy (deny by default; a deny rule always wins over an allow rule):
   Address rules are PROTO://HOST:PORT with PROTO tcp or udp, HOST an IPv4
@@ -282,6 +284,12 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                        help="pre-open a bound UDP socket for the guest (repeatable); "
                             "port 0 picks a free port. Datagrams to it are delivered "
                             "from any sender; it needs no --allow-inbound rule")
+    group.add_argument("--no-socket-activation", action="store_true",
+                       help="ignore sockets passed by a launcher (systemd socket activation: "
+                            "LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES). By default each one "
+                            "passed to this process is a pre-open named by its fd name, "
+                            "checked to be a listening TCP or a bound UDP socket; the "
+                            "variables are then unset")
     group.add_argument("--dir", action="append", default=[], dest="dirs",
                        metavar="HOSTDIR::GUESTDIR",
                        help="pre-open host directory HOSTDIR read-write for the guest's "
@@ -405,6 +413,7 @@ def host_from_args(args: argparse.Namespace) -> Host:
         from .backends.resolvers import DnsResolver  # dnspython: ~50 ms to import
 
         resolver = DnsResolver(server)
+    inherited = inherited_from_args(args, backend)
     audit = None
     if args.audit_log is not None:
         try:
@@ -415,7 +424,27 @@ def host_from_args(args: argparse.Namespace) -> Host:
     return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
                 resolver=resolver, backend=backend, peer_address=args.peer_address,
                 audit_log=audit,
-                dirs=dirs, limits=limits)
+                dirs=dirs, limits=limits, inherited=inherited)
+
+
+def inherited_from_args(args: argparse.Namespace, backend: Backend) -> list[InheritedSocket]:
+    """The sockets a launcher passed (LISTEN_FDS...), unless
+    --no-socket-activation; a socket that is not what a pre-open must be
+    is a ConfigError naming its descriptor."""
+    if getattr(args, "no_socket_activation", False):
+        return []
+    from .runtime.activation import ActivationError, inherited_sockets
+
+    try:
+        inherited = inherited_sockets()
+    except ActivationError as error:
+        raise ConfigError(f"socket activation: {error}") from None
+    if inherited and not isinstance(backend, OsBackend):
+        for sock in inherited:
+            sock.sock.close()
+        raise ConfigError("socket activation: the inherited sockets are OS sockets; "
+                          "--backend memory cannot use them (use --no-socket-activation)")
+    return inherited
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
 from ..errors import NetError
 from ..policy import Checker, Policy
+from .activation import InheritedSocket
 from .cache import load_component
 from .engine import new_engine
 from .kill import GuestKilled, KillSwitch, RunGuard
@@ -128,7 +129,8 @@ class Host:
                  engine: Engine | None = None, udp_bind: Sequence[UdpBindSpec] = (),
                  resolver: Resolver | None = None, peer_address: str = "real",
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None,
+                 inherited: Sequence[InheritedSocket] = ()) -> None:
         if policy is not None and checker is not None:
             raise TypeError("Host takes a policy or a checker, not both")
         #: What decides each socket operation of every instance.
@@ -156,6 +158,9 @@ class Host:
         self.dirs = dirs
         #: Per-instance limits (`--max-*`): each instance gets its own quotas.
         self.limits = limits if limits is not None else Limits()
+        #: Sockets a launcher passed (socket activation, runtime/activation.py):
+        #: the Host keeps them; each instance gets a dup, like `serve`'s.
+        self.inherited = inherited
 
     def __repr__(self) -> str:
         return (f"Host(checker={self.checker!r}, backend={self.backend!r}, "
@@ -165,23 +170,27 @@ class Host:
         """A fresh instance context with this host's pre-opens opened
         (or with `preopens` already opened by the caller, e.g. `serve`)."""
         resolver = self.resolver if self.resolver is not None else self.backend.default_resolver()
-        if preopens is not None:
-            return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
-                                   hide_peers=self.peer_address == "hidden",
-                                   audit=self.audit_log, limits=self.limits)
-        preopens = []
+        return InstanceContext(self.checker, self.backend,
+                               preopens if preopens is not None else self.open_preopens(),
+                               resolver=resolver, hide_peers=self.peer_address == "hidden",
+                               audit=self.audit_log, limits=self.limits)
+
+    def open_preopens(self) -> list[Preopen]:
+        """This host's own pre-opens, opened now: `--tcplisten`, `--udpbind`,
+        then a dup of each inherited socket (all closed again on a RunError)."""
+        preopens: list[Preopen] = []
         try:
             for spec in self.tcp_listen:
                 preopens.append(self._preopen(spec))
             for udp in self.udp_bind:
                 preopens.append(self._preopen_udp(udp))
+            for inherited in self.inherited:
+                preopens.append(self.adopt_inherited(inherited))
         except RunError:
             for preopen in preopens:
                 preopen.socket.close()
             raise
-        return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
-                               hide_peers=self.peer_address == "hidden", audit=self.audit_log,
-                               limits=self.limits)
+        return preopens
 
     def run(self, path: str | Path, args: Sequence[str] = (), *,
             env: Sequence[tuple[str, str]] = (),
@@ -196,8 +205,14 @@ class Host:
         thread, stops the guest wherever it is (kill.py): the instance is
         torn down like any other and this raises `GuestKilled`.
         """
-        guard = RunGuard(self.engine, kill_switch,
-                         shared=[p.socket for p in preopens] if preopens is not None else ())
+        shared = [p.socket for p in preopens] if preopens is not None else []
+        if preopens is None and self.inherited:
+            # Inherited sockets are the launcher's too: a kill must leave
+            # them listening (RunGuard restores shared listeners), so they
+            # are opened here, where they can be named as shared.
+            preopens = self.open_preopens()
+            shared = [p.socket for p in preopens[len(preopens) - len(self.inherited):]]
+        guard = RunGuard(self.engine, kill_switch, shared=shared)
         try:
             code = self._run_guarded(path, args, env, preopens, stdout, guard)
         finally:
@@ -307,6 +322,19 @@ class Host:
         except NetError as error:
             raise RunError(f"cannot listen on {spec.address}: {error.detail or error}") from None
         return Preopen(str(sock.local_address()), "tcp", spec.address.is_ipv6, sock)
+
+    def adopt_inherited(self, inherited: InheritedSocket) -> Preopen:
+        """A pre-open on a dup of a socket the launcher passed (the original
+        stays with the Host, so every run and every instance gets one)."""
+        dup = inherited.sock.dup()
+        try:
+            sock = (self.backend.adopt_tcp(dup) if inherited.protocol == "tcp"
+                    else self.backend.adopt_udp(dup))
+        except NetError as error:
+            dup.close()
+            raise RunError(f"socket activation ({inherited.name}): "
+                           f"{error.detail or error}") from None
+        return Preopen(inherited.name, inherited.protocol, inherited.ipv6, sock)
 
     def _preopen_udp(self, spec: UdpBindSpec) -> Preopen:
         try:

@@ -29,7 +29,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -49,6 +49,9 @@ class _Listener:
     ipv6: bool
     #: "tcp" (a --tcplisten listener) or "udp" (a --udpbind socket).
     protocol: str = "tcp"
+    #: Passed by a launcher (socket activation): it outlives this process,
+    #: so a graceful stop leaves it usable for the launcher's next start.
+    inherited: bool = False
 
 
 def open_socket_count() -> int:
@@ -76,8 +79,9 @@ class Server:
             raise ValueError("--instances must be at least 1")
         if mode not in ("process", "thread"):
             raise ValueError("--mode must be process or thread")
-        if not host.tcp_listen:
-            raise ValueError("serve needs at least one --tcplisten to share")
+        if not host.tcp_listen and not any(s.protocol == "tcp" for s in host.inherited):
+            raise ValueError("serve needs at least one --tcplisten (or an inherited TCP "
+                             "listener, socket activation) to share")
         self.host = host
         self.component = component
         self.args = list(args)
@@ -88,6 +92,8 @@ class Server:
         self._stopping = threading.Event()
         #: Kills the thread-mode instances still running after the grace period.
         self._kill_switch = KillSwitch()
+        #: Make inherited listeners listen again after the stop's shutdown.
+        self._restores: list[Callable[[], None]] = []
 
     # -- lifecycle -------------------------------------------------------------
     def serve(self) -> int:
@@ -97,6 +103,9 @@ class Server:
         for udp in self.host.udp_bind:  # shared too: each datagram goes to one instance
             sock, name = open_udp(udp, self.host.backend)
             self.listeners.append(_Listener(sock, name, udp.address.is_ipv6, "udp"))
+        for inherited in self.host.inherited:
+            self.listeners.append(_Listener(inherited.sock, inherited.name, inherited.ipv6,
+                                            inherited.protocol, inherited=True))
         names = ", ".join(listener.name for listener in self.listeners)
         print(f"capsock: serving {Path(self.component).name} on {names} "
               f"with {self.instances} {self.mode} instance(s)", file=sys.stderr, flush=True)
@@ -107,6 +116,8 @@ class Server:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            for restore in self._restores:
+                restore()
             for listener in self.listeners:
                 listener.sock.close()
         remaining = open_socket_count()
@@ -123,6 +134,18 @@ class Server:
         print(f"capsock: {signal.Signals(signum).name}: stop accepting, "
               f"finishing in-flight work (up to {self.grace:g}s)", file=sys.stderr, flush=True)
         for listener in self.listeners:
+            if listener.inherited:
+                if listener.protocol == "tcp":
+                    # The launcher's socket too: listening again once the
+                    # instances are gone (backend.interrupt's restore).
+                    backend = self.host.backend
+                    restore = backend.interrupt(backend.adopt_tcp(listener.sock), shared=True)
+                    if restore is not None:
+                        self._restores.append(restore)
+                # An inherited UDP socket is not shut down: nothing would make
+                # it receive again for the launcher. Instances blocked on it
+                # end with the grace period.
+                continue
             try:
                 listener.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
