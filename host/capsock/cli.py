@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from wasmtime import Engine
 
     from .runtime.activation import InheritedSocket
+    from .runtime.metrics import Metrics
 
 RULES_HELP = """\
 policy (deny by default; a deny rule always wins over an allow rule):
@@ -260,6 +261,10 @@ def _add_serve(commands: _Commands) -> None:
     serve.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                        help="how long in-flight work may take after a stop signal "
                             "(default: 10)")
+    serve.add_argument("--restart", choices=("no", "on-failure", "always"), default="no",
+                       help="run an instance that ended again: on-failure (exit code not "
+                            "0) or always; the delay doubles from 0.1 s to 10 s while it "
+                            "keeps ending within 10 s (default: no)")
     add_instance_flags(serve)
     serve.add_argument("component", metavar="COMPONENT", help="the component (.wasm) to run")
     serve.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
@@ -314,6 +319,11 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                        help="where compiled components are cached "
                             "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
+    group.add_argument("--metrics", default=None, metavar="HOST:PORT",
+                       help="serve Prometheus metrics over HTTP on HOST:PORT (any path, "
+                            "e.g. /metrics): decisions per rule, limits hit, connections, "
+                            "bytes, restarts, audit lines dropped; needs the metrics extra "
+                            "(pip install 'capsock[metrics]'). Port 0 picks one (printed)")
     group.add_argument("-v", "--verbose", action="store_true",
                        help="log every denied operation to stderr")
     limits = parser.add_argument_group(
@@ -494,13 +504,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"capsock: error: no such component: {args.component}", file=sys.stderr)
         return 2
     guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    try:
+        metrics = start_metrics(args.metrics, multiprocess=args.command == "serve"
+                                and args.mode == "process")
+    except ConfigError as error:
+        print(f"capsock: error: {error}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         try:
             from .runtime.serve import Server  # only `serve` needs it
 
             server = Server(host, args.component, guest_args, args.instances, args.mode,
-                            args.grace)
+                            args.grace, args.restart, metrics)
         except ValueError as error:
+            if metrics is not None:
+                metrics.close()
             print(f"capsock: error: {error}", file=sys.stderr)
             return 2
         try:
@@ -509,16 +527,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"capsock: error: {error}", file=sys.stderr)
             return 2
     try:
-        return run_killable(host, args.component, guest_args)
+        return run_killable(host, args.component, guest_args, metrics)
     except RunError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # a broken component file, a link error
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
-def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
+def start_metrics(address: str | None, multiprocess: bool) -> Metrics | None:
+    """`--metrics`: the metrics, served on `address` (said on stderr), or
+    None without the flag. A missing package or a bad address is a
+    ConfigError."""
+    if address is None:
+        return None
+    from .runtime.metrics import Metrics, MetricsError  # prometheus_client: only with the flag
+
+    try:
+        metrics = Metrics(multiprocess=multiprocess)
+    except MetricsError as error:
+        raise ConfigError(str(error)) from None
+    try:
+        host, port = metrics.serve_http(address)
+    except MetricsError as error:
+        metrics.close()
+        raise ConfigError(str(error)) from None
+    shown = f"[{host}]" if ":" in host else host
+    print(f"capsock: metrics on http://{shown}:{port}/metrics", file=sys.stderr, flush=True)
+    return metrics
+
+
+def run_killable(host: Host, component: str, guest_args: Sequence[str],
+                 metrics: Metrics | None = None) -> int:
     """`capsock run`: the guest in a thread, so SIGINT/SIGTERM can kill it.
 
     The main thread only waits; Python runs signal handlers there, even
@@ -533,10 +577,19 @@ def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
     received: list[int] = []
 
     def guest() -> None:
+        if metrics is not None:
+            metrics.running.inc()
         try:
-            outcome.append(host.run(component, guest_args, kill_switch=switch))
+            if metrics is not None:
+                outcome.append(host.run(component, guest_args, kill_switch=switch,
+                                        observer=metrics.instance("0")))
+            else:
+                outcome.append(host.run(component, guest_args, kill_switch=switch))
         except BaseException as error:  # handed to the main thread
             outcome.append(error)
+        finally:
+            if metrics is not None:
+                metrics.running.dec()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if received:

@@ -16,6 +16,7 @@ from ..errors import ErrorCode, NetError
 from ..policy import Checker, Decision, Policy, Use, decision_of, narrow, restrict_depth
 from .audit import AuditLog
 from .limits import Limits, TokenBucket
+from .observe import NULL_OBSERVER, InstanceObserver
 
 #: The stand-in peers of `--peer-address=hidden` (documented in the WIT):
 #: 192.0.0.8 is IANA's IPv4 dummy address (RFC 7600), 100:: the IPv6
@@ -62,7 +63,8 @@ class InstanceContext:
                  preopens: list[Preopen] | None = None, *,
                  resolver: Resolver | None = None, hide_peers: bool = False,
                  audit: AuditLog | None = None, instance_id: str | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None,
+                 observer: InstanceObserver = NULL_OBSERVER) -> None:
         self.checker = checker
         self.backend = backend
         self.preopens: list[Preopen] = preopens if preopens is not None else []
@@ -81,6 +83,8 @@ class InstanceContext:
         self.denial_reported = False
         #: How many denial lines this instance may cause (`record`).
         self.denial_lines = LineBudget()
+        #: Who counts what this instance does (core/observe.py; metrics).
+        self.observer = observer
 
     def __repr__(self) -> str:
         return f"<InstanceContext {self.instance_id} ({self.open_sockets} sockets open)>"
@@ -96,6 +100,7 @@ class InstanceContext:
         hitting its limits from one denied by the policy.
         """
         value = getattr(self.limits, name)
+        self.observer.limit(name)
         self.record("limit", protocol, f"{operation} {target}",
                     Decision(False, f"limit {name}={value}"))
         return NetError(ErrorCode.LIMIT_REACHED, f"{operation}: {name}={value} reached")
@@ -138,14 +143,18 @@ class InstanceContext:
         """Ask `checker` (this handle's, maybe narrowed) about `use` of `target`."""
         return decision_of(checker.check(use, target, self.resolved))
 
-    def require(self, checker: Checker, use: Use, target: SocketAddress | str) -> None:
+    def require(self, checker: Checker, use: Use, target: SocketAddress | str) -> Decision:
         """Audit the decision; raise `access-denied` unless allowed (no
-        syscall toward `target` happens before)."""
+        syscall toward `target` happens before). Returns the (allowing)
+        decision: its rule labels the socket's traffic (`observe.py`)."""
         decision = decision_of(checker.check(use, target, self.resolved))
-        if self.audit is not None or not decision.allowed:  # else record does nothing
+        if self.audit is not None or not decision.allowed:
             self.record(use.operation, use.protocol, target, decision)
             if not decision.allowed:
                 raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {target}")
+        else:  # record does nothing with it but count it
+            self.observer.decision(use.operation, use.protocol, decision)
+        return decision
 
     def require_implicit_bind(self, checker: Checker, use: Use, ipv6: bool) -> None:
         """The ephemeral bind of a connect/send on an unbound socket.
@@ -178,6 +187,8 @@ class InstanceContext:
         summary line ("N more denials suppressed") for the rest, in the
         audit log and on the log alike (`flush_denials` writes the last).
         """
+        if operation != "limit":  # counted by `limit_reached` as a limit
+            self.observer.decision(operation, protocol, decision)
         if decision.allowed:
             if self.audit is not None:
                 self.audit.record(self.instance_id, operation, protocol, str(target), decision)

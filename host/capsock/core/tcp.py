@@ -99,7 +99,7 @@ class TcpSocket(SocketCore):
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", TcpState.UNBOUND)
         check_family(address, self.ipv6)
-        self.context.require(self.checker, Use.TCP_BIND, address)
+        self.take_origin(self.context.require(self.checker, Use.TCP_BIND, address))
         self.bind_checked(Use.TCP_BIND, address)
         self.state = TcpState.BOUND
 
@@ -123,6 +123,8 @@ class TcpSocket(SocketCore):
         child = TcpSocket(self.context, self.checker, conn, self.ipv6, TcpState.CONNECTED)
         child.accepted = True
         child.counted = True
+        child.origin = self.origin
+        child.opened()
         return child, self.context.peer(peer)
 
     def connect(self, address: SocketAddress) -> None:
@@ -133,7 +135,7 @@ class TcpSocket(SocketCore):
             return
         self._require("connect", TcpState.UNBOUND, TcpState.BOUND)
         check_remote(address, self.ipv6)
-        self.context.require(self.checker, Use.TCP_CONNECT, address)
+        self.take_origin(self.context.require(self.checker, Use.TCP_CONNECT, address))
         if self.state is TcpState.UNBOUND:
             # The state stays UNBOUND: a failed connect releases a port the
             # kernel picked (Linux), as it always did.
@@ -146,6 +148,7 @@ class TcpSocket(SocketCore):
                 self.connecting_to = address
             raise
         self.state = TcpState.CONNECTED
+        self.opened()
 
     def _finish_connect(self, address: SocketAddress) -> None:
         if address != self.connecting_to:
@@ -160,19 +163,25 @@ class TcpSocket(SocketCore):
                 self.connecting_to = None
                 raise
         self.state = TcpState.CONNECTED
+        self.opened()
 
     def receive(self, max_len: int, peek: bool = False) -> bytes:
         self._require("receive", TcpState.CONNECTED)
         if max_len == 0:
             return b""
-        return self.sock.receive(min(max_len, self.context.limits.max_io_bytes), peek)
+        data = self.sock.receive(min(max_len, self.context.limits.max_io_bytes), peek)
+        if data and not peek:
+            self.context.observer.transferred("tcp", self.origin, len(data), 0)
+        return data
 
     def send(self, data: bytes) -> int:
         self._require("send", TcpState.CONNECTED)
         if self.send_closed:
             raise NetError(ErrorCode.INVALID_STATE, "send after shutdown(send)")
         # A partial send is what send() may do anyway: the guest loops.
-        return self.sock.send(data[:self.context.limits.max_io_bytes])
+        sent = self.sock.send(data[:self.context.limits.max_io_bytes])
+        self.context.observer.transferred("tcp", self.origin, 0, sent)
+        return sent
 
     def splice(self, target: TcpSocket, max_len: int) -> int:
         """Move bytes from this socket to `target` without the guest
@@ -210,6 +219,9 @@ class TcpSocket(SocketCore):
                     break
                 raise
             moved += sent
+        if moved:
+            self.context.observer.transferred("tcp", self.origin, moved, 0)
+            target.context.observer.transferred("tcp", target.origin, 0, moved)
         return moved
 
     def _splice_send(self, target: TcpSocket, data: bytes) -> int:

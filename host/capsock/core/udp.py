@@ -126,7 +126,7 @@ class UdpSocket(SocketCore):
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", UdpState.UNBOUND)
         check_family(address, self.ipv6)
-        self.context.require(self.checker, Use.UDP_BIND, address)
+        self.take_origin(self.context.require(self.checker, Use.UDP_BIND, address))
         self.bind_checked(Use.UDP_BIND, address)
         self.state = UdpState.BOUND
         self.receive_any = True
@@ -134,7 +134,9 @@ class UdpSocket(SocketCore):
     def connect(self, address: SocketAddress) -> None:
         self._require("connect", UdpState.UNBOUND, UdpState.BOUND, UdpState.CONNECTED)
         check_destination(address, self.ipv6)
-        self.context.require(self.checker, Use.UDP_CONNECT, address)
+        decision = self.context.require(self.checker, Use.UDP_CONNECT, address)
+        if self.origin == "implicit":
+            self.take_origin(decision)
         if self.state is UdpState.UNBOUND:
             self._implicit_bind()
         self.sock.connect(address)
@@ -168,7 +170,9 @@ class UdpSocket(SocketCore):
                 raise NetError(ErrorCode.INVALID_ARGUMENT,
                                f"connected to {self.peer}, not {address}")
             # The peer was checked by connect; send() goes nowhere else.
-            return self.sock.send(data, None)
+            sent = self.sock.send(data, None)
+            self.context.observer.transferred("udp", self.origin, 0, sent)
+            return sent
         if address is None:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
         if self.context.hide_peers:
@@ -183,6 +187,7 @@ class UdpSocket(SocketCore):
             self._implicit_bind()
         sent = self.sock.send(data, address)
         self.state = UdpState.BOUND
+        self.context.observer.transferred("udp", self.origin, 0, sent)
         return sent
 
     def _hidden_destination(self, address: SocketAddress) -> tuple[SocketAddress, Use]:
@@ -215,6 +220,7 @@ class UdpSocket(SocketCore):
                     if not peek:
                         self._remember_reply_peer(sender)
                         self._hidden_sender = sender
+                        self.context.observer.transferred("udp", self.origin, len(data), 0)
                     return data, self.context.peer(sender)
                 if peek:
                     self.sock.receive(0, False)  # consume the dropped datagram

@@ -23,6 +23,7 @@ from ..binding import HandleTable, interfaces_for, link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
+from ..core.observe import NULL_OBSERVER, InstanceObserver
 from ..errors import NetError
 from ..policy import Checker, Policy
 from .activation import InheritedSocket
@@ -166,14 +167,16 @@ class Host:
         return (f"Host(checker={self.checker!r}, backend={self.backend!r}, "
                 f"tcp_listen={self.tcp_listen!r}, udp_bind={self.udp_bind!r})")
 
-    def new_context(self, preopens: list[Preopen] | None = None) -> InstanceContext:
+    def new_context(self, preopens: list[Preopen] | None = None,
+                    observer: InstanceObserver = NULL_OBSERVER) -> InstanceContext:
         """A fresh instance context with this host's pre-opens opened
-        (or with `preopens` already opened by the caller, e.g. `serve`)."""
+        (or with `preopens` already opened by the caller, e.g. `serve`),
+        reporting to `observer` (metrics; core/observe.py)."""
         resolver = self.resolver if self.resolver is not None else self.backend.default_resolver()
         return InstanceContext(self.checker, self.backend,
                                preopens if preopens is not None else self.open_preopens(),
                                resolver=resolver, hide_peers=self.peer_address == "hidden",
-                               audit=self.audit_log, limits=self.limits)
+                               audit=self.audit_log, limits=self.limits, observer=observer)
 
     def open_preopens(self) -> list[Preopen]:
         """This host's own pre-opens, opened now: `--tcplisten`, `--udpbind`,
@@ -196,14 +199,16 @@ class Host:
             env: Sequence[tuple[str, str]] = (),
             preopens: list[Preopen] | None = None,
             stdout: str | Path | None = None,
-            kill_switch: KillSwitch | None = None) -> int:
+            kill_switch: KillSwitch | None = None,
+            observer: InstanceObserver = NULL_OBSERVER) -> int:
         """Run the component's `wasi:cli/run`; returns its exit code.
 
         `env` becomes the guest's environment. `preopens`, when given,
         replaces the pre-opens this Host would open itself; the guest's
         teardown closes them either way. `kill_switch.kill()`, from any
         thread, stops the guest wherever it is (kill.py): the instance is
-        torn down like any other and this raises `GuestKilled`.
+        torn down like any other and this raises `GuestKilled`. `observer`
+        is told what the instance does (`runtime.metrics.Metrics.instance`).
         """
         shared = [p.socket for p in preopens] if preopens is not None else []
         if preopens is None and self.inherited:
@@ -214,7 +219,7 @@ class Host:
             shared = [p.socket for p in preopens[len(preopens) - len(self.inherited):]]
         guard = RunGuard(self.engine, kill_switch, shared=shared)
         try:
-            code = self._run_guarded(path, args, env, preopens, stdout, guard)
+            code = self._run_guarded(path, args, env, preopens, stdout, guard, observer)
         finally:
             guard.close()
         if guard.killed:
@@ -225,7 +230,8 @@ class Host:
 
     def _run_guarded(self, path: str | Path, args: Sequence[str],
                      env: Sequence[tuple[str, str]], preopens: list[Preopen] | None,
-                     stdout: str | Path | None, guard: RunGuard) -> int:
+                     stdout: str | Path | None, guard: RunGuard,
+                     observer: InstanceObserver) -> int:
         """Load, instantiate, run, tear down; the exit code (meaningless
         when `guard.killed`)."""
         if guard.killed:
@@ -237,7 +243,7 @@ class Host:
             directory.check()
         component = load_component(self.engine, path, self.cache_dir)
         run_export = _find_run_export(self.engine, component)
-        context = self.new_context(preopens)
+        context = self.new_context(preopens, observer)
         table = HandleTable()
         guard.watch(context, table)
         try:
