@@ -313,9 +313,18 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                        help="hidden: accept, remote-address (of accepted sockets) and UDP "
                             "receive return 192.0.0.8:0 / [100::]:0 instead of the peer "
                             "(policy still applies to the real address). Default: real")
-    group.add_argument("--audit-log", type=Path, default=None, metavar="FILE",
-                       help="append one JSON line per policy decision to FILE "
-                            "(time, instance, operation, target, allowed, rule)")
+    group.add_argument("--audit-log", default=None, metavar="FILE|-|syslog://HOST:PORT",
+                       help="write one JSON line per policy decision (time, instance, "
+                            "operation, target, allowed, rule): appended to FILE, to stderr "
+                            "(-), or to a syslog collector as RFC 5424 "
+                            "(syslog://, syslog+udp://, syslog+tcp://HOST:PORT). Written by "
+                            "a thread from a bounded queue: a full disk or a slow collector "
+                            "drops lines (counted, said once), never stalls the guest")
+    group.add_argument("--audit-log-max-bytes", type=int, default=0, metavar="N",
+                       help="rotate the --audit-log FILE when it reaches N bytes "
+                            "(FILE -> FILE.1 -> FILE.2 ...; default 0: never)")
+    group.add_argument("--audit-log-backups", type=int, default=5, metavar="N",
+                       help="rotated files kept (default: 5)")
     group.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                        help="where compiled components are cached "
                             "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
@@ -424,17 +433,29 @@ def host_from_args(args: argparse.Namespace) -> Host:
 
         resolver = DnsResolver(server)
     inherited = inherited_from_args(args, backend)
-    audit = None
-    if args.audit_log is not None:
-        try:
-            audit = AuditLog(args.audit_log)
-        except OSError as error:
-            raise ConfigError(f"cannot open --audit-log {str(args.audit_log)!r}: "
-                              f"{error.strerror or error}") from None
+    audit = audit_from_args(args)
     return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
                 resolver=resolver, backend=backend, peer_address=args.peer_address,
                 audit_log=audit,
                 dirs=dirs, limits=limits, inherited=inherited)
+
+
+def audit_from_args(args: argparse.Namespace) -> AuditLog | None:
+    """`--audit-log` (a file, `-` or a syslog URL) and its rotation flags."""
+    if args.audit_log is None:
+        return None
+    from .core.audit_sinks import sink_for
+
+    if args.audit_log_max_bytes < 0 or args.audit_log_backups < 0:
+        raise ConfigError("--audit-log-max-bytes and --audit-log-backups must be >= 0")
+    try:
+        sink = sink_for(args.audit_log, args.audit_log_max_bytes, args.audit_log_backups)
+    except ValueError as error:
+        raise ConfigError(f"invalid --audit-log: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot open --audit-log {str(args.audit_log)!r}: "
+                          f"{error.strerror or error}") from None
+    return AuditLog(sink=sink)
 
 
 def inherited_from_args(args: argparse.Namespace, backend: Backend) -> list[InheritedSocket]:
@@ -505,11 +526,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:
+        return _run_or_serve(args, host, guest_args)
+    finally:
+        if host.audit_log is not None:  # drains its queue (bounded)
+            host.audit_log.close()
+
+
+def _run_or_serve(args: argparse.Namespace, host: Host, guest_args: Sequence[str]) -> int:
+    """`capsock run` / `capsock serve` on a configured Host."""
+    try:
         metrics = start_metrics(args.metrics, multiprocess=args.command == "serve"
                                 and args.mode == "process")
     except ConfigError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
+    if metrics is not None and host.audit_log is not None:
+        host.audit_log.on_drop = metrics.audit_lines_dropped
     if args.command == "serve":
         try:
             from .runtime.serve import Server  # only `serve` needs it

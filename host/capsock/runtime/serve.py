@@ -278,6 +278,8 @@ class Server:
             try:
                 code = self._run_one(index)
             finally:
+                if self.host.audit_log is not None:  # its queue, before _exit
+                    self.host.audit_log.close()
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
