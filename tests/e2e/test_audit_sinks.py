@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from capsock import AuditLog, Host, Policy
+from capsock.core.audit import FileSink
 from capsock.core.audit_sinks import SyslogSink, sink_for
 from capsock.policy import Decision
 
@@ -218,3 +219,41 @@ def test_bad_syslog_address_is_a_startup_error(guests: dict[str, Path]) -> None:
     done = run_capsock("run", "--audit-log=syslog://nowhere", str(guests["client"]), "x", "y")
     assert done.returncode == 2
     assert "invalid --audit-log" in done.stderr
+
+
+def test_rotation_across_processes(tmp_path: Path) -> None:
+    """Three forked writers (as `serve --mode process` has) append 500
+    lines each to one rotating file: every line lands whole, in one file,
+    and no file grew much past the size (one rotation per crossing)."""
+    import os
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(sink=FileSink(path, max_bytes=20_000, backups=100))
+    children = []
+    for index in range(3):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            code = 1
+            try:
+                for line in range(500):
+                    log.record(f"child-{index}", "connect", "tcp", f"127.0.0.1:{line}",
+                               Decision(True, "r"))
+                log.close()
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    for pid in children:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    log.close()
+    files = sorted(tmp_path.iterdir())
+    assert len(files) > 3
+    seen: dict[str, set[str]] = {}
+    for file in files:
+        text = file.read_text()
+        assert len(text) < 20_000 + 3 * 200  # each writer may add a line past it
+        for line in text.splitlines():
+            record = json.loads(line)
+            seen.setdefault(record["instance"], set()).add(record["target"])
+    assert {name: len(targets) for name, targets in seen.items()} == {
+        "child-0": 500, "child-1": 500, "child-2": 500}
