@@ -59,6 +59,15 @@ class Launched(Running):
         self._drain.start()
 
 
+def launcher_listens(app: Launched) -> None:
+    """Wait for systemd-socket-activate's "Listening on ..." (stderr)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not any(line.startswith("Listening on") for line in list(app._stderr)):
+        assert time.monotonic() < deadline, app._stderr
+        assert app.process.poll() is None, app._stderr
+        time.sleep(0.02)
+
+
 def connect_when_listening(port: int) -> socket.socket:
     """A connection to the launcher's socket (it listens before exec)."""
     deadline = time.monotonic() + TIMEOUT
@@ -96,23 +105,36 @@ def test_udp_socket_from_systemd_socket_activate(guests: dict[str, Path]) -> Non
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(TIMEOUT)
-            deadline = time.monotonic() + TIMEOUT
-            while True:  # the first datagram starts capsock; it stays queued
-                client.sendto(b"first", ("127.0.0.1", port))
-                try:
-                    # An ICMP refusal before the launcher bound: send again.
-                    client.settimeout(1.0)
-                    data, _ = client.recvfrom(100)
-                    break
-                except (ConnectionRefusedError, TimeoutError):
-                    assert time.monotonic() < deadline, app.lines
+            launcher_listens(app)  # then the datagram waits in its queue
+            client.sendto(b"first", ("127.0.0.1", port))  # starts capsock
+            data, _ = client.recvfrom(100)
             assert data == b"first"
-            client.settimeout(TIMEOUT)
             client.sendto(b"second", ("127.0.0.1", port))
             assert client.recvfrom(100)[0] == b"second"
         code, out, err = app.finish()
         assert code == 0, err
         assert "pre-open dns" in out.splitlines() + app.lines
+    finally:
+        app.kill()
+
+
+def test_serve_behind_systemd_socket_activate(guests: dict[str, Path]) -> None:
+    """`capsock serve` (2 forked instances) on systemd's socket; SIGTERM
+    (what systemd sends to stop the service) ends it cleanly."""
+    port = free_port()
+    app = Launched(activate("-l", f"127.0.0.1:{port}", "--fdname=web"),
+                   "serve", "--instances", "2", str(guests["echo"]))
+    try:
+        with connect_when_listening(port) as conn:
+            app.wait_for("listening on")
+            assert echo_over(conn, b"served " * 500, TIMEOUT) == b"served " * 500
+        for index in range(3):
+            payload = f"round {index} ".encode() * 200
+            assert echo_roundtrip(port, payload) == payload
+        app.process.send_signal(signal.SIGTERM)  # exec kept the pid: this is capsock
+        code, _, err = app.finish()
+        assert code == 0, err
+        assert "serving echo.wasm on web with 2 process instance(s)" in err
     finally:
         app.kill()
 
