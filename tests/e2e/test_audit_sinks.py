@@ -257,3 +257,22 @@ def test_rotation_across_processes(tmp_path: Path) -> None:
             seen.setdefault(record["instance"], set()).add(record["target"])
     assert {name: len(targets) for name, targets in seen.items()} == {
         "child-0": 500, "child-1": 500, "child-2": 500}
+
+
+def test_a_collector_that_stops_reading_costs_lines_not_time() -> None:
+    """A real TCP collector that accepts and never reads: once the kernel's
+    buffers are full the writer waits in `send`, the queue fills, and the
+    rest of 200,000 decisions are dropped and counted; recording them all
+    finishes while the collector still has not read a byte."""
+    with socket.create_server(("127.0.0.1", 0)) as collector:
+        collector.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        port = collector.getsockname()[1]
+        log = AuditLog(sink=sink_for(f"syslog+tcp://127.0.0.1:{port}"), queue_lines=100,
+                       close_timeout=1.0)
+        decision = Decision(True, "allow-outbound tcp://127.0.0.1:*")
+        for index in range(200_000):
+            log.record("1-1", "connect", "tcp", f"127.0.0.1:{index % 65535 + 1}", decision)
+        conn, _ = collector.accept()  # never read from
+        with conn:
+            assert log.dropped > 100_000
+            log.close()  # the writer is stuck in send: close gives up after 1 s

@@ -37,16 +37,21 @@ several processes (`serve --mode process`) append to one file.
 on a bounded queue (`queue_lines`); one writer thread per process hands
 the lines to the sink. A sink that is slow or stuck (a collector that
 does not read, a disk that blocks) fills the queue; then lines are
-dropped, not waited for: counted in `dropped`, said once on the host's
-log, and written as one line of operation `dropped` (with its `count`)
-when the writer catches up::
+dropped, not waited for: counted in `dropped`, and summarised in the log
+by a line of operation `dropped` with their `count`, at most one a
+second while the writer is behind and one when it catches up::
 
     {"time": "...", "instance": "", "operation": "dropped", "protocol": "",
      "target": "812 audit lines dropped (queue full)", "allowed": false,
      "rule": null, "count": 812}
 
+The host's log says when dropping starts (`the writer is behind`) and,
+with the count, when it ended (`the writer caught up`: the queue emptied
+and nothing was dropped for a second), so a writer that keeps falling
+behind and catching up makes two lines, not two per burst.
+
 `close` (at exit) waits for the queue to drain, at most `close_timeout`
-seconds; what is left then is counted as dropped.
+seconds; what is left then is not written, and said.
 
 **A write that fails (disk full, I/O error, collector unreachable) fails
 open**: the decision stands (the policy, not the log, is the control;
@@ -67,15 +72,17 @@ connection); lines queued in the parent are the parent's to write.
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .._log import log
 from ..policy import Decision
+
+if TYPE_CHECKING:
+    import queue
 
 #: Lines the queue holds before `record` drops instead (~200 bytes each).
 QUEUE_LINES = 10_000
@@ -214,7 +221,7 @@ class AuditLog:
         self.on_drop = on_drop
         #: Lines lost to failed writes since the last one that succeeded.
         self.lost = 0
-        #: Lines dropped because the queue was full (since the last report).
+        #: Lines dropped because the queue was full (in all, since the start).
         self.dropped = 0
         self._closed = False
         self._start()
@@ -231,9 +238,17 @@ class AuditLog:
         os.register_at_fork(after_in_child=after_fork)
 
     def _start(self) -> None:
+        import queue  # here: a start without --audit-log skips it (~1 ms)
+
+        self._full = queue.Full
         self._queue: queue.Queue[tuple[str, bool] | None] = queue.Queue(self.queue_lines)
-        self._lock = threading.Lock()  # guards `dropped` and the thread's start
+        self._lock = threading.Lock()  # guards the drop counts and the thread's start
         self._thread: threading.Thread | None = None
+        self._unreported = 0  # dropped lines no `dropped` line counted yet
+        self._behind = False  # dropping since the writer last caught up
+        self._summary_at = 0.0  # when the last `dropped` line was queued for the sink
+        self._last_drop_at = 0.0
+        self._episode_start = self.dropped  # `dropped` when this episode began
 
     def record(self, instance: str, operation: str, protocol: str, target: str,
                decision: Decision) -> None:
@@ -268,11 +283,15 @@ class AuditLog:
             self._start_writer()
         try:
             self._queue.put_nowait((line, allowed))
-        except queue.Full:
+        except self._full:
+            import time
+
             with self._lock:
-                first = not self.dropped
                 self.dropped += 1
-            if first:
+                self._unreported += 1
+                self._last_drop_at = time.monotonic()
+                first, self._behind = not self._behind, True
+            if first:  # once per episode: the writer says when it caught up
                 log.error("capsock: audit log %s: the writer is behind (%d lines queued); "
                           "decisions stand, lines are dropped and counted",
                           self.sink.name, self.queue_lines)
@@ -286,22 +305,48 @@ class AuditLog:
                 self._thread.start()
 
     def _write_all(self) -> None:
-        """The writer thread: hand each queued line to the sink."""
+        """The writer thread: hand each queued line to the sink, and the
+        `dropped` summary when due (`_report_drops`)."""
         while True:
             item = self._queue.get()
             try:
                 if item is None:
+                    self._report_drops(final=True)
                     return
-                with self._lock:
-                    dropped, self.dropped = self.dropped, 0
-                if dropped:
-                    self._deliver(self._encode({
-                        "time": _now(), "instance": "", "operation": "dropped",
-                        "protocol": "", "target": f"{dropped} audit lines dropped (queue full)",
-                        "allowed": False, "rule": None, "count": dropped}), False)
                 self._deliver(*item)
+                self._report_drops(final=False)
             finally:
                 self._queue.task_done()
+
+    def _report_drops(self, final: bool) -> None:
+        """Write one `dropped` line for the lines dropped since the last
+        one: at most once a second while the writer is behind, and when it
+        caught up (the queue is empty) or stops; say on the host's log
+        when an episode of drops ended."""
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            caught_up = final or self._queue.empty()
+            count = 0
+            if self._unreported and (caught_up or now - self._summary_at >= 1.0):
+                count, self._unreported, self._summary_at = self._unreported, 0, now
+            # An episode ends once the writer caught up and nothing was
+            # dropped for a second (a writer that keeps falling behind and
+            # catching up is one episode, said once).
+            ended = (caught_up and self._behind and not self._unreported
+                     and (final or now - self._last_drop_at >= 1.0))
+            if ended:
+                self._behind = False
+                episode, self._episode_start = self.dropped - self._episode_start, self.dropped
+        if count:
+            self._deliver(self._encode({
+                "time": _now(), "instance": "", "operation": "dropped", "protocol": "",
+                "target": f"{count} audit lines dropped (queue full)",
+                "allowed": False, "rule": None, "count": count}), False)
+        if ended:
+            log.warning("capsock: audit log %s: the writer caught up; %d line(s) were dropped",
+                        self.sink.name, episode)
 
     def _deliver(self, line: str, allowed: bool) -> None:
         try:
@@ -350,21 +395,21 @@ class AuditLog:
         if thread is not None:
             try:
                 self._queue.put(None, timeout=self.close_timeout)
-            except queue.Full:
+            except self._full:
                 pass
             thread.join(self.close_timeout)
             if thread.is_alive():  # the sink is stuck: leave it, say what is lost
-                left = self._queue.qsize()
-                log.error("capsock: audit log %s: %d line(s) not written at exit",
-                          self.sink.name, left)
+                log.error("capsock: audit log %s: still writing after %gs at exit; "
+                          "%d queued line(s) not written", self.sink.name,
+                          self.close_timeout, max(0, self._queue.qsize() - 1))
                 return
         self.sink.close()
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh queue and writer, a reopened sink."""
-        self._start()
         self.lost = 0
         self.dropped = 0
+        self._start()
         if not self._closed:
             try:
                 self.sink.reopen()
