@@ -246,7 +246,8 @@ def _add_serve(commands: _Commands) -> None:
         "serve",
         help="run N instances of a server component on shared pre-opened listeners",
         description="Run --instances copies of COMPONENT, each with its own store, all "
-                    "accepting from the same --tcplisten sockets. Each instance sees "
+                    "accepting from the same --tcplisten sockets (and those a launcher passed: "
+                    "socket activation). Each instance sees "
                     "CAPSOCK_INSTANCE (0..N-1) in its environment. SIGINT/SIGTERM stop "
                     "accepting, let in-flight work finish for --grace seconds, close every "
                     "socket and exit 0.",

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from capsock import Host, Limits, Policy
@@ -101,10 +102,11 @@ def test_serve_processes_count_connections_and_bytes(guests: dict[str, Path]) ->
         app.kill()
 
 
-def test_restarts_are_counted(guests: dict[str, Path]) -> None:
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_restarts_are_counted(guests: dict[str, Path], mode: str) -> None:
     """`--restart always`: an echo that ends after one connection comes
     back; the restart is counted per instance."""
-    app = Running("serve", "--instances", "1", "--mode", "thread", "--restart", "always",
+    app = Running("serve", "--instances", "1", "--mode", mode, "--restart", "always",
                   "--tcplisten", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
                   str(guests["echo"]), "--max-connections", "1")
     try:
