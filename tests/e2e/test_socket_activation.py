@@ -325,3 +325,15 @@ def _is_open(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_the_memory_backend_refuses_them(guests: dict[str, Path]) -> None:
+    """Inherited sockets are OS sockets: a virtual network cannot serve them."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        app = exec_with_fd3(server, "run", "--backend", "memory", str(guests["echo"]))
+        try:
+            code, _, err = app.finish()
+        finally:
+            app.kill()
+    assert code == 2
+    assert "--backend memory cannot use them (use --no-socket-activation)" in err
