@@ -84,6 +84,16 @@ class Metrics:
                                "pip install 'capsock[metrics]'") from None
         self._prom_multiprocess = prom_multiprocess
         self.multiprocess = multiprocess
+        from prometheus_client import values
+
+        if multiprocess and not getattr(values.ValueClass, "_multiprocess", False):
+            # Imported before the variable was set (an embedder's own
+            # metrics): values would stay in this process, and forked
+            # instances' counters would never reach the endpoint.
+            self._remove_dir()
+            raise MetricsError("prometheus_client was imported before capsock could set "
+                               f"{_MULTIPROC_VARIABLE}: set it before importing it, or "
+                               "run instances as threads (--mode thread)")
         if multiprocess:
             self.registry = prom.CollectorRegistry()
             prom_multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
@@ -187,6 +197,9 @@ class _PrometheusObserver:
     def __init__(self, metrics: Metrics, label: str) -> None:
         self._metrics = metrics
         self._label = label
+        #: (protocol, origin) -> the bytes counters' children: `labels()`
+        #: costs ~1 us a call, and bytes are counted on every send/receive.
+        self._bytes: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def decision(self, operation: str, protocol: str, decision: Decision) -> None:
         self._metrics.decisions.labels(self._label, operation, protocol,
@@ -202,10 +215,15 @@ class _PrometheusObserver:
             self._metrics.connections.labels(self._label, protocol, origin).inc(delta)
 
     def transferred(self, protocol: str, origin: str, received: int, sent: int) -> None:
+        counters = self._bytes.get((protocol, origin))
+        if counters is None:
+            counters = (self._metrics.received.labels(self._label, protocol, origin),
+                        self._metrics.sent.labels(self._label, protocol, origin))
+            self._bytes[(protocol, origin)] = counters
         if received:
-            self._metrics.received.labels(self._label, protocol, origin).inc(received)
+            counters[0].inc(received)
         if sent:
-            self._metrics.sent.labels(self._label, protocol, origin).inc(sent)
+            counters[1].inc(sent)
 
     def tls_handshake(self, outcome: str) -> None:
         self._metrics.tls_handshakes.labels(self._label, outcome).inc()
