@@ -337,3 +337,19 @@ def test_the_memory_backend_refuses_them(guests: dict[str, Path]) -> None:
             app.kill()
     assert code == 2
     assert "--backend memory cannot use them (use --no-socket-activation)" in err
+
+
+def test_ipv6_without_a_name_is_named_by_its_address(guests: dict[str, Path]) -> None:
+    """No LISTEN_FDNAMES: the pre-open is named by its bound address, as a
+    --tcplisten one is; IPv6 in brackets."""
+    with socket.create_server(("::1", 0), family=socket.AF_INET6) as server:
+        port = server.getsockname()[1]
+        app = exec_with_fd3(server, "run", str(guests["echo"]), "--max-connections", "1",
+                            fdnames=None)
+        try:
+            assert app.wait_for("listening on") == f"listening on [::1]:{port}"
+            assert f"pre-open [::1]:{port}" in app.lines
+            assert echo_roundtrip(port, b"six", host="::1") == b"six"
+            assert app.finish()[0] == 0
+        finally:
+            app.kill()
