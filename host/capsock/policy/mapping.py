@@ -463,6 +463,15 @@ class MappingTable:
         """The guest-side addresses of a mapped name (normalized), or None."""
         return self.names.get(name)
 
+    def real_of(self, name: str) -> str:
+        """What a mapped name leads to on the real side, for audit lines:
+        the alias address, or each mapping's real side."""
+        addresses = self.names.get(name, ())
+        reals = [m.real.text() for m in self.remote if m.guest_name == name]
+        if not reals and addresses:
+            return ", ".join(str(a) for a in addresses)
+        return ", ".join(reals)
+
     # -- what the mappings allow -------------------------------------------
 
     def allow_rules(self) -> tuple[list[AddressRule], list[AddressRule], list[ResolveRule]]:
