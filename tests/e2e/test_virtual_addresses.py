@@ -21,13 +21,13 @@ import pytest
 from capsock import (
     ErrorCode,
     Host,
+    MappingTable,
     MemoryBackend,
     NetError,
     Policy,
     VirtualConnection,
     VirtualNetwork,
 )
-from capsock.policy import MappingTable
 
 from ..conftest import BUILD, ROOT, capsock_env
 from ..dns_server import DnsServer
