@@ -295,3 +295,26 @@ def test_memory_backend_names_ranges_and_inbound(vnet: Path,
     out = capfd.readouterr().out
     assert lines(out, "bound") == ["bound 127.0.0.1:80"]
     assert lines(out, "accepted")[0].endswith("local 127.0.0.1:80")
+
+
+def test_udp_inbound_the_guest_binds_53_and_answers_a_native_client(vnet: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    guest = Running("run", f"--allow-inbound=udp://127.0.0.1:53->{port}", str(vnet),
+                    "udp-serve", "127.0.0.1:53")
+    try:
+        assert guest.wait_for("bound") == "bound 127.0.0.1:53"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.bind(("127.0.0.1", 0))
+            client.settimeout(30)
+            client.sendto(b"query", ("127.0.0.1", port))
+            answer, source = client.recvfrom(100)
+            client_port = client.getsockname()[1]
+        shown = guest.wait_for("from")
+        code, _, err = guest.finish()
+    finally:
+        guest.kill()
+    assert code == 0, err
+    assert (answer, source) == (b"QUERY", ("127.0.0.1", port))
+    assert shown == f"from 127.0.0.1:{client_port}: query"
