@@ -178,7 +178,7 @@ def _network_text(network: IPNetwork) -> str:
 # --------------------------------------------------------------------------
 
 
-class _Invalid(Exception):
+class _BadMapping(Exception):
     pass
 
 
@@ -201,7 +201,7 @@ def _host_and_ports(protocol: str, host: str, ports: str) -> tuple[HostMatcher, 
     try:
         rule = parse_address_rule(f"{protocol}://{host}:{ports}")
     except PolicyError as error:
-        raise _Invalid(_reason(error)) from None
+        raise _BadMapping(_reason(error)) from None
     return rule.host, rule.ports
 
 
@@ -229,10 +229,10 @@ class _Parsed(NamedTuple):
 def _parse_address_mapping(kind: str, rule: str) -> _Parsed:
     scheme, sep, rest = rule.partition("://")
     if not sep:
-        raise _Invalid("expected PROTO://GUEST->REAL:PORT[->PORT]")
+        raise _BadMapping("expected PROTO://GUEST->REAL:PORT[->PORT]")
     protocol = scheme.lower()
     if protocol not in ("tcp", "udp"):
-        raise _Invalid(f"unsupported protocol '{scheme}' (expected 'tcp' or 'udp')")
+        raise _BadMapping(f"unsupported protocol '{scheme}' (expected 'tcp' or 'udp')")
     pieces = rest.split(ARROW)
     if len(pieces) == 2 and _has_port(pieces[1]):   # GUEST->REAL:PORT
         guest_host, (real_host, guest_port) = pieces[0], _split_host_port(pieces[1])
@@ -245,11 +245,11 @@ def _parse_address_mapping(kind: str, rule: str) -> _Parsed:
         real_host, guest_port = _split_host_port(pieces[1])
         real_port = pieces[2]
         if not _has_port(pieces[1]):
-            raise _Invalid("expected PROTO://GUEST->REAL:GPORT->RPORT")
+            raise _BadMapping("expected PROTO://GUEST->REAL:GPORT->RPORT")
     else:
-        raise _Invalid("at most one '->' for the host and one for the port")
+        raise _BadMapping("at most one '->' for the host and one for the port")
     if not guest_host or not real_host:
-        raise _Invalid("missing host on one side of '->'")
+        raise _BadMapping("missing host on one side of '->'")
     guest, gports = _host_and_ports(protocol, guest_host, guest_port)
     real, rports = _host_and_ports(protocol, real_host, real_port)
     return _Parsed(kind, frozenset({protocol}), guest, gports, real, rports)
@@ -258,19 +258,19 @@ def _parse_address_mapping(kind: str, rule: str) -> _Parsed:
 def _parse_resolve_mapping(rule: str) -> _Parsed:
     name_text, _, target = rule.partition(ARROW)
     if ARROW in target:
-        raise _Invalid("one '->' only: NAME->ADDRESS or NAME->REALNAME[:PORT]")
+        raise _BadMapping("one '->' only: NAME->ADDRESS or NAME->REALNAME[:PORT]")
     try:
         name_rule = parse_resolve_rule(name_text)
     except PolicyError as error:
-        raise _Invalid(_reason(error)) from None
+        raise _BadMapping(_reason(error)) from None
     if name_rule.name is None or name_rule.subdomains:
-        raise _Invalid("the guest-side name must be one name (no '*')")
+        raise _BadMapping("the guest-side name must be one name (no '*')")
     if not target:
-        raise _Invalid("missing target after '->'")
+        raise _BadMapping("missing target after '->'")
     host_text, port_text = _split_host_port(target) if _has_port(target) else (target, "*")
     real, ports = _host_and_ports("tcp", host_text, port_text)
     if isinstance(real, NetworkHost) and not ports.is_any:
-        raise _Invalid("a port only narrows a mapping to a real name (an address target "
+        raise _BadMapping("a port only narrows a mapping to a real name (an address target "
                        "is what the guest sees: no translation)")
     return _Parsed("resolve", frozenset({"tcp", "udp"}), NameHost(name_rule.name), ports,
                    real, ports)
@@ -280,31 +280,31 @@ def _check(parsed: _Parsed) -> None:
     """The shapes a bijection can have (see the module docstring)."""
     guest, real = parsed.guest_host, parsed.real_host
     if not isinstance(guest, (NetworkHost, NameHost, AnyHost)):
-        raise _Invalid("the guest side must be an address, a range, a name or '*' "
+        raise _BadMapping("the guest side must be an address, a range, a name or '*' "
                        "(for localhost write 127.0.0.1)")
     if not isinstance(real, (NetworkHost, NameHost, AnyHost)):
-        raise _Invalid("the real side must be an address, a range or a name "
+        raise _BadMapping("the real side must be an address, a range or a name "
                        "(for localhost write 127.0.0.1)")
     if parsed.kind == "inbound" and (isinstance(guest, NameHost) or isinstance(real, NameHost)):
-        raise _Invalid("an inbound mapping binds addresses: no names")
+        raise _BadMapping("an inbound mapping binds addresses: no names")
     if isinstance(guest, AnyHost) != isinstance(real, AnyHost):
-        raise _Invalid("'*' maps only to itself (PROTO://*:GPORT->RPORT)")
+        raise _BadMapping("'*' maps only to itself (PROTO://*:GPORT->RPORT)")
     if isinstance(guest, NetworkHost) and isinstance(real, NetworkHost):
         if guest.network.version != real.network.version:
-            raise _Invalid("both sides must be of one family (IPv4 or IPv6)")
+            raise _BadMapping("both sides must be of one family (IPv4 or IPv6)")
         if guest.network.prefixlen != real.network.prefixlen:
-            raise _Invalid(f"ranges of different sizes (/{guest.network.prefixlen} -> "
+            raise _BadMapping(f"ranges of different sizes (/{guest.network.prefixlen} -> "
                            f"/{real.network.prefixlen}): a range maps to one of the same "
                            "prefix length")
     if isinstance(real, NameHost) and isinstance(guest, NetworkHost) \
             and guest.network.prefixlen != guest.network.max_prefixlen:
-        raise _Invalid("a range cannot map to a name (one address or a name can)")
+        raise _BadMapping("a range cannot map to a name (one address or a name can)")
     gports, rports = parsed.guest_ports, parsed.real_ports
     if gports.is_any != rports.is_any or (gports.high - gports.low != rports.high - rports.low):
-        raise _Invalid("port ranges of different sizes (a port maps to a port, a range to "
+        raise _BadMapping("port ranges of different sizes (a port maps to a port, a range to "
                        "a range of the same size, '*' to '*')")
     if not gports.is_any and (gports.low == 0 or rports.low == 0):
-        raise _Invalid("port 0 cannot be mapped")
+        raise _BadMapping("port 0 cannot be mapped")
 
 
 def parse_mapping(text: str, flag: str) -> _Parsed:
@@ -314,12 +314,12 @@ def parse_mapping(text: str, flag: str) -> _Parsed:
     try:
         kind = _FLAGS.get(flag)
         if kind is None:
-            raise _Invalid(f"{flag} takes no '->' (only --allow-outbound, --allow-inbound "
+            raise _BadMapping(f"{flag} takes no '->' (only --allow-outbound, --allow-inbound "
                            "and --allow-resolve map)")
         parsed = (_parse_resolve_mapping(rule) if kind == "resolve"
                   else _parse_address_mapping(kind, rule))
         _check(parsed)
-    except _Invalid as error:
+    except _BadMapping as error:
         raise PolicyError(f"invalid rule '{text}' for {flag}: {error}") from None
     return parsed
 
