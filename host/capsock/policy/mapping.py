@@ -35,8 +35,13 @@ Each rule is a bijection between its guest side and its real side. Within
 the remote table (outbound and resolve mappings) and within the local
 table (inbound), no two rules of a common protocol may overlap on their
 guest sides or on their real sides (addresses *and* ports): an overlap is
-a start-up :class:`PolicyError` naming both rules. Anything outside every
-rule passes through unchanged.
+a start-up :class:`PolicyError` naming both rules. A real *name*'s
+addresses are known only when the core resolves it, so they cannot be
+checked against the other rules at start-up: when they coincide with
+another rule's real address, that rule decides how a peer there is shown.
+Anything outside every rule passes through unchanged (a guest that reaches
+a real address another rule's real side covers, by an ordinary allow rule,
+sees replies from it under that rule's guest side).
 
 A mapping is also an allow rule for exactly its guest side (outbound:
 connect/send to it and receive from it; inbound: bind; a name on the guest
