@@ -318,3 +318,32 @@ def test_udp_inbound_the_guest_binds_53_and_answers_a_native_client(vnet: Path) 
     assert code == 0, err
     assert (answer, source) == (b"QUERY", ("127.0.0.1", port))
     assert shown == f"from 127.0.0.1:{client_port}: query"
+
+
+def test_memory_backend_a_resolve_mapping_grants_resolving_and_a_name_rule_the_rest(
+        vnet: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    net = VirtualNetwork()
+    peers: list[str] = []
+
+    def upper(conn: VirtualConnection) -> None:
+        peers.append(str(conn.remote_address))
+        conn.sendall(conn.recv_all().upper())
+
+    net.listen("10.0.0.7:6379").serve(upper)
+    net.add_name("cache.real.test", ["10.0.0.7"])
+    mappings = MappingTable.build(resolve=["cache.internal->cache.real.test"])
+    alone = Host(backend=MemoryBackend(net), mappings=mappings)
+    assert alone.run(vnet, ["connect", "cache.internal:6379", "x"]) == 1
+    out = capfd.readouterr().out
+    assert lines(out, "resolved") == ["resolved 10.225.0.1"]
+    assert lines(out, "result") == ["result: access-denied"]
+    assert peers == []
+    # `tcp://cache.internal:6379` matches what the name resolved to: the
+    # guest-side address.
+    named = Host(policy=Policy.from_flags(allow_outbound=["tcp://cache.internal:6379"]),
+                 backend=MemoryBackend(net), mappings=mappings)
+    assert named.run(vnet, ["connect", "cache.internal:6379", "cached"]) == 0
+    out = capfd.readouterr().out
+    assert lines(out, "remote") == ["remote 10.225.0.1:6379"]
+    assert lines(out, "reply") == ["reply CACHED"]
+    assert len(peers) == 1
