@@ -24,7 +24,7 @@ from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
 from ..errors import NetError
-from ..policy import Checker, Policy
+from ..policy import Checker, MappingTable, Policy
 from .cache import load_component
 from .engine import new_engine
 from .kill import GuestKilled, KillSwitch, RunGuard
@@ -128,12 +128,23 @@ class Host:
                  engine: Engine | None = None, udp_bind: Sequence[UdpBindSpec] = (),
                  resolver: Resolver | None = None, peer_address: str = "real",
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, mappings: MappingTable | None = None) -> None:
         if policy is not None and checker is not None:
             raise TypeError("Host takes a policy or a checker, not both")
+        #: The `->` rules (`MappingTable.build`): virtual addresses the host
+        #: translates (core/translate.py). With a `policy`, each mapping is
+        #: also an allow rule for its guest side; an embedder's `checker`
+        #: gets no such rule and is asked about both sides.
+        self.mappings = mappings if mappings else None
+        if checker is None:
+            rules = policy if policy is not None else Policy.deny_all()
+            if self.mappings is not None:
+                outbound, inbound, resolve = self.mappings.allow_rules()
+                rules = rules.granting(allow_outbound=outbound, allow_inbound=inbound,
+                                       allow_resolve=resolve)
+            checker = rules
         #: What decides each socket operation of every instance.
-        self.checker: Checker = (checker if checker is not None else
-                                 policy if policy is not None else Policy.deny_all())
+        self.checker: Checker = checker
         self.backend: Backend = backend if backend is not None else OsBackend()
         #: `--tcplisten`: TCP listeners opened before the guest starts.
         self.tcp_listen = tcp_listen
@@ -168,7 +179,8 @@ class Host:
         if preopens is not None:
             return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
                                    hide_peers=self.peer_address == "hidden",
-                                   audit=self.audit_log, limits=self.limits)
+                                   audit=self.audit_log, limits=self.limits,
+                                   mappings=self.mappings)
         preopens = []
         try:
             for spec in self.tcp_listen:
@@ -181,7 +193,7 @@ class Host:
             raise
         return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
                                hide_peers=self.peer_address == "hidden", audit=self.audit_log,
-                               limits=self.limits)
+                               limits=self.limits, mappings=self.mappings)
 
     def run(self, path: str | Path, args: Sequence[str] = (), *,
             env: Sequence[tuple[str, str]] = (),
