@@ -17,7 +17,7 @@ from .backends.base import Backend, Resolver
 from .backends.os import OsBackend
 from .core.audit import AuditLog
 from .core.limits import Limits
-from .policy import Policy, PolicyError
+from .policy import DEFAULT_VIRTUAL_RANGE, MappingTable, Policy, PolicyError, is_mapping
 from .runtime import DirSpec, GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
 
 if TYPE_CHECKING:
@@ -48,6 +48,29 @@ policy (deny by default; a deny rule always wins over an allow rule):
                                         at any depth (not example.com)
   --addr-pool=127.0.0.0/8,::1/128       WAMR syntax: CIDR ranges, any port,
                                         both directions (ADDRESS/MASK only)
+
+virtual addresses (GUEST->REAL: the guest sees only the left side; the host
+translates both ways; each mapping also allows exactly its guest side):
+  --allow-resolve=db.internal->127.0.0.2
+                                        resolving db.internal answers
+                                        127.0.0.2 (an alias, no query)
+  --allow-resolve=db.internal->db.example
+                                        answers a virtual address from
+                                        --virtual-range; traffic to it goes
+                                        to db.example, resolved by the host
+                                        at connect time
+  --allow-outbound=tcp://db.internal->127.0.0.2:5432->5433
+                                        connect to db.internal:5432 (a
+                                        virtual address) reaches
+                                        127.0.0.2:5433
+  --allow-outbound=tcp://10.225.0.32/29->192.168.225.8/29:*
+                                        a range mounted as a range of the
+                                        same size (offsets kept)
+  --allow-inbound=tcp://*:80->8888      the guest binds port 80, the host
+                                        listens on 8888 (same address)
+  Overlapping mappings stop capsock at start-up, naming both rules. Deny
+  rules judge the guest-side address and the real one; a guest's restrict
+  rules judge the guest-side address only.
 
   A denied operation returns access-denied to the guest and makes no
   system call toward the target (no connection, no datagram, no DNS
@@ -385,6 +408,7 @@ def host_from_args(args: argparse.Namespace) -> Host:
     """Build the Host the instance flags describe (no sockets opened yet)."""
     try:
         policy = policy_from_args(args)
+        mappings = mappings_from_args(args)
     except PolicyError as error:
         raise ConfigError(str(error)) from None
     limits = limits_from_args(args)
@@ -438,7 +462,7 @@ def host_from_args(args: argparse.Namespace) -> Host:
     return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
                 resolver=resolver, backend=backend, peer_address=args.peer_address,
                 audit_log=audit,
-                dirs=dirs, limits=limits, inherited=inherited)
+                dirs=dirs, limits=limits, mappings=mappings, inherited=inherited)
 
 
 def audit_from_args(args: argparse.Namespace) -> AuditLog | None:
@@ -493,15 +517,39 @@ def add_policy_flags(parser: argparse.ArgumentParser) -> None:
     ):
         group.add_argument(f"--{flag}", action="append", default=[], metavar="RULE",
                            help=f"{text} (repeatable)")
+    group.add_argument("--virtual-range", default=DEFAULT_VIRTUAL_RANGE, metavar="CIDR",
+                       help="where names mapped to a real name (--allow-resolve=NAME->REALNAME, "
+                            "--allow-outbound=tcp://NAME->...) get their guest-side address, "
+                            "lowest free first (default: %(default)s)")
 
 
 def policy_from_args(args: argparse.Namespace) -> Policy:
+    """The plain rules of the policy flags (`->` mappings are
+    `mappings_from_args`'s)."""
+    for flag in ("deny_outbound", "deny_inbound", "deny_resolve", "addr_pool"):
+        for text in getattr(args, flag):
+            if is_mapping(text):
+                raise PolicyError(f"invalid rule '{text}' for --{flag.replace('_', '-')}: "
+                                  "only --allow-outbound, --allow-inbound and --allow-resolve "
+                                  "take '->' mappings")
     return Policy.from_flags(
-        allow_outbound=args.allow_outbound, allow_inbound=args.allow_inbound,
+        allow_outbound=[t for t in args.allow_outbound if not is_mapping(t)],
+        allow_inbound=[t for t in args.allow_inbound if not is_mapping(t)],
         deny_outbound=args.deny_outbound, deny_inbound=args.deny_inbound,
-        allow_resolve=args.allow_resolve, deny_resolve=args.deny_resolve,
+        allow_resolve=[t for t in args.allow_resolve if not is_mapping(t)],
+        deny_resolve=args.deny_resolve,
         addr_pool=args.addr_pool,
     )
+
+
+def mappings_from_args(args: argparse.Namespace) -> MappingTable | None:
+    """The `->` values of the allow flags as a MappingTable (None: none)."""
+    table = MappingTable.build(
+        outbound=[t for t in args.allow_outbound if is_mapping(t)],
+        inbound=[t for t in args.allow_inbound if is_mapping(t)],
+        resolve=[t for t in args.allow_resolve if is_mapping(t)],
+        virtual_range=getattr(args, "virtual_range", DEFAULT_VIRTUAL_RANGE))
+    return table if table else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -130,6 +130,16 @@ SETUPS: dict[str, Setup] = {s.name: s for s in [
           ipv6=True),
     Setup("udp-hidden", "UDP with hidden peers",
           {"allow-outbound": ["udp://127.0.0.1:{udp_port}"]}, peer_address="hidden"),
+    Setup("mapping", "virtual addresses (-> rules): names, a real name on the right, UDP, "
+          "an alias, an inbound port",
+          {"allow-outbound": ["tcp://db.internal->127.0.0.1:5432->{echo_port}",
+                              "tcp://named.internal->svc.test:{silent_port}",
+                              "udp://dns.internal->127.0.0.1:53->{udp_port}"],
+           "allow-resolve": ["alias.internal->127.0.0.1"],
+           "allow-inbound": ["tcp://10.225.1.1->127.0.0.1:80->{closed_port}"]}, dns=True),
+    Setup("mapping-range", "a range mounted as a range; a deny rule on one real address",
+          {"allow-outbound": ["tcp://10.225.0.32/29->127.0.0.0/29:*"],
+           "deny-outbound": ["tcp://127.0.0.1:{silent_port}"]}),
     Setup("resolve", "names through the DNS peer",
           {"allow-resolve": ["svc.test", "v6.test", "dual.test", "*.wild.test", "nx.test"],
            "deny-resolve": ["bad.wild.test"],
@@ -596,6 +606,40 @@ case("fast-io.udp.hex.send-odd", "udp", "udp-hex-send-invalid", ("{udp_echo}", "
      "value:invalid-argument|END", "an odd number of digits: invalid-argument, nothing sent")
 case("fast-io.udp.hex.send-not-hex", "udp", "udp-hex-send-invalid", ("{udp_echo}", "zz"),
      "value:invalid-argument|END", "a non-digit: invalid-argument, nothing sent")
+
+# -- virtual addresses (`->` rules) ------------------------------------------------
+# In "mapping", names mapped to a real name get addresses from the default
+# virtual range (10.225.0.0/16) in rule order: db.internal 10.225.0.1,
+# named.internal .2, dns.internal .3. The guest never sees a real address.
+# Two mappings may not share a real address and port, hence two setups.
+case("resolve.map.virtual", "mapping", "resolve", ("db.internal",), "value:10.225.0.1",
+     "a name mapped to a real target resolves to a guest-side address, no query")
+case("resolve.map.alias", "mapping", "resolve", ("alias.internal",), "value:127.0.0.1",
+     "NAME->ADDRESS: the name resolves to the address given")
+case("tcp.map.by-name", "mapping", "tcp-echo", ("10.225.0.1:5432", 40000),
+     "value:40000 exact:True", "a connection to the guest-side address and port reaches "
+     "the real target (another port), bytes intact")
+case("tcp.map.remote-address", "mapping", "tcp-remote-address", ("10.225.0.1:5432",),
+     "value:True", "remote-address is the guest-side address, not the real one")
+case("tcp.map.local-address", "mapping", "tcp-local-host", ("10.225.0.1:5432",),
+     "value:0.0.0.0", "a socket bound by the host for a connect through a mapping shows the "
+     "unspecified address (its real source address would reveal the real network)")
+case("tcp.map.range", "mapping-range", "tcp-remote-address", ("10.225.0.33:{echo_port}",),
+     "value:True", "a mounted range: 10.225.0.33 is 127.0.0.1 (offsets kept)")
+case("tcp.map.real-name", "mapping", "tcp-remote-address", ("10.225.0.2:{silent_port}",),
+     "value:True", "a real name on the right is resolved by the host when the guest connects")
+case("tcp.map.deny-real", "mapping-range", "tcp-connect", ("10.225.0.33:{silent_port}",),
+     "access-denied", "a deny rule on the real address wins over the mapping")
+case("tcp.map.real-not-granted", "mapping", "tcp-connect", ("{echo}",), "access-denied",
+     "a mapping grants its guest side only: the real target by its own address is denied")
+case("tcp.map.unmapped-port", "mapping", "tcp-connect", ("10.225.0.1:5433",),
+     "access-denied", "only the mapped port of a mapped name is granted")
+case("tcp.map.bind-inbound", "mapping", "tcp-local-address-bound", ("10.225.1.1:80",),
+     "value:True", "inbound: the guest binds its address and port, local-address says so "
+                   "(the host bound the real ones)")
+case("udp.map.sender", "mapping", "udp-echo", ("10.225.0.3:53",),
+     "value:datagram from-target:True", "a datagram from the real peer shows its guest-side "
+                                        "sender")
 
 CASES: tuple[Case, ...] = tuple(_CASES)
 

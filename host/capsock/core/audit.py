@@ -15,7 +15,10 @@ datagram dropped because the policy does not let the socket talk to its
 sender) and `resolve`; `protocol` is `tcp`, `udp` or
 `dns`; `target` is a socket address or a name; `rule` is the rule that
 decided (`"<flag> <rule>"`), or null when nothing matched and the default
-deny applied.
+deny applied. When a `->` mapping (`core/translate.py`) translated the
+target, `target` is the guest-side address and `real` the address the
+host used (a resolve line: what the name maps to), e.g.
+``"target": "10.225.0.1:5432", "real": "127.0.0.2:5432"``.
 
 Denials are rate-limited per instance (`capsock._log.LineBudget`: the
 first 100 whole, then 10 a second): the ones left out are counted in a
@@ -251,9 +254,10 @@ class AuditLog:
         self._episode_start = self.dropped  # `dropped` when this episode began
 
     def record(self, instance: str, operation: str, protocol: str, target: str,
-               decision: Decision) -> None:
-        """Queue one decision as one line (never waits)."""
-        self._put(self._encode({
+               decision: Decision, real: str | None = None) -> None:
+        """Queue one decision as one line, never waiting (with `real` when a
+        mapping translated `target`)."""
+        fields = {
             "time": _now(),
             "instance": instance,
             "operation": operation,
@@ -261,7 +265,10 @@ class AuditLog:
             "target": target,
             "allowed": decision.allowed,
             "rule": decision.rule,
-        }), decision.allowed)
+        }
+        if real is not None:
+            fields["real"] = real
+        self._put(self._encode(fields), decision.allowed)
 
     def summarise(self, instance: str, count: int) -> None:
         """Queue the line that stands for `count` denials left out."""

@@ -16,6 +16,7 @@ from ..addresses import SocketAddress
 from ..backends.options import OptionKind, SocketOption
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Decision, Use
+from . import translate
 from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
 _Made = TypeVar("_Made")
@@ -115,8 +116,9 @@ class SocketCore:
             self.sock.set_timeout(self.timeout)
 
     def bind_checked(self, use: Use, address: SocketAddress) -> None:
-        """Bind the backend socket to `address` (already allowed for `use`),
-        and if its port is 0, check the port the kernel picked.
+        """Bind the backend socket to `address` (already allowed for `use`,
+        and real: translated by `translate.local`), and if its port is 0,
+        check the port the kernel picked (`translate.check_picked`).
 
         The checker judged port 0; the socket ends up on a port it never
         saw, maybe one a deny rule covers (`--deny-inbound=
@@ -135,7 +137,8 @@ class SocketCore:
         if address.port != 0:
             return
         try:
-            self.context.require_quietly(self.checker, use, self.sock.local_address())
+            translate.check_picked(self.context, self.checker, use, self.sock.local_address(),
+                                   self.ipv6)
         except NetError:
             self.close()
             raise

@@ -13,7 +13,16 @@ from .._log import LineBudget, log
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..errors import ErrorCode, NetError
-from ..policy import Checker, Decision, Policy, Use, decision_of, narrow, restrict_depth
+from ..policy import (
+    Checker,
+    Decision,
+    MappingTable,
+    Policy,
+    Use,
+    decision_of,
+    narrow,
+    restrict_depth,
+)
 from .audit import AuditLog
 from .limits import Limits, TokenBucket
 from .observe import NULL_OBSERVER, InstanceObserver
@@ -63,7 +72,7 @@ class InstanceContext:
                  preopens: list[Preopen] | None = None, *,
                  resolver: Resolver | None = None, hide_peers: bool = False,
                  audit: AuditLog | None = None, instance_id: str | None = None,
-                 limits: Limits | None = None,
+                 limits: Limits | None = None, mappings: MappingTable | None = None,
                  observer: InstanceObserver = NULL_OBSERVER) -> None:
         self.checker = checker
         self.backend = backend
@@ -85,6 +94,11 @@ class InstanceContext:
         self.denial_lines = LineBudget()
         #: Who counts what this instance does (core/observe.py; metrics).
         self.observer = observer
+        #: The host's `->` rules (None: none); core/translate.py applies them.
+        self.mappings = mappings if mappings else None
+        #: Real addresses the host got for the real names of mappings, each
+        #: with its name: a sender there is shown by its guest-side address.
+        self.named_real: dict[IPAddress, str] = {}
 
     def __repr__(self) -> str:
         return f"<InstanceContext {self.instance_id} ({self.open_sockets} sockets open)>"
@@ -143,13 +157,16 @@ class InstanceContext:
         """Ask `checker` (this handle's, maybe narrowed) about `use` of `target`."""
         return decision_of(checker.check(use, target, self.resolved))
 
-    def require(self, checker: Checker, use: Use, target: SocketAddress | str) -> Decision:
+    def require(self, checker: Checker, use: Use, target: SocketAddress | str,
+                real: object = None) -> Decision:
         """Audit the decision; raise `access-denied` unless allowed (no
-        syscall toward `target` happens before). Returns the (allowing)
-        decision: its rule labels the socket's traffic (`observe.py`)."""
+        syscall toward `target` happens before). `real`: what the host
+        really uses for `target` (a mapping's real side), for the audit.
+        Returns the (allowing) decision: its rule labels the socket's
+        traffic (`observe.py`)."""
         decision = decision_of(checker.check(use, target, self.resolved))
         if self.audit is not None or not decision.allowed:
-            self.record(use.operation, use.protocol, target, decision)
+            self.record(use.operation, use.protocol, target, decision, real=real)
             if not decision.allowed:
                 raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {target}")
         else:  # record does nothing with it but count it
@@ -175,11 +192,33 @@ class InstanceContext:
             self.record(use.operation, use.protocol, address, decision)
             raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {address}")
 
-    def record(self, operation: str, protocol: str, target: object, decision: Decision) -> None:
+    def record_allowed(self, operation: str, protocol: str, target: object,
+                       decision: Decision, real: object = None) -> None:
+        """`record` for a decision known to allow (a line only with an audit
+        log; always counted by the observer)."""
+        self.observer.decision(operation, protocol, decision)
+        if self.audit is not None:
+            self._audit(operation, protocol, target, decision, real)
+
+    def _audit(self, operation: str, protocol: str, target: object, decision: Decision,
+               real: object) -> None:
+        """One audit line; `real` only when there is one (an audit log
+        written before mappings existed takes no such argument)."""
+        assert self.audit is not None
+        if real is None:
+            self.audit.record(self.instance_id, operation, protocol, str(target), decision)
+        else:
+            self.audit.record(self.instance_id, operation, protocol, str(target), decision,
+                              real=str(real))
+
+    def record(self, operation: str, protocol: str, target: object, decision: Decision,
+               real: object = None) -> None:
         """Write a decision to the audit log, and log denials (`-v`).
 
         `target` (an address or a name) becomes text only for an audit
-        line or a denial that is logged: most checks write neither.
+        line or a denial that is logged: most checks write neither. `real`
+        is the real side of a mapped target (`core/translate.py`): audit
+        lines carry it, the guest never sees it.
 
         Allowed decisions are always written (each is something the guest
         did). Denials, which a guest can repeat as fast as it calls, go
@@ -191,7 +230,7 @@ class InstanceContext:
             self.observer.decision(operation, protocol, decision)
         if decision.allowed:
             if self.audit is not None:
-                self.audit.record(self.instance_id, operation, protocol, str(target), decision)
+                self._audit(operation, protocol, target, decision, real)
             return
         write, suppressed = self.denial_lines.admit()
         if suppressed:
@@ -199,7 +238,7 @@ class InstanceContext:
         if not write:
             return
         if self.audit is not None:
-            self.audit.record(self.instance_id, operation, protocol, str(target), decision)
+            self._audit(operation, protocol, target, decision, real)
         if operation != "limit" and not self.denial_reported:
             # The first denial is printed even without -v: an operator whose
             # guest fails on a denied connect learns which rule is missing.

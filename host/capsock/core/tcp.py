@@ -24,6 +24,7 @@ from ..addresses import SocketAddress
 from ..backends.base import StreamSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use, special_kind
+from . import translate
 from .common import SocketCore, make_counted
 from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
@@ -84,6 +85,15 @@ class TcpSocket(SocketCore):
         self.blocking = True
         self.timeout: float | None = None
         self.connecting_to: SocketAddress | None = None
+        #: Where the pending connect really goes (`connecting_to` is the
+        #: guest-side address; they differ through a `->` mapping).
+        self.connecting_real: SocketAddress | None = None
+        #: The guest-side peer of a connect through a mapping (what
+        #: remote-address answers); None otherwise.
+        self.mapped_peer: SocketAddress | None = None
+        #: Bound by the host for a connect through a mapping: local-address
+        #: hides the real source address (`translate.seen_local`).
+        self.behind_mapping = False
         #: Accepted from a listener: its peer is hidden under
         #: `--peer-address=hidden` (a socket the guest connected itself
         #: already knows its peer, so hiding it there would protect nothing).
@@ -99,8 +109,10 @@ class TcpSocket(SocketCore):
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", TcpState.UNBOUND)
         check_family(address, self.ipv6)
-        self.take_origin(self.context.require(self.checker, Use.TCP_BIND, address))
-        self.bind_checked(Use.TCP_BIND, address)
+        real, _, decision = translate.local(self.context, self.checker, Use.TCP_BIND, address,
+                                            self.ipv6)
+        self.take_origin(decision)
+        self.bind_checked(Use.TCP_BIND, real)
         self.state = TcpState.BOUND
 
     def listen(self, backlog: int) -> None:
@@ -125,7 +137,7 @@ class TcpSocket(SocketCore):
         child.counted = True
         child.origin = self.origin
         child.opened()
-        return child, self.context.peer(peer)
+        return child, self.context.peer(translate.seen_peer(self.context, "tcp", peer, self.ipv6))
 
     def connect(self, address: SocketAddress) -> None:
         """Connect; a non-blocking socket says would-block, then the guest
@@ -135,17 +147,22 @@ class TcpSocket(SocketCore):
             return
         self._require("connect", TcpState.UNBOUND, TcpState.BOUND)
         check_remote(address, self.ipv6)
-        self.take_origin(self.context.require(self.checker, Use.TCP_CONNECT, address))
+        real, mapped, decision = translate.remote(self.context, self.checker, Use.TCP_CONNECT,
+                                                  address, self.ipv6)
+        self.take_origin(decision)
         if self.state is TcpState.UNBOUND:
             # The state stays UNBOUND: a failed connect releases a port the
             # kernel picked (Linux), as it always did.
             self.implicit_bind(Use.TCP_IMPLICIT_BIND)
+            self.behind_mapping = mapped
+        self.mapped_peer = address if mapped else None
         try:
-            self.sock.connect(address)
+            self.sock.connect(real)
         except NetError as error:
             if error.code is ErrorCode.WOULD_BLOCK:
                 self.state = TcpState.CONNECTING
                 self.connecting_to = address
+                self.connecting_real = real
             raise
         self.state = TcpState.CONNECTED
         self.opened()
@@ -154,13 +171,13 @@ class TcpSocket(SocketCore):
         if address != self.connecting_to:
             raise NetError(ErrorCode.INVALID_STATE, "a connect to another address is in progress")
         try:
-            self.sock.connect(address)
+            self.sock.connect(self.connecting_real or address)
         except NetError as error:
             if error.code is ErrorCode.WOULD_BLOCK:
                 raise
             if error.code is not ErrorCode.INVALID_STATE:  # EISCONN means it succeeded
                 self.state = TcpState.BOUND
-                self.connecting_to = None
+                self.connecting_to = self.connecting_real = None
                 raise
         self.state = TcpState.CONNECTED
         self.opened()
@@ -262,9 +279,14 @@ class TcpSocket(SocketCore):
     def local_address(self) -> SocketAddress:
         if self.state is TcpState.UNBOUND or self.state is TcpState.CLOSED:
             raise _invalid_state("local-address", self.state)
-        return self.sock.local_address()
+        return translate.seen_local(self.context, "tcp", self.sock.local_address(), self.ipv6,
+                                    self.behind_mapping)
 
     def remote_address(self) -> SocketAddress:
         self._require("remote-address", TcpState.CONNECTED)
+        if self.mapped_peer is not None:
+            return self.mapped_peer
         peer = self.sock.remote_address()
-        return self.context.peer(peer) if self.accepted else peer
+        if not self.accepted:
+            return peer
+        return self.context.peer(translate.seen_peer(self.context, "tcp", peer, self.ipv6))

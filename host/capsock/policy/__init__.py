@@ -9,6 +9,7 @@ spoofing the network.
 """
 
 from .checker import Checker, Decision, Endpoint, Resolved, Use, decision_of
+from .mapping import DEFAULT_VIRTUAL_RANGE, Mapping, MappingTable, is_mapping
 from .policy import Direction, Narrowed, Policy, narrow, restrict_depth
 from .rules import (
     AddressRule,
@@ -32,6 +33,10 @@ from .rules import (
 )
 
 __all__ = [
+    "DEFAULT_VIRTUAL_RANGE",
+    "Mapping",
+    "MappingTable",
+    "is_mapping",
     "AddressRule",
     "AnyHost",
     "Checker",

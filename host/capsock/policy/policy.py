@@ -369,6 +369,24 @@ class Policy:
         )
         return cls((layer,))
 
+    def granting(self, *, allow_outbound: Iterable[AddressRule] = (),
+                 allow_inbound: Iterable[AddressRule] = (),
+                 allow_resolve: Iterable[ResolveRule] = ()) -> Policy:
+        """This policy with more allow rules in its host (outermost) layer:
+        what the host's mapping rules (``policy/mapping.py``) allow.
+        Restriction layers are kept as they are, so nothing they narrowed
+        widens."""
+        layers = self._layers
+        first = layers[0]
+        first = first._replace(
+            allow_outbound=first.allow_outbound + tuple(
+                _Entry("allow-outbound", rule) for rule in allow_outbound),
+            allow_inbound=first.allow_inbound + tuple(
+                _Entry("allow-inbound", rule) for rule in allow_inbound),
+            allow_resolve=first.allow_resolve + tuple(
+                _ResolveEntry("allow-resolve", rule) for rule in allow_resolve))
+        return Policy((first, *layers[1:]))
+
     @classmethod
     def deny_all(cls) -> Policy:
         """A policy that allows nothing (the default for a guest with no flags)."""

@@ -25,7 +25,7 @@ from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
 from ..core.observe import NULL_OBSERVER, InstanceObserver
 from ..errors import NetError
-from ..policy import Checker, Policy
+from ..policy import Checker, MappingTable, Policy
 from .activation import InheritedSocket
 from .cache import load_component
 from .engine import new_engine
@@ -130,13 +130,24 @@ class Host:
                  engine: Engine | None = None, udp_bind: Sequence[UdpBindSpec] = (),
                  resolver: Resolver | None = None, peer_address: str = "real",
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
-                 limits: Limits | None = None,
+                 limits: Limits | None = None, mappings: MappingTable | None = None,
                  inherited: Sequence[InheritedSocket] = ()) -> None:
         if policy is not None and checker is not None:
             raise TypeError("Host takes a policy or a checker, not both")
+        #: The `->` rules (`MappingTable.build`): virtual addresses the host
+        #: translates (core/translate.py). With a `policy`, each mapping is
+        #: also an allow rule for its guest side; an embedder's `checker`
+        #: gets no such rule and is asked about both sides.
+        self.mappings = mappings if mappings else None
+        if checker is None:
+            rules = policy if policy is not None else Policy.deny_all()
+            if self.mappings is not None:
+                outbound, inbound, resolve = self.mappings.allow_rules()
+                rules = rules.granting(allow_outbound=outbound, allow_inbound=inbound,
+                                       allow_resolve=resolve)
+            checker = rules
         #: What decides each socket operation of every instance.
-        self.checker: Checker = (checker if checker is not None else
-                                 policy if policy is not None else Policy.deny_all())
+        self.checker: Checker = checker
         self.backend: Backend = backend if backend is not None else OsBackend()
         #: `--tcplisten`: TCP listeners opened before the guest starts.
         self.tcp_listen = tcp_listen
@@ -176,7 +187,8 @@ class Host:
         return InstanceContext(self.checker, self.backend,
                                preopens if preopens is not None else self.open_preopens(),
                                resolver=resolver, hide_peers=self.peer_address == "hidden",
-                               audit=self.audit_log, limits=self.limits, observer=observer)
+                               audit=self.audit_log, limits=self.limits, mappings=self.mappings,
+                               observer=observer)
 
     def open_preopens(self) -> list[Preopen]:
         """This host's own pre-opens, opened now: `--tcplisten`, `--udpbind`,
