@@ -27,13 +27,19 @@ RULES_HELP = """\
 policy (deny by default; a deny rule always wins over an allow rule):
   Address rules are PROTO://HOST:PORT with PROTO tcp or udp, HOST an IPv4
   address, an [IPv6] address in brackets, a CIDR range (10.0.0.0/8,
-  [fd00::/8]), localhost, a domain name, or *, and PORT a number, a range
-  LO-HI, or *. IPv4-mapped IPv6 addresses are judged by the IPv4 rules.
+  [fd00::/8]), localhost, a network group, a domain name, *.NAME (what
+  NAME's subdomains resolved to), or *, and PORT a number, a range LO-HI,
+  or *. IPv4-mapped IPv6 addresses are judged by the IPv4 rules.
+  Groups: private (RFC 1918, 100.64/10, fc00::/7, link-local), loopback,
+  metadata (169.254.169.254, fd00:ec2::254, ...), multicast, special
+  (IANA special-purpose registries); IPv6 forms embedding a member's IPv4
+  address (NAT64, 6to4, ...) are members (SECURITY.md, "Network groups").
 
   --allow-outbound=tcp://127.0.0.1:80   connect to 127.0.0.1 port 80
   --allow-outbound=tcp://*:443          connect to any host on port 443
   --allow-inbound=tcp://127.0.0.1:*     bind/listen on 127.0.0.1, any port
   --deny-outbound=tcp://10.0.0.0/8:*    never connect into 10.0.0.0/8
+  --deny-outbound=tcp://private:*       never connect into a private range
   --allow-outbound=udp://[::1]:53       send UDP to [::1]:53 (and receive
                                         from it on any socket)
   --allow-inbound=udp://127.0.0.1:*     bind UDP on 127.0.0.1; such a socket

@@ -9,10 +9,12 @@ spoofing the network.
 """
 
 from .checker import Checker, Decision, Endpoint, Resolved, Use, decision_of
+from .groups import GROUP_NAMES, GROUPS
 from .policy import Direction, Narrowed, Policy, narrow, restrict_depth
 from .rules import (
     AddressRule,
     AnyHost,
+    GroupHost,
     HostMatcher,
     IPAddress,
     IPNetwork,
@@ -22,6 +24,7 @@ from .rules import (
     PolicyError,
     PortRange,
     ResolveRule,
+    SubdomainHost,
     embedded_ipv4,
     normalize_ip,
     normalize_query_name,
@@ -32,12 +35,15 @@ from .rules import (
 )
 
 __all__ = [
+    "GROUPS",
+    "GROUP_NAMES",
     "AddressRule",
     "AnyHost",
     "Checker",
     "Decision",
     "Direction",
     "Endpoint",
+    "GroupHost",
     "HostMatcher",
     "IPAddress",
     "IPNetwork",
@@ -50,6 +56,7 @@ __all__ = [
     "PortRange",
     "ResolveRule",
     "Resolved",
+    "SubdomainHost",
     "Use",
     "decision_of",
     "embedded_ipv4",
