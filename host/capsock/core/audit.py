@@ -17,6 +17,15 @@ sender) and `resolve`; `protocol` is `tcp`, `udp` or
 decided (`"<flag> <rule>"`), or null when nothing matched and the default
 deny applied.
 
+In audit mode (`--policy-mode=audit`) nothing the policy would deny is
+denied: such an operation goes ahead and its line says `"allowed": true`,
+`"would-deny": true`, with `rule` the rule that would have denied it (null:
+no rule allows it). `capsock policy suggest` reads these lines::
+
+    {"time": "...", "instance": "4242-1", "operation": "connect",
+     "protocol": "tcp", "target": "10.0.0.5:5432", "allowed": true,
+     "rule": "deny-outbound tcp://private:*", "would-deny": true}
+
 Denials are rate-limited per instance (`capsock._log.LineBudget`: the
 first 100 whole, then 10 a second): the ones left out are counted in a
 line of operation `suppressed`, at most one a second and one at the
@@ -69,9 +78,9 @@ class AuditLog:
         self._encode = json.dumps
 
     def record(self, instance: str, operation: str, protocol: str, target: str,
-               decision: Decision) -> None:
-        """Write one decision as one line."""
-        line = self._encode({
+               decision: Decision, would_deny: bool = False) -> None:
+        """Write one decision as one line (`would_deny`: see the module)."""
+        fields: dict[str, object] = {
             "time": _now(),
             "instance": instance,
             "operation": operation,
@@ -79,7 +88,10 @@ class AuditLog:
             "target": target,
             "allowed": decision.allowed,
             "rule": decision.rule,
-        })
+        }
+        if would_deny:
+            fields["would-deny"] = True
+        line = self._encode(fields)
         self._write((line + "\n").encode("utf-8"))
 
     def _write(self, data: bytes) -> None:

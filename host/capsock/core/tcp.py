@@ -91,6 +91,17 @@ class TcpSocket(SocketCore):
         #: Counted in `context.open_sockets` (created or accepted by the
         #: guest; pre-opens are the operator's and are not counted).
         self.counted = False
+        #: The real peer (connected to, or accepted from): what the byte
+        #: quotas per destination are kept by.
+        self.peer_address: SocketAddress | None = None
+        #: The connection-quota slot this socket holds: (destination, rule).
+        self.connection: tuple[SocketAddress, str | None] | None = None
+
+    def release_quotas(self) -> None:
+        if self.connection is not None:
+            address, rule = self.connection
+            self.connection = None
+            self.context.close_connection(address, rule)
 
     def _require(self, operation: str, *states: TcpState) -> None:
         if self.state not in states:
@@ -121,6 +132,7 @@ class TcpSocket(SocketCore):
             self.context.release_socket()
             raise
         child = TcpSocket(self.context, self.checker, conn, self.ipv6, TcpState.CONNECTED)
+        child.peer_address = peer
         child.accepted = True
         child.counted = True
         return child, self.context.peer(peer)
@@ -133,18 +145,28 @@ class TcpSocket(SocketCore):
             return
         self._require("connect", TcpState.UNBOUND, TcpState.BOUND)
         check_remote(address, self.ipv6)
-        self.context.require(self.checker, Use.TCP_CONNECT, address)
-        if self.state is TcpState.UNBOUND:
-            # The state stays UNBOUND: a failed connect releases a port the
-            # kernel picked (Linux), as it always did.
-            self.implicit_bind(Use.TCP_IMPLICIT_BIND)
+        decision = self.context.require(self.checker, Use.TCP_CONNECT, address)
+        # After the policy, before any syscall: a full connection quota
+        # costs the host nothing.
+        self.context.open_connection(address, decision.rule)
+        self.connection = (address, decision.rule)
         try:
+            if self.state is TcpState.UNBOUND:
+                # The state stays UNBOUND: a failed connect releases a port
+                # the kernel picked (Linux), as it always did.
+                self.implicit_bind(Use.TCP_IMPLICIT_BIND)
             self.sock.connect(address)
         except NetError as error:
             if error.code is ErrorCode.WOULD_BLOCK:
                 self.state = TcpState.CONNECTING
                 self.connecting_to = address
+            else:
+                self.release_quotas()
             raise
+        except BaseException:
+            self.release_quotas()
+            raise
+        self.peer_address = address
         self.state = TcpState.CONNECTED
 
     def _finish_connect(self, address: SocketAddress) -> None:
@@ -158,21 +180,40 @@ class TcpSocket(SocketCore):
             if error.code is not ErrorCode.INVALID_STATE:  # EISCONN means it succeeded
                 self.state = TcpState.BOUND
                 self.connecting_to = None
+                self.release_quotas()
                 raise
+        self.peer_address = address
         self.state = TcpState.CONNECTED
 
     def receive(self, max_len: int, peek: bool = False) -> bytes:
         self._require("receive", TcpState.CONNECTED)
         if max_len == 0:
             return b""
-        return self.sock.receive(min(max_len, self.context.limits.max_io_bytes), peek)
+        wanted = min(max_len, self.context.limits.max_io_bytes)
+        if peek:  # consumes nothing: the receive that follows is metered
+            return self.sock.receive(wanted, peek)
+        granted = self.context.meter(self.peer_address, wanted, self.blocking)
+        data = b""
+        try:
+            data = self.sock.receive(granted, peek)
+        finally:
+            self.context.unmetered(self.peer_address, granted - len(data))
+        return data
 
     def send(self, data: bytes) -> int:
         self._require("send", TcpState.CONNECTED)
         if self.send_closed:
             raise NetError(ErrorCode.INVALID_STATE, "send after shutdown(send)")
         # A partial send is what send() may do anyway: the guest loops.
-        return self.sock.send(data[:self.context.limits.max_io_bytes])
+        granted = self.context.meter(self.peer_address,
+                                     min(len(data), self.context.limits.max_io_bytes),
+                                     self.blocking)
+        sent = 0
+        try:
+            sent = self.sock.send(data[:granted])
+        finally:
+            self.context.unmetered(self.peer_address, granted - sent)
+        return sent
 
     def splice(self, target: TcpSocket, max_len: int) -> int:
         """Move bytes from this socket to `target` without the guest
@@ -194,11 +235,20 @@ class TcpSocket(SocketCore):
         chunk = self.context.limits.max_io_bytes
         moved = 0
         while moved < max_len:
+            granted = sent = 0
             try:
-                data = self.sock.receive(min(chunk, max_len - moved), True)
+                # Metered as a receive here and a send on `target`, like
+                # the guest doing both: the lesser grant moves.
+                granted = self.context.meter(self.peer_address, min(chunk, max_len - moved),
+                                             self.blocking)
+                data = self.sock.receive(granted, True)
                 if not data:
                     break
-                sent = self._splice_send(target, data)
+                allowed = self.context.meter(target.peer_address, len(data), self.blocking)
+                try:
+                    sent = self._splice_send(target, data[:allowed])
+                finally:
+                    self.context.unmetered(target.peer_address, allowed - sent)
                 consumed = 0
                 while consumed < sent:  # already queued: never waits
                     taken = self.sock.receive(sent - consumed, False)
@@ -209,6 +259,8 @@ class TcpSocket(SocketCore):
                 if moved:
                     break
                 raise
+            finally:
+                self.context.unmetered(self.peer_address, granted - sent)
             moved += sent
         return moved
 

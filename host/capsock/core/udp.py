@@ -168,7 +168,10 @@ class UdpSocket(SocketCore):
                 raise NetError(ErrorCode.INVALID_ARGUMENT,
                                f"connected to {self.peer}, not {address}")
             # The peer was checked by connect; send() goes nowhere else.
-            return self.sock.send(data, None)
+            self.context.meter_datagram(self.peer, self.blocking)
+            sent = self.sock.send(data, None)
+            self.context.charge_datagram(self.peer, len(data))
+            return sent
         if address is None:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
         if self.context.hide_peers:
@@ -181,7 +184,9 @@ class UdpSocket(SocketCore):
         self.context.require(self.checker, use, address)
         if self.state is UdpState.UNBOUND:
             self._implicit_bind()
+        self.context.meter_datagram(address, self.blocking)
         sent = self.sock.send(data, address)
+        self.context.charge_datagram(address, len(data))
         self.state = UdpState.BOUND
         return sent
 
@@ -210,9 +215,12 @@ class UdpSocket(SocketCore):
             deadline = time.monotonic() + self.timeout
         try:
             while True:
+                if not peek:
+                    self.context.meter_datagram(self.peer, self.blocking)
                 data, sender = self.sock.receive(size, peek)
                 if self._accepts(sender):
                     if not peek:
+                        self.context.charge_datagram(sender, len(data))
                         self._remember_reply_peer(sender)
                         self._hidden_sender = sender
                     return data, self.context.peer(sender)
@@ -239,6 +247,11 @@ class UdpSocket(SocketCore):
         if self.receive_any:
             return True
         decision = self.context.check(self.checker, Use.UDP_RECEIVE, sender)
+        if not decision.allowed and self.context.audit_mode:
+            if sender not in self._audited_senders and len(self._audited_senders) < 1024:
+                self._audited_senders.add(sender)
+                self.context.would_deny("receive", "udp", sender, decision)
+            return True
         if not decision.allowed:
             self.context.record("receive-drop", "udp", sender, decision)
             return False
