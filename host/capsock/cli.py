@@ -133,8 +133,11 @@ _Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _add_run(commands: _Commands) -> None:
+    # allow_abbrev=False (run and serve): the guest's arguments follow the
+    # component, and argparse would read a guest's `--max-bytes` as an
+    # abbreviation of capsock's flags (or refuse it as ambiguous).
     run = commands.add_parser(
-        "run",
+        "run", allow_abbrev=False,
         help="run a component that exports wasi:cli/run (like `wasmtime run`)",
         description="Run COMPONENT's wasi:cli/run export with ARGS as its arguments. "
                     "stdin, stdout and stderr are inherited; the guest's exit code "
@@ -253,7 +256,7 @@ def _add_compile(commands: _Commands) -> None:
 
 def _add_serve(commands: _Commands) -> None:
     serve = commands.add_parser(
-        "serve",
+        "serve", allow_abbrev=False,  # see _add_run
         help="run N instances of a server component on shared pre-opened listeners",
         description="Run --instances copies of COMPONENT, each with its own store, all "
                     "accepting from the same --tcplisten sockets. Each instance sees "
@@ -369,7 +372,7 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
         limits.add_argument(flag, dest=f"limit_{name}", type=kind, default=None,
                             metavar="N", help=f"{text} (default: "
                                               f"{'none' if default is None else default})")
-    limits.add_argument("--max-connections-per-rule", action="append", default=[],
+    limits.add_argument("--max-rule-connections", action="append", default=[],
                         metavar="RULE=N", help="connections one allow rule (its PROTO://HOST:PORT "
                                                "text) may carry at once (quota; repeatable)")
 
@@ -393,14 +396,14 @@ def config_from_args(args: argparse.Namespace) -> PolicyConfig:
     limits = {flag.removeprefix("--"): (value, flag) for flag, name, _, _ in LIMIT_FLAGS
               if (value := getattr(args, f"limit_{name}", None)) is not None}
     quotas = []
-    for text in getattr(args, "max_connections_per_rule", []):
+    for text in getattr(args, "max_rule_connections", []):
         rule, _, count = text.rpartition("=")
         if not rule or not count.isdigit() or int(count) < 1:
-            raise PolicyError(f"invalid --max-connections-per-rule {text!r}: expected "
+            raise PolicyError(f"invalid --max-rule-connections {text!r}: expected "
                               "PROTO://HOST:PORT=N with N at least 1")
-        validate_rule("allow-outbound", rule, "--max-connections-per-rule")
+        validate_rule("allow-outbound", rule, "--max-rule-connections")
         quotas.append(RuleQuota(f"allow {rule.strip()}", int(count),
-                                "--max-connections-per-rule"))
+                                "--max-rule-connections"))
 
     def single(name: str, flag: str) -> Located | None:
         value = getattr(args, name, None)

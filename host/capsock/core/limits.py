@@ -111,7 +111,7 @@ class Limits:
     max_bytes_per_second_per_destination: float | None = None
     #: Connections one allow rule may carry at once, by rule text
     #: (``"tcp://db.example.com:5432"``): ``[outbound] allow = [{ rule =
-    #: ..., max-connections = N }]`` or ``--max-connections-per-rule
+    #: ..., max-connections = N }]`` or ``--max-rule-connections
     #: RULE=N``. Beyond: `limit-reached`.
     connections_per_rule: tuple[tuple[str, int], ...] = ()
 

@@ -19,6 +19,9 @@ tcp/udp ``bind``       ``allow-inbound PROTO://ADDRESS:PORT``; a bind to
 dns ``resolve``        ``allow-resolve NAME``
 =====================  ====================================================
 
+An IPv6 address that embeds IPv4 addresses (NAT64, 6to4...) gets a rule
+for each of them as well: the policy judges it as all of them.
+
 A line whose rule is a deny rule cannot be fixed by an allow rule (deny
 wins): it is reported as a comment naming the deny rule, as are limits
 reached and lines this module does not know.
@@ -29,6 +32,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
+
+from .rules import embedded_ipv4, normalize_ip
 
 __all__ = ["Suggestion", "suggest"]
 
@@ -65,9 +70,11 @@ def _toml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _split(target: str) -> tuple[str, int] | None:
-    """(address text as a rule writes it, port) of ``ADDR:PORT`` /
-    ``[V6]:PORT``; None for anything else."""
+def _split(target: str) -> tuple[list[str], int] | None:
+    """(address texts as a rule writes them, port) of ``ADDR:PORT`` /
+    ``[V6]:PORT``; None for anything else. An IPv6 address that embeds
+    IPv4 addresses (NAT64, 6to4...) needs a rule for each of them too
+    (the policy judges it as all of them), so all are given."""
     if target.startswith("["):
         host, sep, port = target[1:].partition("]:")
     else:
@@ -78,10 +85,9 @@ def _split(target: str) -> tuple[str, int] | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    text = f"[{address}]" if address.version == 6 else str(address)
-    return text, int(port)
+    address = normalize_ip(address)
+    forms = [address, *embedded_ipv4(address)]
+    return [f"[{form}]" if form.version == 6 else str(form) for form in forms], int(port)
 
 
 def suggest(records: Iterable[Mapping[str, object]]) -> Suggestion:
@@ -95,7 +101,7 @@ def suggest(records: Iterable[Mapping[str, object]]) -> Suggestion:
         if _needs_rule(record) and record.get("operation") == "bind":
             split = _split(str(record.get("target", "")))
             if split is not None and split[1] == 0:
-                any_port_binds.add((str(record.get("protocol")), split[0]))
+                any_port_binds.update((str(record.get("protocol")), host) for host in split[0])
     for record in records:
         if not _needs_rule(record):
             if record.get("operation") == "limit":
@@ -116,14 +122,16 @@ def suggest(records: Iterable[Mapping[str, object]]) -> Suggestion:
         if split is None or protocol not in ("tcp", "udp"):
             notes[f"no rule suggested for {operation} {protocol} {target}"] = None
             continue
-        host, port = split
-        if operation == "bind":
-            any_port = (protocol, host) in any_port_binds
-            rules["allow-inbound"][f"{protocol}://{host}:{'*' if any_port else port}"] = None
-        elif operation in _OUTBOUND_OPERATIONS:
-            rules["allow-outbound"][f"{protocol}://{host}:{port}"] = None
-        else:
+        forms, port = split
+        if operation not in _OUTBOUND_OPERATIONS and operation != "bind":
             notes[f"no rule suggested for {operation} {protocol} {target}"] = None
+            continue
+        for host in forms:
+            if operation == "bind":
+                any_port = (protocol, host) in any_port_binds
+                rules["allow-inbound"][f"{protocol}://{host}:{'*' if any_port else port}"] = None
+            else:
+                rules["allow-outbound"][f"{protocol}://{host}:{port}"] = None
     return Suggestion({kind: list(found) for kind, found in rules.items() if found},
                       list(notes))
 
