@@ -480,3 +480,44 @@ def test_guest_arguments_after_the_component_stay_the_guests(guest_args: list[st
     args = build_parser().parse_args(["run", "app.wasm", *guest_args])
     assert args.component == "app.wasm" and args.args == guest_args
     assert args.policy is None and args.limit_max_connections_per_destination is None
+
+
+def test_the_readme_policy_file_and_transcripts_are_what_capsock_does(tmp_path: Path) -> None:
+    """The operator's guide shows a complete file and what `check`,
+    `explain` and a bad rule print: they must stay true."""
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    guide = readme.split("## Operator's guide: policy files", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```toml\n(.*?)```", guide, re.S)
+    (tmp_path / "service.toml").write_text(blocks[0])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "host")}
+
+    def capsock(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "capsock", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+        return done.stdout + done.stderr
+
+    transcript = guide.split("### check, explain", 1)[1].split("```", 2)[1]
+    commands = re.split(r"^\$ ", transcript, flags=re.M)[1:]
+    assert len(commands) == 3
+    for block in commands:
+        command, *expected = block.rstrip("\n").replace("\\\n      ", "").splitlines()
+        args = command.split("#")[0].split()[1:]
+        output = capsock(*args).splitlines()
+        shown = [line for line in expected if line != "..."]
+        if "..." in expected:
+            assert shown[0] == output[0]
+        else:
+            assert output == shown, (command, output)
+    bad = blocks[0].replace('"tcp://api.payments.example:443"',
+                            '"tcp://api.payments.example:4430-443"')
+    (tmp_path / "service.toml").write_text(bad)
+    error = guide.split("before any guest runs:", 1)[1].split("```", 2)[1].splitlines()[-1]
+    assert capsock("run", "--policy", "service.toml", "app.wasm").strip() == error
+    config = parse_policy_text(blocks[0], "service.toml")
+    assert config.policy().check(Use.TCP_CONNECT, _At("169.254.169.254", 80), {
+        "api.payments.example": frozenset({ipaddress.ip_address("169.254.169.254")})}) \
+        == (False, "deny-outbound tcp://private:*")

@@ -151,7 +151,7 @@ class PolicyConfig(NamedTuple):
                  for kind in RULE_KINDS for entry in self.rules.get(kind, ())]
         lines += [f"max-connections {quota.rule} = {quota.connections}  # {quota.where}"
                   for quota in self.rule_quotas]
-        lines += [f"{key} {value:g}  # {where}"
+        lines += [f"{key} {int(value) if value == int(value) else value}  # {where}"
                   for key, (value, where) in sorted(self.limits.items())]
         for key, values in (("tcplisten", self.tcplisten), ("udpbind", self.udpbind),
                             ("dir", self.dirs)):
