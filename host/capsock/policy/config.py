@@ -43,13 +43,11 @@ is reported at its section's header, which is still the right table.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from typing import NamedTuple
 
 from .policy import Policy
 from .rules import PolicyError, parse_addr_pool, parse_address_rule, parse_resolve_rule
-from .spin import spin_rules
 
 __all__ = ["LIMIT_KEYS", "RULE_KINDS", "Located", "PolicyConfig", "RuleQuota", "merge",
            "parse_policy_text"]
@@ -235,6 +233,8 @@ def parse_policy_text(text: str, filename: str = "<policy>") -> PolicyConfig:
     file, the line and the rule (or key) for anything it cannot use: a
     TOML syntax error, an unknown section or key, a value of the wrong
     type, a bad rule. Nothing is ignored."""
+    import tomllib  # here: a `capsock run` without --policy never parses TOML
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -268,6 +268,8 @@ def parse_policy_text(text: str, filename: str = "<policy>") -> PolicyConfig:
                 if meaning in RULE_KINDS:
                     _parse_rules(meaning, item, source, name, key, rules, quotas)
                 elif meaning == "spin":
+                    from .spin import spin_rules
+
                     for entry in _strings(item, source, name, key):
                         where = source.where(name, key, entry)
                         try:

@@ -9,7 +9,6 @@ the file and comes here too. Every error names where the value came from
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..addresses import parse_host_port
@@ -27,19 +26,20 @@ class ConfigError(Exception):
     """A flag's or a policy file's value is wrong; the message names it."""
 
 
-@dataclass
 class HostParts:
-    """What a config says a Host is made of (None: not said)."""
+    """What a config says a Host is made of (None: not said). A plain
+    class, not a dataclass: see policy/rules.py."""
 
-    policy: Policy
-    limits: Limits
-    audit_mode: bool
-    tcp_listen: list[TcpListenSpec] = field(default_factory=list)
-    udp_bind: list[UdpBindSpec] = field(default_factory=list)
-    dirs: list[DirSpec] = field(default_factory=list)
-    resolver: Resolver | None = None
-    peer_address: str | None = None
-    audit_log: AuditLog | None = None
+    def __init__(self, policy: Policy, limits: Limits, audit_mode: bool) -> None:
+        self.policy = policy
+        self.limits = limits
+        self.audit_mode = audit_mode
+        self.tcp_listen: list[TcpListenSpec] = []
+        self.udp_bind: list[UdpBindSpec] = []
+        self.dirs: list[DirSpec] = []
+        self.resolver: Resolver | None = None
+        self.peer_address: str | None = None
+        self.audit_log: AuditLog | None = None
 
 
 def limits_of(config: PolicyConfig, base: Limits | None = None) -> Limits:
