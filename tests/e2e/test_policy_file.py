@@ -180,3 +180,40 @@ max-bytes-per-second = 50000
                        target)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{target} received 30000 bytes: {'X' * 40}" in done.stdout
+
+
+def test_serve_reads_the_same_file(guests: dict[str, Path], tmp_path: Path) -> None:
+    """`capsock serve --policy`: the file's pre-opened listener and limits
+    reach every instance (the http app answers on it)."""
+    import re
+    import signal
+    import socket
+    import subprocess
+
+    from ..conftest import capsock_command, capsock_env
+
+    policy = tmp_path / "serve.toml"
+    policy.write_text('[preopens]\ntcplisten = ["127.0.0.1:0"]\n\n[limits]\nmax-sockets = 32\n')
+    proc = subprocess.Popen(capsock_command("serve", "--policy", str(policy), "--instances", "1",
+                                            "--mode", "thread", str(guests["http"])),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=capsock_env())
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        port = int(match.group(1))
+        # The listener is open before that line: the kernel queues the
+        # connection until the instance accepts it.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(b"GET /api/instance HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            reply = b"".join(iter(lambda: conn.recv(65536), b""))
+        assert reply.startswith(b"HTTP/1.1 200"), reply
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0
