@@ -392,23 +392,23 @@ class Clock:
         return self.now
 
 
-def test_byte_bucket_grants_partially_refunds_and_refills() -> None:
+def test_byte_bucket_allows_what_it_holds_and_waits_off_debt() -> None:
     clock = Clock()
     bucket = ByteBucket(100, clock)
-    assert bucket.take(60) == 60
-    assert bucket.take(60) == 40
-    assert bucket.take(1) == 0 and bucket.wait_time() == pytest.approx(0.01)
-    bucket.refund(10)
-    assert bucket.take(100) == 10
+    assert bucket.available() == 100
+    bucket.charge(60)
+    assert bucket.available() == 40
+    bucket.charge(40)
+    assert bucket.available() == 0 and bucket.wait_time() == pytest.approx(0.01)
     clock.now = 0.5
-    assert bucket.take(100) == 50
+    assert bucket.available() == 50
     bucket.charge(500)  # a datagram: into debt, at most one second's worth
     clock.now = 1.5
-    assert bucket.take(100) == 0
+    assert bucket.available() == 0
     clock.now = 1.6
-    assert bucket.take(100) == 10
+    assert bucket.available() == 10
     clock.now = 9.0
-    assert bucket.take(1000) == 100  # holds one second's worth, no more
+    assert bucket.available() == 100  # holds one second's worth, no more
 
 
 def test_connection_quotas_count_per_destination_and_per_rule() -> None:
@@ -430,11 +430,13 @@ def test_connection_quotas_count_per_destination_and_per_rule() -> None:
 
 def test_instance_and_destination_buckets_both_bind() -> None:
     state = QuotaState(Limits(max_bytes_per_second=100, max_bytes_per_second_per_destination=30))
-    assert state.grant(("a", 1), 50) == 30
-    assert state.grant(("a", 1), 50) == 0
-    assert state.grant(("b", 1), 100) == 30
-    assert state.grant(("c", 1), 100) == 30
-    assert state.grant(("d", 1), 100) == 10  # the instance's bucket is spent
+    assert state.allowance(("a", 1), 50) == 30
+    state.charge(("a", 1), 30)
+    assert state.allowance(("a", 1), 50) == 0
+    for peer in ("b", "c"):
+        assert state.allowance((peer, 1), 100) == 30
+        state.charge((peer, 1), 30)
+    assert state.allowance(("d", 1), 100) == 10  # the instance's bucket is nearly spent
 
 
 def test_non_blocking_sockets_get_would_block_when_the_rate_is_spent() -> None:
@@ -447,13 +449,30 @@ def test_non_blocking_sockets_get_would_block_when_the_rate_is_spent() -> None:
                               limits=Limits(max_bytes_per_second_per_destination=10))
     peer = SocketAddress(ipaddress.ip_address("127.0.0.1"), 80)
     assert context.meter(peer, 25, blocking=False) == 10
+    context.charge(peer, 6)  # the call moved 6 of the 10 it could
+    assert context.meter(peer, 25, blocking=False) == 4
+    context.charge(peer, 4)
     with pytest.raises(NetError) as caught:
         context.meter(peer, 5, blocking=False)
     assert caught.value.code is ErrorCode.WOULD_BLOCK
-    context.unmetered(peer, 4)
-    assert context.meter(peer, 5, blocking=False) == 4
     other = SocketAddress(ipaddress.ip_address("127.0.0.2"), 80)
     assert context.meter(other, 5, blocking=False) == 5
+
+
+def test_datagrams_are_charged_whole_then_wait_off_the_debt() -> None:
+    from capsock.addresses import SocketAddress
+    from capsock.backends.memory import MemoryBackend, VirtualNetwork
+    from capsock.core.context import InstanceContext
+    from capsock.errors import ErrorCode, NetError
+
+    context = InstanceContext(Policy.deny_all(), MemoryBackend(VirtualNetwork()),
+                              limits=Limits(max_bytes_per_second=100))
+    peer = SocketAddress(ipaddress.ip_address("127.0.0.1"), 53)
+    context.meter_datagram(peer, blocking=False)  # the bucket holds bytes: go
+    context.charge(peer, 1000)  # one datagram larger than the bucket, charged whole
+    with pytest.raises(NetError) as caught:
+        context.meter_datagram(peer, blocking=False)
+    assert caught.value.code is ErrorCode.WOULD_BLOCK
 
 
 @pytest.mark.parametrize("field", ["max_connections_per_destination", "max_bytes_per_second",

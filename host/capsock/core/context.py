@@ -188,7 +188,8 @@ class InstanceContext:
 
     def meter(self, peer: SocketAddress | None, wanted: int, blocking: bool) -> int:
         """How many of `wanted` bytes a send or receive may move now under
-        the byte-rate quotas (all of them when there are none).
+        the byte-rate quotas (all of them when there are none); the caller
+        `charge`s what it moved.
 
         Spent buckets: `would-block` on a non-blocking socket; a blocking
         one waits for the first byte (under a second: a bucket refills
@@ -199,11 +200,16 @@ class InstanceContext:
             return wanted
         key = None if peer is None else (peer.ip, peer.port)
         for _ in range(100):  # each round waits for a refill (< 1 s): bounded in time too
-            granted = quotas.grant(key, wanted)
-            if granted:
-                return granted
+            allowed = quotas.allowance(key, wanted)
+            if allowed:
+                return allowed
             self._wait_for_bytes(key, blocking)
         raise NetError(ErrorCode.WOULD_BLOCK, "byte rate quota spent")
+
+    def charge(self, peer: SocketAddress | None, used: int) -> None:
+        """Spend `used` bytes a call moved to or from `peer`."""
+        if self.quotas.meters_bytes and used > 0:
+            self.quotas.charge(None if peer is None else (peer.ip, peer.port), used)
 
     def _wait_for_bytes(self, key: tuple[IPAddress, int] | None, blocking: bool) -> None:
         if not blocking:
@@ -212,8 +218,8 @@ class InstanceContext:
 
     def meter_datagram(self, peer: SocketAddress | None, blocking: bool) -> None:
         """Before a UDP send or receive: wait (blocking) or `would-block`
-        until the buckets hold a byte; `charge_datagram` then takes the
-        datagram's whole size (a datagram is never cut)."""
+        until the buckets hold a byte; `charge` then takes the datagram's
+        whole size (a datagram is never cut)."""
         if not self.quotas.meters_bytes:
             return
         key = None if peer is None else (peer.ip, peer.port)
@@ -222,15 +228,6 @@ class InstanceContext:
                 return
             self._wait_for_bytes(key, blocking)
         raise NetError(ErrorCode.WOULD_BLOCK, "byte rate quota spent")
-
-    def charge_datagram(self, peer: SocketAddress | None, size: int) -> None:
-        if self.quotas.meters_bytes:
-            self.quotas.charge(None if peer is None else (peer.ip, peer.port), size)
-
-    def unmetered(self, peer: SocketAddress | None, unused: int) -> None:
-        """Give back bytes `meter` granted that the call did not move."""
-        if self.quotas.meters_bytes and unused > 0:
-            self.quotas.refund(None if peer is None else (peer.ip, peer.port), unused)
 
     def require_implicit_bind(self, checker: Checker, use: Use, ipv6: bool) -> None:
         """The ephemeral bind of a connect/send on an unbound socket.

@@ -208,10 +208,10 @@ class TokenBucket:
 class ByteBucket:
     """`rate` bytes per second, holding up to one second's worth.
 
-    `take` grants up to what the bucket holds (a partial grant, as a
-    partial send); `refund` gives back what a call did not use (a receive
-    that got fewer bytes than it was allowed). Refilled lazily, like
-    `TokenBucket`.
+    `available` says how much a call may move (a partial send takes no
+    more); `charge` spends what it moved, into debt of at most one
+    second's worth (a datagram is never cut, concurrent calls may
+    overdraw). Refilled lazily, like `TokenBucket`.
     """
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -230,19 +230,7 @@ class ByteBucket:
     def available(self) -> int:
         with self._lock:
             self._refill()
-            return int(self._tokens)
-
-    def take(self, wanted: int) -> int:
-        """Spend up to `wanted` whole bytes; how many (0 when empty)."""
-        with self._lock:
-            self._refill()
-            granted = min(wanted, int(self._tokens))
-            self._tokens -= granted
-            return granted
-
-    def refund(self, unused: int) -> None:
-        with self._lock:
-            self._tokens = min(self.capacity, self._tokens + unused)
+            return max(0, int(self._tokens))
 
     def charge(self, used: int) -> None:
         """Spend `used` bytes already moved (a datagram is all or nothing),
@@ -338,24 +326,12 @@ class QuotaState:
             buckets.append(bucket)
         return buckets
 
-    def grant(self, destination: Hashable | None, wanted: int) -> int:
-        """Bytes a call may move now, at most `wanted` (0: every byte of
-        some bucket is spent)."""
-        buckets = self._buckets(destination)
-        granted = wanted
-        taken: list[tuple[ByteBucket, int]] = []
-        for bucket in buckets:
-            got = bucket.take(granted)
-            taken.append((bucket, got))
-            granted = min(granted, got)
-        for bucket, got in taken:  # every bucket keeps only the common grant
-            bucket.refund(got - granted)
-        return granted
-
-    def refund(self, destination: Hashable | None, unused: int) -> None:
-        if unused > 0:
-            for bucket in self._buckets(destination):
-                bucket.refund(unused)
+    def allowance(self, destination: Hashable | None, wanted: int) -> int:
+        """Bytes a call may move now, at most `wanted` (0: some bucket is
+        spent). Nothing is taken: the caller `charge`s what it moved, so a
+        blocking receive that waits for data holds no tokens meanwhile
+        (concurrent calls may overdraw a little; the debt is waited off)."""
+        return min([wanted, *(bucket.available() for bucket in self._buckets(destination))])
 
     def charge(self, destination: Hashable | None, used: int) -> None:
         for bucket in self._buckets(destination):

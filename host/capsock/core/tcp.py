@@ -192,12 +192,9 @@ class TcpSocket(SocketCore):
         wanted = min(max_len, self.context.limits.max_io_bytes)
         if peek:  # consumes nothing: the receive that follows is metered
             return self.sock.receive(wanted, peek)
-        granted = self.context.meter(self.peer_address, wanted, self.blocking)
-        data = b""
-        try:
-            data = self.sock.receive(granted, peek)
-        finally:
-            self.context.unmetered(self.peer_address, granted - len(data))
+        allowed = self.context.meter(self.peer_address, wanted, self.blocking)
+        data = self.sock.receive(allowed, peek)
+        self.context.charge(self.peer_address, len(data))
         return data
 
     def send(self, data: bytes) -> int:
@@ -205,14 +202,11 @@ class TcpSocket(SocketCore):
         if self.send_closed:
             raise NetError(ErrorCode.INVALID_STATE, "send after shutdown(send)")
         # A partial send is what send() may do anyway: the guest loops.
-        granted = self.context.meter(self.peer_address,
+        allowed = self.context.meter(self.peer_address,
                                      min(len(data), self.context.limits.max_io_bytes),
                                      self.blocking)
-        sent = 0
-        try:
-            sent = self.sock.send(data[:granted])
-        finally:
-            self.context.unmetered(self.peer_address, granted - sent)
+        sent = self.sock.send(data[:allowed])
+        self.context.charge(self.peer_address, sent)
         return sent
 
     def splice(self, target: TcpSocket, max_len: int) -> int:
@@ -235,20 +229,17 @@ class TcpSocket(SocketCore):
         chunk = self.context.limits.max_io_bytes
         moved = 0
         while moved < max_len:
-            granted = sent = 0
+            sent = 0
             try:
                 # Metered as a receive here and a send on `target`, like
-                # the guest doing both: the lesser grant moves.
-                granted = self.context.meter(self.peer_address, min(chunk, max_len - moved),
+                # the guest doing both: the lesser allowance moves.
+                allowed = self.context.meter(self.peer_address, min(chunk, max_len - moved),
                                              self.blocking)
-                data = self.sock.receive(granted, True)
+                data = self.sock.receive(allowed, True)
                 if not data:
                     break
                 allowed = self.context.meter(target.peer_address, len(data), self.blocking)
-                try:
-                    sent = self._splice_send(target, data[:allowed])
-                finally:
-                    self.context.unmetered(target.peer_address, allowed - sent)
+                sent = self._splice_send(target, data[:allowed])
                 consumed = 0
                 while consumed < sent:  # already queued: never waits
                     taken = self.sock.receive(sent - consumed, False)
@@ -260,7 +251,8 @@ class TcpSocket(SocketCore):
                     break
                 raise
             finally:
-                self.context.unmetered(self.peer_address, granted - sent)
+                self.context.charge(self.peer_address, sent)
+                self.context.charge(target.peer_address, sent)
             moved += sent
         return moved
 

@@ -170,7 +170,7 @@ class UdpSocket(SocketCore):
             # The peer was checked by connect; send() goes nowhere else.
             self.context.meter_datagram(self.peer, self.blocking)
             sent = self.sock.send(data, None)
-            self.context.charge_datagram(self.peer, len(data))
+            self.context.charge(self.peer, len(data))
             return sent
         if address is None:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
@@ -186,7 +186,7 @@ class UdpSocket(SocketCore):
             self._implicit_bind()
         self.context.meter_datagram(address, self.blocking)
         sent = self.sock.send(data, address)
-        self.context.charge_datagram(address, len(data))
+        self.context.charge(address, len(data))
         self.state = UdpState.BOUND
         return sent
 
@@ -220,7 +220,7 @@ class UdpSocket(SocketCore):
                 data, sender = self.sock.receive(size, peek)
                 if self._accepts(sender):
                     if not peek:
-                        self.context.charge_datagram(sender, len(data))
+                        self.context.charge(sender, len(data))
                         self._remember_reply_peer(sender)
                         self._hidden_sender = sender
                     return data, self.context.peer(sender)
