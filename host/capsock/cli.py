@@ -70,8 +70,14 @@ policy (deny by default; a deny rule always wins over an allow rule):
   A malformed rule stops capsock before the guest starts, with a message
   naming the rule.
 
+policy files (--policy FILE, TOML; README "Operator's guide"): every flag
+  above by section ([resolve], [outbound], [inbound], [limits], [preopens],
+  [host], [audit]); flags add rules to the file and replace its single
+  values. capsock policy check|explain|suggest work on them.
+
 examples:
   capsock run --tcplisten 127.0.0.1:8080 build/echo.wasm
+  capsock run --policy service.toml build/http.wasm
   capsock run --allow-outbound=tcp://127.0.0.1:8080 build/client.wasm 127.0.0.1:8080 hi
   capsock run --udpbind 127.0.0.1:5353 build/udpecho.wasm
   capsock run --dns 127.0.0.1:5353 --allow-resolve=*.test build/resolve.wasm svc.test

@@ -215,6 +215,7 @@ def test_spin_entries_that_map(entry: str, rules: list[str]) -> None:
     ("insecure:allow-all", "not accepted"), ("mqtt://{{ host }}", "templates"),
     ("http://{a,b}.com", "templates"), ("http://x:80/path", "path"), ("x.com:80", "no scheme"),
     ("http://x:9..9", "empty"), ("tcp://bad host:1", "not a rule"), ("tcp://:80", "no host"),
+    ("redis://", "no host"),
 ])
 def test_spin_entries_that_do_not_map(entry: str, reason: str) -> None:
     with pytest.raises(PolicyError, match=reason):
