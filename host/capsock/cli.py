@@ -290,7 +290,7 @@ def _add_policy(commands: _Commands) -> None:
     policy = commands.add_parser(
         "policy",
         help="check a policy file, explain a decision, suggest rules from an audit log",
-        description="Tools for policy files (README, 'Policy files'): check validates one "
+        description="Tools for policy files (README, \"Operator's guide\"): check validates one "
                     "and prints the effective rules with the line each came from; explain "
                     "says which rule decides an operation and why; suggest reads an audit "
                     "log (JSON lines, e.g. from --policy-mode=audit) and prints the narrowest "
