@@ -121,11 +121,11 @@ def test_errors_name_the_file_line_and_rule(text: str, message: str) -> None:
     assert message in str(caught.value)
 
 
-def test_a_value_spelled_differently_is_reported_at_its_section() -> None:
-    """tomllib keeps no positions: the scan finds the section header when
-    the source spells the rule with an escape."""
-    text = '# c\n\n[outbound]\nallow = ["tcp://x:99\\u0039999"]\n'
-    with pytest.raises(PolicyError, match=r"f.toml:3 \[outbound\] allow"):
+def test_a_value_spelled_differently_is_reported_at_its_key() -> None:
+    """tomllib keeps no positions: the scan falls back to the key's line
+    when the source spells the rule with an escape."""
+    text = '# c\n\n[outbound]\ndeny = []\nallow = [\n  "tcp://x:99\\u0039999"]\n'
+    with pytest.raises(PolicyError, match=r"f.toml:5 \[outbound\] allow"):
         parse_policy_text(text, "f.toml")
 
 
@@ -541,3 +541,12 @@ def test_the_readme_policy_file_and_transcripts_are_what_capsock_does(tmp_path: 
     assert config.policy().check(Use.TCP_CONNECT, _At("169.254.169.254", 80), {
         "api.payments.example": frozenset({ipaddress.ip_address("169.254.169.254")})}) \
         == (False, "deny-outbound tcp://private:*")
+
+
+def test_the_same_rule_under_two_keys_is_located_under_each() -> None:
+    text = ('[inbound]\nallow = ["tcp://*:80"]\n[outbound]\nallow = ["tcp://*:80"]\n'
+            'deny = [\n  "tcp://*:80",\n]\n')
+    config = parse_policy_text(text, "p.toml")
+    assert config.rules["allow-inbound"][0].where == "p.toml:2 [inbound] allow"
+    assert config.rules["allow-outbound"][0].where == "p.toml:4 [outbound] allow"
+    assert config.rules["deny-outbound"][0].where == "p.toml:6 [outbound] deny"

@@ -33,11 +33,11 @@ replaces the file's.
 
 **Errors name the file, the line and the rule.** tomllib reports the line
 of a syntax error but keeps no position for values, so the line of a rule
-is found by scanning the source: the first line, at or after the header of
-the rule's section, that holds the rule as a quoted TOML string
-(``"tcp://x:1"`` or ``'tcp://x:1'``); a key's line the same way, with
-``key =``. A value TOML spells differently (escapes, a multi-line string)
-is reported at its section's header, which is still the right table.
+is found by scanning the source: the first line, at or after its key's
+line (``key =``, itself searched from the section's header), that holds
+the rule as a quoted TOML string (``"tcp://x:1"`` or ``'tcp://x:1'``).
+A value TOML spells differently (escapes, a multi-line string) is
+reported at its key's line, which is still the right list.
 """
 
 from __future__ import annotations
@@ -209,9 +209,11 @@ class _Source:
                 return index
         return 0
 
-    def line_of(self, section: str | None, needle: str, key: bool = False) -> int:
-        """1-based line of `needle` (a string value, or a key) in `section`."""
-        start = self._header(section)
+    def line_of(self, section: str | None, needle: str, key: bool = False,
+                start: int | None = None) -> int:
+        """1-based line of `needle` (a string value, or a key) in `section`
+        (from 0-based line `start`, default the section's header)."""
+        start = self._header(section) if start is None else start
         if key:
             patterns = [re.compile(rf"^\s*[\"']?{re.escape(needle)}[\"']?\s*=")]
         else:
@@ -222,8 +224,9 @@ class _Source:
         return start + 1
 
     def where(self, section: str | None, key: str, needle: str | None = None) -> str:
-        line = self.line_of(section, needle, False) if needle is not None \
-            else self.line_of(section, key, True)
+        line = self.line_of(section, key, True)
+        if needle is not None:  # the value, searched from its key's line
+            line = self.line_of(section, needle, False, start=line - 1)
         place = f"[{section}] {key}" if section else key
         return f"{self.filename}:{line} {place}"
 
