@@ -87,8 +87,9 @@ def host_parts(config: PolicyConfig) -> HostParts:
             spec.check()
         except ValueError as error:
             raise ConfigError(f"invalid {entry.where}: {error}") from None
-        except RunError as error:
-            raise ConfigError(f"{entry.where}: {error}") from None
+        except RunError as error:  # it names --dir: say where a file's entry is
+            where = "" if entry.where.startswith("--") else f"{entry.where}: "
+            raise ConfigError(f"{where}{error}") from None
         parts.dirs.append(spec)
     if config.dns is not None:
         try:
