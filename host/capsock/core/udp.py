@@ -140,8 +140,8 @@ class UdpSocket(SocketCore):
     def connect(self, address: SocketAddress) -> None:
         self._require("connect", UdpState.UNBOUND, UdpState.BOUND, UdpState.CONNECTED)
         check_destination(address, self.ipv6)
-        real, mapped = translate.remote(self.context, self.checker, Use.UDP_CONNECT, address,
-                                        self.ipv6)
+        real, mapped, _ = translate.remote(self.context, self.checker, Use.UDP_CONNECT, address,
+                                           self.ipv6)
         if self.state is UdpState.UNBOUND:
             self._implicit_bind()
             self.behind_mapping = mapped
@@ -178,7 +178,10 @@ class UdpSocket(SocketCore):
                 raise NetError(ErrorCode.INVALID_ARGUMENT,
                                f"connected to {self.peer}, not {address}")
             # The peer was checked by connect; send() goes nowhere else.
-            return self.sock.send(data, None)
+            self.context.meter_datagram(self.peer, self.blocking)
+            sent = self.sock.send(data, None)
+            self.context.charge(self.peer, len(data))
+            return sent
         if address is None:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
         if self.context.hide_peers:
@@ -188,11 +191,13 @@ class UdpSocket(SocketCore):
             # A reply to a recent sender is its own use (`Policy`: no allow
             # rule needed, like an accepted TCP connection answering its peer).
             use = Use.UDP_REPLY if (address.ip, address.port) in self._reply_peers else Use.UDP_SEND
-        real, mapped = translate.remote(self.context, self.checker, use, address, self.ipv6)
+        real, mapped, _ = translate.remote(self.context, self.checker, use, address, self.ipv6)
         if self.state is UdpState.UNBOUND:
             self._implicit_bind()
             self.behind_mapping = mapped
+        self.context.meter_datagram(address, self.blocking)
         sent = self.sock.send(data, real)
+        self.context.charge(address, len(data))
         self.state = UdpState.BOUND
         return sent
 
@@ -221,10 +226,13 @@ class UdpSocket(SocketCore):
             deadline = time.monotonic() + self.timeout
         try:
             while True:
+                if not peek:
+                    self.context.meter_datagram(self.peer, self.blocking)
                 data, real_sender = self.sock.receive(size, peek)
                 sender = translate.seen_peer(self.context, "udp", real_sender, self.ipv6)
                 if self._accepts(sender, real_sender):
                     if not peek:
+                        self.context.charge(sender, len(data))
                         self._remember_reply_peer(sender)
                         self._hidden_sender = sender
                     return data, self.context.peer(sender)
@@ -254,6 +262,11 @@ class UdpSocket(SocketCore):
             return True
         decision = translate.admit(self.context, self.checker, sender, real)
         shown_real = real if real != sender else None
+        if not decision.allowed and self.context.audit_mode:
+            if sender not in self._audited_senders and len(self._audited_senders) < 1024:
+                self._audited_senders.add(sender)
+                self.context.would_deny("receive", "udp", sender, decision, shown_real)
+            return True
         if not decision.allowed:
             self.context.record("receive-drop", "udp", sender, decision, real=shown_real)
             return False
