@@ -12,17 +12,25 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TypeAlias
 
-from .addresses import parse_host_port
-from .backends.base import Backend, Resolver
+from .backends.base import Backend
 from .backends.os import OsBackend
-from .core.audit import AuditLog
-from .core.limits import Limits
-from .policy import DEFAULT_VIRTUAL_RANGE, MappingTable, Policy, PolicyError, is_mapping
-from .runtime import DirSpec, GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
+from .core.limits import LIMIT_FLAGS, Limits
+from .policy import DEFAULT_VIRTUAL_RANGE, PolicyError
+from .policy.config import (
+    RULE_KINDS,
+    Located,
+    PolicyConfig,
+    RuleQuota,
+    merge,
+    validate_rule,
+)
+from .runtime import GuestKilled, Host, KillSwitch, RunError
+from .runtime.configure import ConfigError, limits_of
 
 if TYPE_CHECKING:
     from wasmtime import Engine
 
+    from .core.audit import AuditLog
     from .runtime.activation import InheritedSocket
     from .runtime.metrics import Metrics
 
@@ -30,13 +38,19 @@ RULES_HELP = """\
 policy (deny by default; a deny rule always wins over an allow rule):
   Address rules are PROTO://HOST:PORT with PROTO tcp or udp, HOST an IPv4
   address, an [IPv6] address in brackets, a CIDR range (10.0.0.0/8,
-  [fd00::/8]), localhost, a domain name, or *, and PORT a number, a range
-  LO-HI, or *. IPv4-mapped IPv6 addresses are judged by the IPv4 rules.
+  [fd00::/8]), localhost, a network group, a domain name, *.NAME (what
+  NAME's subdomains resolved to), or *, and PORT a number, a range LO-HI,
+  or *. IPv4-mapped IPv6 addresses are judged by the IPv4 rules.
+  Groups: private (RFC 1918, 100.64/10, fc00::/7, link-local), loopback,
+  metadata (169.254.169.254, fd00:ec2::254, ...), multicast, special
+  (IANA special-purpose registries); IPv6 forms embedding a member's IPv4
+  address (NAT64, 6to4, ...) are members (SECURITY.md, "Network groups").
 
   --allow-outbound=tcp://127.0.0.1:80   connect to 127.0.0.1 port 80
   --allow-outbound=tcp://*:443          connect to any host on port 443
   --allow-inbound=tcp://127.0.0.1:*     bind/listen on 127.0.0.1, any port
   --deny-outbound=tcp://10.0.0.0/8:*    never connect into 10.0.0.0/8
+  --deny-outbound=tcp://private:*       never connect into a private range
   --allow-outbound=udp://[::1]:53       send UDP to [::1]:53 (and receive
                                         from it on any socket)
   --allow-inbound=udp://127.0.0.1:*     bind UDP on 127.0.0.1; such a socket
@@ -83,8 +97,14 @@ translates both ways; each mapping also allows exactly its guest side):
   A malformed rule stops capsock before the guest starts, with a message
   naming the rule.
 
+policy files (--policy FILE, TOML; README "Operator's guide"): every flag
+  above by section ([resolve], [outbound], [inbound], [limits], [preopens],
+  [host], [audit]); flags add rules to the file and replace its single
+  values. capsock policy check|explain|suggest work on them.
+
 examples:
   capsock run --tcplisten 127.0.0.1:8080 build/echo.wasm
+  capsock run --policy service.toml build/http.wasm
   capsock run --allow-outbound=tcp://127.0.0.1:8080 build/client.wasm 127.0.0.1:8080 hi
   capsock run --udpbind 127.0.0.1:5353 build/udpecho.wasm
   capsock run --dns 127.0.0.1:5353 --allow-resolve=*.test build/resolve.wasm svc.test
@@ -146,8 +166,11 @@ _Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _add_run(commands: _Commands) -> None:
+    # allow_abbrev=False (run and serve): the guest's arguments follow the
+    # component, and argparse would read a guest's `--max-bytes` as an
+    # abbreviation of capsock's flags (or refuse it as ambiguous).
     run = commands.add_parser(
-        "run",
+        "run", allow_abbrev=False,
         help="run a component that exports wasi:cli/run (like `wasmtime run`)",
         description="Run COMPONENT's wasi:cli/run export with ARGS as its arguments. "
                     "stdin, stdout and stderr are inherited; the guest's exit code "
@@ -266,7 +289,7 @@ def _add_compile(commands: _Commands) -> None:
 
 def _add_serve(commands: _Commands) -> None:
     serve = commands.add_parser(
-        "serve",
+        "serve", allow_abbrev=False,  # see _add_run
         help="run N instances of a server component on shared pre-opened listeners",
         description="Run --instances copies of COMPONENT, each with its own store, all "
                     "accepting from the same --tcplisten sockets (and those a launcher passed: "
@@ -295,9 +318,46 @@ def _add_serve(commands: _Commands) -> None:
                        help="arguments passed to every instance")
 
 
+def _add_policy(commands: _Commands) -> None:
+    policy = commands.add_parser(
+        "policy",
+        help="check a policy file, explain a decision, suggest rules from an audit log",
+        description="Tools for policy files (README, \"Operator's guide\"): check validates one "
+                    "and prints the effective rules with the line each came from; explain "
+                    "says which rule decides an operation and why; suggest reads an audit "
+                    "log (JSON lines, e.g. from --policy-mode=audit) and prints the narrowest "
+                    "rules that would have allowed what it saw.",
+    )
+    tools = policy.add_subparsers(dest="policy_command", metavar="TOOL", required=True)
+    check = tools.add_parser("check", help="validate FILE and print its effective rules")
+    check.add_argument("file", type=Path, metavar="FILE")
+    explain = tools.add_parser(
+        "explain", help="which rule decides OPERATION on TARGET, and why",
+        description="OPERATION is a typed use: tcp-connect, tcp-bind, udp-send, udp-connect, "
+                    "udp-bind, udp-receive, udp-reply, resolve (and the implicit binds). "
+                    "TARGET is ADDRESS:PORT, [IPV6]:PORT, NAME:PORT (judged on the addresses "
+                    "given with --resolved) or, for resolve, a NAME.")
+    explain.add_argument("file", type=Path, metavar="FILE")
+    explain.add_argument("operation", metavar="OPERATION")
+    explain.add_argument("target", metavar="TARGET")
+    explain.add_argument("--resolved", action="append", default=[], metavar="NAME=ADDRESS",
+                         help="treat NAME as having resolved to ADDRESS (repeatable)")
+    suggest = tools.add_parser(
+        "suggest", help="the narrowest rules that allow what an audit log saw denied",
+        description="Read AUDIT (the JSON lines of --audit-log; run the workload with "
+                    "--policy-mode=audit to see everything it does) and print the narrowest "
+                    "rules that allow each would-deny or denied operation, as flags and as a "
+                    "policy file.")
+    suggest.add_argument("audit", type=Path, metavar="AUDIT.jsonl")
+    suggest.add_argument("--format", choices=("both", "flags", "toml"), default="both",
+                         help="what to print (default: both)")
+    suggest.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                         help="also write the suggested policy file to FILE")
+
+
 _COMMANDS: dict[str, Callable[[_Commands], None]] = {
     "run": _add_run, "conformance": _add_conformance, "build": _add_build, "serve": _add_serve,
-    "compile": _add_compile,
+    "compile": _add_compile, "policy": _add_policy,
 }
 
 
@@ -363,122 +423,121 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
         "per-instance limits",
         "quotas refuse with limit-reached and an audit line; caps shrink a request")
     defaults = Limits()
-    for flag, name, kind, text in _LIMIT_FLAGS:
-        limits.add_argument(flag, dest=f"limit_{name}", type=kind, default=getattr(defaults, name),
-                            metavar="N", help=f"{text} (default: %(default)s)")
+    for flag, name, kind, text in LIMIT_FLAGS:
+        # default None: a flag given replaces a policy file's value, one
+        # left out does not (`limits_of`).
+        default = getattr(defaults, name)
+        limits.add_argument(flag, dest=f"limit_{name}", type=kind, default=None,
+                            metavar="N", help=f"{text} (default: "
+                                              f"{'none' if default is None else default})")
+    limits.add_argument("--max-rule-connections", action="append", default=[],
+                        metavar="RULE=N", help="connections one allow rule (its PROTO://HOST:PORT "
+                                               "text) may carry at once (quota; repeatable)")
 
 
-#: (flag, Limits field, type, help) of every `--max-*` flag.
-_LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
-    ("--max-sockets", "max_sockets", int, "sockets a guest may hold open (quota)"),
-    ("--max-backlog", "max_backlog", int, "largest listen backlog (cap)"),
-    ("--max-io-bytes", "max_io_bytes", int, "bytes per receive or send call (cap)"),
-    ("--max-buffer-bytes", "max_buffer_bytes", int,
-     "largest socket send/receive buffer a guest may set (cap)"),
-    ("--max-pollables", "max_pollables", int, "pollables per poll call (quota)"),
-    ("--max-datagram", "max_datagram", int, "largest UDP payload (datagram-too-large beyond)"),
-    ("--max-resolves-per-second", "resolves_per_second", float,
-     "name resolutions per second, bursts up to one second's worth (quota)"),
-    ("--max-restrict-depth", "max_restrict_depth", int,
-     "restrict layers one capability may carry, 0 forbids restrict (quota)"),
-    ("--max-memory", "max_memory", int,
-     "bytes each guest linear memory may grow to (beyond: MemoryError in the guest); "
-     "a Python guest starts at 12.4 MiB; 512 MiB leaves room for real data"),
-    ("--max-call-bytes", "max_call_bytes", int,
-     "longest string or list<u8> argument of one call, in bytes (limit-reached beyond)"),
-]
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:
     """The `--max-*` flags as Limits; a bad value names its flag."""
-    values = {name: getattr(args, f"limit_{name}", getattr(Limits(), name))
-              for _, name, _, _ in _LIMIT_FLAGS}
-    try:
-        return Limits(**values)
-    except ValueError as error:
-        flag = next((f for f, name, _, _ in _LIMIT_FLAGS if str(error).startswith(name)), "--max-*")
-        raise ConfigError(f"invalid {flag}: {error}") from None
+    return limits_of(config_from_args(args))
 
 
-class ConfigError(Exception):
-    """A flag's value is wrong; the message names the flag."""
+def config_from_args(args: argparse.Namespace) -> PolicyConfig:
+    """The flags as a `PolicyConfig` located at the flags (merged over a
+    `--policy` file by `host_from_args`)."""
+    rules = {kind: tuple(Located(text, f"--{kind}")
+                         for text in getattr(args, kind.replace("-", "_"), []))
+             for kind in RULE_KINDS}
+    for kind, entries in rules.items():
+        for entry in entries:
+            validate_rule(kind, entry.value, entry.where)
+    limits = {flag.removeprefix("--"): (value, flag) for flag, name, _, _ in LIMIT_FLAGS
+              if (value := getattr(args, f"limit_{name}", None)) is not None}
+    quotas = []
+    for text in getattr(args, "max_rule_connections", []):
+        rule, _, count = text.rpartition("=")
+        if not rule or not count.isdigit() or int(count) < 1:
+            raise PolicyError(f"invalid --max-rule-connections {text!r}: expected "
+                              "PROTO://HOST:PORT=N with N at least 1")
+        validate_rule("allow-outbound", rule, "--max-rule-connections")
+        quotas.append(RuleQuota(f"allow {rule.strip()}", int(count),
+                                "--max-rule-connections"))
+
+    def single(name: str, flag: str) -> Located | None:
+        value = getattr(args, name, None)
+        return None if value is None else Located(str(value), flag)
+
+    return PolicyConfig(rules=rules, limits=limits, rule_quotas=tuple(quotas),
+                        tcplisten=tuple(Located(t, "--tcplisten") for t in args.tcplisten),
+                        udpbind=tuple(Located(t, "--udpbind") for t in args.udpbind),
+                        dirs=tuple(Located(t, "--dir") for t in args.dirs),
+                        dns=single("dns", "--dns"),
+                        peer_address=single("peer_address", "--peer-address"),
+                        audit_log=single("audit_log", "--audit-log"),
+                        mode=single("policy_mode", "--policy-mode"),
+                        virtual_range=single("virtual_range", "--virtual-range"))
+
+
+def config_with_file(args: argparse.Namespace) -> PolicyConfig:
+    """The flags merged over the `--policy` file, if any (`merge`)."""
+    flags = config_from_args(args)
+    if getattr(args, "policy", None) is None:
+        return flags
+    from .policy.loader import load_policy
+
+    return merge(load_policy(args.policy), flags)
 
 
 def host_from_args(args: argparse.Namespace) -> Host:
-    """Build the Host the instance flags describe (no sockets opened yet)."""
+    """Build the Host the instance flags (and the `--policy` file) describe
+    (no sockets opened yet): one `PolicyConfig`, turned into the Host by
+    `Host(policy=config)` as an embedder's `Host(policy=FILE)` is."""
     try:
-        policy = policy_from_args(args)
-        mappings = mappings_from_args(args)
+        config = config_with_file(args)
     except PolicyError as error:
         raise ConfigError(str(error)) from None
-    limits = limits_from_args(args)
-    listens = []
-    for text in args.tcplisten:
-        try:
-            listens.append(TcpListenSpec.parse(text))
-        except ValueError as error:
-            raise ConfigError(f"invalid --tcplisten: {error}") from None
-    binds = []
-    for text in args.udpbind:
-        try:
-            binds.append(UdpBindSpec.parse(text))
-        except ValueError as error:
-            raise ConfigError(f"invalid --udpbind: {error}") from None
-    dirs = []
-    for text in args.dirs:
-        try:
-            spec = DirSpec.parse(text)
-            spec.check()
-        except ValueError as error:
-            raise ConfigError(f"invalid --dir: {error}") from None
-        except RunError as error:
-            raise ConfigError(str(error)) from None
-        dirs.append(spec)
     backend: Backend = OsBackend()
-    resolver: Resolver | None = None  # the backend's own
     if args.backend == "memory":
         if getattr(args, "command", None) == "serve":
             raise ConfigError("--backend memory: serve shares OS listeners between instances; "
                               "a virtual network is reachable only in-process (use run, or "
                               "the Python API)")
-        if args.dns is not None:
-            raise ConfigError("--backend memory: --dns would query a real DNS server; "
-                              "the virtual network resolves from its own name table")
+        if config.dns is not None:
+            raise ConfigError(f"--backend memory: {config.dns.where} would query a real DNS "
+                              "server; the virtual network resolves from its own name table")
         from .backends.memory import MemoryBackend, VirtualNetwork  # only this flag needs it
 
         backend = MemoryBackend(VirtualNetwork())
-    if args.dns is not None:
-        try:
-            server = parse_host_port(args.dns)
-        except ValueError as error:
-            raise ConfigError(f"invalid --dns: {error}") from None
-        if server.port == 0:
-            raise ConfigError(f"invalid --dns: {args.dns!r}: port 0")
-        from .backends.resolvers import DnsResolver  # dnspython: ~50 ms to import
-
-        resolver = DnsResolver(server)
     inherited = inherited_from_args(args, backend)
-    audit = audit_from_args(args)
-    return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
-                resolver=resolver, backend=backend, peer_address=args.peer_address,
-                audit_log=audit,
-                dirs=dirs, limits=limits, mappings=mappings, inherited=inherited)
+    # The audit log is opened here rather than by the config's host parts:
+    # the rotation flags go with it (the file's `[audit] log` or the flag).
+    audit = audit_from_config(args, config)
+    try:
+        return Host(policy=config._replace(audit_log=None), cache_dir=args.cache_dir,
+                    backend=backend, audit_log=audit, inherited=inherited)
+    except PolicyError as error:
+        if audit is not None:
+            audit.close()
+        raise ConfigError(str(error)) from None
 
 
-def audit_from_args(args: argparse.Namespace) -> AuditLog | None:
-    """`--audit-log` (a file, `-` or a syslog URL) and its rotation flags."""
-    if args.audit_log is None:
+def audit_from_config(args: argparse.Namespace, config: PolicyConfig) -> AuditLog | None:
+    """The audit log `--audit-log` or the file's `[audit] log` names (a
+    file, `-` or a syslog URL), with the rotation flags; None without one."""
+    if config.audit_log is None:
         return None
+    from .core.audit import AuditLog
     from .core.audit_sinks import sink_for
 
     if args.audit_log_max_bytes < 0 or args.audit_log_backups < 0:
         raise ConfigError("--audit-log-max-bytes and --audit-log-backups must be >= 0")
+    where, value = config.audit_log.where, config.audit_log.value
     try:
-        sink = sink_for(args.audit_log, args.audit_log_max_bytes, args.audit_log_backups)
+        sink = sink_for(value, args.audit_log_max_bytes, args.audit_log_backups)
     except ValueError as error:
-        raise ConfigError(f"invalid --audit-log: {error}") from None
+        raise ConfigError(f"invalid {where}: {error}") from None
     except OSError as error:
-        raise ConfigError(f"cannot open --audit-log {str(args.audit_log)!r}: "
+        raise ConfigError(f"cannot open {where} {value!r}: "
                           f"{error.strerror or error}") from None
     return AuditLog(sink=sink)
 
@@ -505,6 +564,13 @@ def inherited_from_args(args: argparse.Namespace, backend: Backend) -> list[Inhe
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("policy")
+    group.add_argument("--policy", type=Path, default=None, metavar="FILE",
+                       help="read rules, limits, quotas, pre-opens, dns and audit settings "
+                            "from a TOML policy file (README, 'Policy files'); flags add "
+                            "rules and pre-opens to it and replace its single values")
+    group.add_argument("--policy-mode", choices=("enforce", "audit"), default=None,
+                       help="audit: allow what the policy would deny and log it as "
+                            "would-deny in the audit log (default: enforce)")
     for flag, text in (
         ("allow-outbound", "allow connecting to PROTO://HOST:PORT"),
         ("allow-inbound", "allow binding/listening on PROTO://HOST:PORT"),
@@ -517,39 +583,10 @@ def add_policy_flags(parser: argparse.ArgumentParser) -> None:
     ):
         group.add_argument(f"--{flag}", action="append", default=[], metavar="RULE",
                            help=f"{text} (repeatable)")
-    group.add_argument("--virtual-range", default=DEFAULT_VIRTUAL_RANGE, metavar="CIDR",
+    group.add_argument("--virtual-range", metavar="CIDR",
                        help="where names mapped to a real name (--allow-resolve=NAME->REALNAME, "
                             "--allow-outbound=tcp://NAME->...) get their guest-side address, "
-                            "lowest free first (default: %(default)s)")
-
-
-def policy_from_args(args: argparse.Namespace) -> Policy:
-    """The plain rules of the policy flags (`->` mappings are
-    `mappings_from_args`'s)."""
-    for flag in ("deny_outbound", "deny_inbound", "deny_resolve", "addr_pool"):
-        for text in getattr(args, flag):
-            if is_mapping(text):
-                raise PolicyError(f"invalid rule '{text}' for --{flag.replace('_', '-')}: "
-                                  "only --allow-outbound, --allow-inbound and --allow-resolve "
-                                  "take '->' mappings")
-    return Policy.from_flags(
-        allow_outbound=[t for t in args.allow_outbound if not is_mapping(t)],
-        allow_inbound=[t for t in args.allow_inbound if not is_mapping(t)],
-        deny_outbound=args.deny_outbound, deny_inbound=args.deny_inbound,
-        allow_resolve=[t for t in args.allow_resolve if not is_mapping(t)],
-        deny_resolve=args.deny_resolve,
-        addr_pool=args.addr_pool,
-    )
-
-
-def mappings_from_args(args: argparse.Namespace) -> MappingTable | None:
-    """The `->` values of the allow flags as a MappingTable (None: none)."""
-    table = MappingTable.build(
-        outbound=[t for t in args.allow_outbound if is_mapping(t)],
-        inbound=[t for t in args.allow_inbound if is_mapping(t)],
-        resolve=[t for t in args.allow_resolve if is_mapping(t)],
-        virtual_range=getattr(args, "virtual_range", DEFAULT_VIRTUAL_RANGE))
-    return table if table else None
+                            f"lowest free first (default: {DEFAULT_VIRTUAL_RANGE})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -565,6 +602,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_conformance(args)
     if args.command == "compile":
         return run_compile(args)
+    if args.command == "policy":
+        from .policytool import run_policy_tool  # only this command needs it
+
+        return run_policy_tool(args)
     try:
         host = host_from_args(args)
     except ConfigError as error:

@@ -13,7 +13,6 @@ compiles.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml
 from kubernetes_validate import utils as k8s
 
 from capsock.cli import build_parser
+from capsock.policy.config import parse_policy_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -69,17 +69,10 @@ def container() -> dict[str, Any]:
 
 
 def serve_args() -> Any:
-    """The container's args as `capsock serve` parses them.
-
-    `--policy` comes with the policy-file work (issue 19, another branch):
-    where this capsock does not know it yet, it is the only flag allowed to
-    be unknown."""
+    """The container's args as `capsock serve` parses them (all known)."""
     args = container()["args"]
-    namespace, unknown = build_parser(args).parse_known_args(args)
-    assert unknown in ([], [a for a in args if a.startswith("--policy=")]), unknown
-    policy = getattr(namespace, "policy", None) or next(
-        (a.split("=", 1)[1] for a in args if a.startswith("--policy=")), None)
-    return namespace, policy
+    namespace = build_parser(args).parse_args(args)
+    return namespace, str(namespace.policy)
 
 
 def port_named(name: str) -> int:
@@ -112,8 +105,11 @@ def test_the_policy_file_is_mounted_where_policy_reads_it() -> None:
     [volume] = [n for n, path in mounts.items() if path == directory]
     config = one("ConfigMap")
     assert volumes[volume]["configMap"]["name"] == config["metadata"]["name"]
-    parsed = tomllib.loads(config["data"][name])
-    assert parsed["outbound"]["deny"]
+    # capsock's own parser (what `capsock policy check` runs): errors name
+    # the line and rule; the shipped policy denies private and metadata.
+    parsed = parse_policy_text(config["data"][name], "policy.toml")
+    denied = [rule.value for rule in parsed.rules["deny-outbound"]]
+    assert "tcp://private:*" in denied and "tcp://metadata:*" in denied
 
 
 def _quantity_mib(text: str) -> int:

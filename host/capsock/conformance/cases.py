@@ -140,6 +140,12 @@ SETUPS: dict[str, Setup] = {s.name: s for s in [
     Setup("mapping-range", "a range mounted as a range; a deny rule on one real address",
           {"allow-outbound": ["tcp://10.225.0.32/29->127.0.0.0/29:*"],
            "deny-outbound": ["tcp://127.0.0.1:{silent_port}"]}),
+    Setup("groups", "network groups as rule hosts: loopback allowed, special denied on "
+                    "the silent port, private and metadata denied",
+          {"allow-outbound": ["tcp://loopback:*", "udp://loopback:{udp_port}"],
+           "deny-outbound": ["tcp://special:{silent_port}", "tcp://private:*",
+                             "tcp://metadata:*"],
+           "allow-inbound": ["tcp://loopback:*"]}),
     Setup("resolve", "names through the DNS peer",
           {"allow-resolve": ["svc.test", "v6.test", "dual.test", "*.wild.test", "nx.test"],
            "deny-resolve": ["bad.wild.test"],
@@ -253,6 +259,19 @@ case("tcp.connect.ipv6", "tcp6", "tcp-connect", ("{echo6}", "ipv6"), "ok", "IPv6
 case("tcp.connect.mapped-ipv4", "tcp-v6-rules-only", "tcp-connect",
      ("[::ffff:127.0.0.1]:{echo_port}", "ipv6"), "access-denied",
      "an IPv4-mapped address is judged by IPv4 rules (none here)")
+case("tcp.groups.loopback-allowed", "groups", "tcp-connect", ("{echo}",), "ok",
+     "tcp://loopback:* allows 127.0.0.1")
+case("tcp.groups.special-denied", "groups", "tcp-connect", ("{silent}",), "access-denied",
+     "127.0.0.0/8 is in the special group: its deny rule wins over the loopback allow")
+case("tcp.groups.mapped-denied", "groups", "tcp-connect",
+     ("[::ffff:127.0.0.1]:{silent_port}", "ipv6"), "access-denied",
+     "an IPv4-mapped member is a member (judged as IPv4)")
+case("tcp.groups.bind-loopback", "groups", "tcp-bind", ("127.0.0.1:0",), "ok",
+     "tcp://loopback:* as an inbound rule")
+case("tcp.groups.bind-outside", "groups", "tcp-bind", ("0.0.0.0:0",), "access-denied",
+     "0.0.0.0 is not in the loopback group")
+case("udp.groups.loopback-echo", "groups", "udp-echo", ("{udp_echo}",),
+     "value:datagram from-target:True", "udp://loopback:PORT allows the UDP peer")
 case("tcp.connect.cidr-in", "tcp-cidr", "tcp-connect", ("{echo}",), "ok", "inside the CIDR rule")
 case("tcp.connect.cidr-out", "tcp-cidr", "tcp-connect", ("127.0.0.9:{echo_port}",),
      "access-denied", "outside the CIDR rule")

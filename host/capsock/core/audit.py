@@ -20,6 +20,15 @@ target, `target` is the guest-side address and `real` the address the
 host used (a resolve line: what the name maps to), e.g.
 ``"target": "10.225.0.1:5432", "real": "127.0.0.2:5432"``.
 
+In audit mode (`--policy-mode=audit`) nothing the policy would deny is
+denied: such an operation goes ahead and its line says `"allowed": true`,
+`"would-deny": true`, with `rule` the rule that would have denied it (null:
+no rule allows it). `capsock policy suggest` reads these lines::
+
+    {"time": "...", "instance": "4242-1", "operation": "connect",
+     "protocol": "tcp", "target": "10.0.0.5:5432", "allowed": true,
+     "rule": "deny-outbound tcp://private:*", "would-deny": true}
+
 Denials are rate-limited per instance (`capsock._log.LineBudget`: the
 first 100 whole, then 10 a second): the ones left out are counted in a
 line of operation `suppressed`, at most one a second and one at the
@@ -254,10 +263,11 @@ class AuditLog:
         self._episode_start = self.dropped  # `dropped` when this episode began
 
     def record(self, instance: str, operation: str, protocol: str, target: str,
-               decision: Decision, real: str | None = None) -> None:
+               decision: Decision, real: str | None = None,
+               would_deny: bool = False) -> None:
         """Queue one decision as one line, never waiting (with `real` when a
-        mapping translated `target`)."""
-        fields = {
+        mapping translated `target`; `would_deny`: see the module)."""
+        fields: dict[str, object] = {
             "time": _now(),
             "instance": instance,
             "operation": operation,
@@ -268,7 +278,11 @@ class AuditLog:
         }
         if real is not None:
             fields["real"] = real
-        self._put(self._encode(fields), decision.allowed)
+        if would_deny:
+            fields["would-deny"] = True
+        # A sink grades lines (syslog severity): one the policy would deny
+        # is a warning even when audit mode let it through.
+        self._put(self._encode(fields), decision.allowed and not would_deny)
 
     def summarise(self, instance: str, count: int) -> None:
         """Queue the line that stands for `count` denials left out."""

@@ -187,6 +187,11 @@ class SocketCore:
             try:
                 self.sock.close()
             finally:
+                self.release_quotas()
                 if self.counted:
                     self.counted = False
                     self.context.release_socket()
+
+    def release_quotas(self) -> None:
+        """Give back what this socket holds of the per-destination quotas
+        (a TCP connection's slot); nothing for most sockets."""

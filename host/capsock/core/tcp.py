@@ -101,6 +101,17 @@ class TcpSocket(SocketCore):
         #: Counted in `context.open_sockets` (created or accepted by the
         #: guest; pre-opens are the operator's and are not counted).
         self.counted = False
+        #: The real peer (connected to, or accepted from): what the byte
+        #: quotas per destination are kept by.
+        self.peer_address: SocketAddress | None = None
+        #: The connection-quota slot this socket holds: (destination, rule).
+        self.connection: tuple[SocketAddress, str | None] | None = None
+
+    def release_quotas(self) -> None:
+        if self.connection is not None:
+            address, rule = self.connection
+            self.connection = None
+            self.context.close_connection(address, rule)
 
     def _require(self, operation: str, *states: TcpState) -> None:
         if self.state not in states:
@@ -133,6 +144,7 @@ class TcpSocket(SocketCore):
             self.context.release_socket()
             raise
         child = TcpSocket(self.context, self.checker, conn, self.ipv6, TcpState.CONNECTED)
+        child.peer_address = peer
         child.accepted = True
         child.counted = True
         child.origin = self.origin
@@ -147,23 +159,34 @@ class TcpSocket(SocketCore):
             return
         self._require("connect", TcpState.UNBOUND, TcpState.BOUND)
         check_remote(address, self.ipv6)
-        real, mapped, decision = translate.remote(self.context, self.checker, Use.TCP_CONNECT,
-                                                  address, self.ipv6)
+        real, mapped, decision = translate.remote(self.context, self.checker,
+                                                  Use.TCP_CONNECT, address, self.ipv6)
         self.take_origin(decision)
-        if self.state is TcpState.UNBOUND:
-            # The state stays UNBOUND: a failed connect releases a port the
-            # kernel picked (Linux), as it always did.
-            self.implicit_bind(Use.TCP_IMPLICIT_BIND)
-            self.behind_mapping = mapped
-        self.mapped_peer = address if mapped else None
+        # After the policy, before any syscall: a full connection quota
+        # costs the host nothing. Quotas count guest-side destinations
+        # (what the rules name).
+        self.context.open_connection(address, decision.rule)
+        self.connection = (address, decision.rule)
         try:
+            if self.state is TcpState.UNBOUND:
+                # The state stays UNBOUND: a failed connect releases a port
+                # the kernel picked (Linux), as it always did.
+                self.implicit_bind(Use.TCP_IMPLICIT_BIND)
+                self.behind_mapping = mapped
+            self.mapped_peer = address if mapped else None
             self.sock.connect(real)
         except NetError as error:
             if error.code is ErrorCode.WOULD_BLOCK:
                 self.state = TcpState.CONNECTING
                 self.connecting_to = address
                 self.connecting_real = real
+            else:
+                self.release_quotas()
             raise
+        except BaseException:
+            self.release_quotas()
+            raise
+        self.peer_address = address
         self.state = TcpState.CONNECTED
         self.opened()
 
@@ -178,7 +201,9 @@ class TcpSocket(SocketCore):
             if error.code is not ErrorCode.INVALID_STATE:  # EISCONN means it succeeded
                 self.state = TcpState.BOUND
                 self.connecting_to = self.connecting_real = None
+                self.release_quotas()
                 raise
+        self.peer_address = address
         self.state = TcpState.CONNECTED
         self.opened()
 
@@ -186,8 +211,13 @@ class TcpSocket(SocketCore):
         self._require("receive", TcpState.CONNECTED)
         if max_len == 0:
             return b""
-        data = self.sock.receive(min(max_len, self.context.limits.max_io_bytes), peek)
-        if data and not peek:
+        wanted = min(max_len, self.context.limits.max_io_bytes)
+        if peek:  # consumes nothing: the receive that follows is metered
+            return self.sock.receive(wanted, peek)
+        allowed = self.context.meter(self.peer_address, wanted, self.blocking)
+        data = self.sock.receive(allowed, peek)
+        self.context.charge(self.peer_address, len(data))
+        if data:
             self.context.observer.transferred("tcp", self.origin, len(data), 0)
         return data
 
@@ -196,7 +226,11 @@ class TcpSocket(SocketCore):
         if self.send_closed:
             raise NetError(ErrorCode.INVALID_STATE, "send after shutdown(send)")
         # A partial send is what send() may do anyway: the guest loops.
-        sent = self.sock.send(data[:self.context.limits.max_io_bytes])
+        allowed = self.context.meter(self.peer_address,
+                                     min(len(data), self.context.limits.max_io_bytes),
+                                     self.blocking)
+        sent = self.sock.send(data[:allowed])
+        self.context.charge(self.peer_address, sent)
         self.context.observer.transferred("tcp", self.origin, 0, sent)
         return sent
 
@@ -220,11 +254,17 @@ class TcpSocket(SocketCore):
         chunk = self.context.limits.max_io_bytes
         moved = 0
         while moved < max_len:
+            sent = 0
             try:
-                data = self.sock.receive(min(chunk, max_len - moved), True)
+                # Metered as a receive here and a send on `target`, like
+                # the guest doing both: the lesser allowance moves.
+                allowed = self.context.meter(self.peer_address, min(chunk, max_len - moved),
+                                             self.blocking)
+                data = self.sock.receive(allowed, True)
                 if not data:
                     break
-                sent = self._splice_send(target, data)
+                allowed = self.context.meter(target.peer_address, len(data), self.blocking)
+                sent = self._splice_send(target, data[:allowed])
                 consumed = 0
                 while consumed < sent:  # already queued: never waits
                     taken = self.sock.receive(sent - consumed, False)
@@ -235,6 +275,9 @@ class TcpSocket(SocketCore):
                 if moved:
                     break
                 raise
+            finally:
+                self.context.charge(self.peer_address, sent)
+                self.context.charge(target.peer_address, sent)
             moved += sent
         if moved:
             self.context.observer.transferred("tcp", self.origin, moved, 0)

@@ -118,34 +118,37 @@ def _resolve_real(context: InstanceContext, name: str, ipv6: bool) -> IPAddress:
 def remote(context: InstanceContext, checker: Checker, use: Use, guest: SocketAddress,
            ipv6: bool) -> tuple[SocketAddress, bool, Decision]:
     """Check the guest-side target of a connect or send, then translate it:
-    the real address, whether a mapping applied, and the allowing decision
-    (its rule labels the socket's traffic, core/observe.py). Raises
-    access-denied (audited) before any system call toward either address."""
+    the real address, whether a mapping applied, and the deciding decision
+    (per-rule quotas count by its rule; it labels the socket's traffic,
+    core/observe.py). Raises access-denied (audited) before any system
+    call toward either address."""
     if context.mappings is None:
         return guest, False, context.require(checker, use, guest)
     decision = context.check(checker, use, guest)
-    if not decision.allowed:
-        context.record(use.operation, use.protocol, guest, decision)
-        raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {guest}")
+    audited = not decision.allowed
+    if audited:  # raises, but in audit mode, where it goes ahead, logged
+        decision = context.refuse(use, guest, decision)
     routed = _to_real_remote(context, use.protocol, guest, ipv6)
     if routed is None:
-        context.record_allowed(use.operation, use.protocol, guest, decision)
+        if not audited:
+            context.record_allowed(use.operation, use.protocol, guest, decision)
         return guest, False, decision
     real, _rule = routed
     if special_kind(real.ip) is not None or real.port == 0:
         raise NetError(ErrorCode.REMOTE_UNREACHABLE, f"{guest} maps to an unusable address")
-    _require_real(context, use, guest, real, decision)
-    return real, True, decision
+    return real, True, _require_real(context, use, guest, real, decision, audited)
 
 
 def _require_real(context: InstanceContext, use: Use, guest: SocketAddress,
-                  real: SocketAddress, allowed: Decision) -> None:
-    """Step 3, audited with both addresses."""
+                  real: SocketAddress, allowed: Decision, audited: bool) -> Decision:
+    """Step 3, audited with both addresses (`audited`: the guest side's
+    would-deny line is written already, audit mode)."""
     denied = real_denied(context, use, real)
     if not denied.allowed:
-        context.record(use.operation, use.protocol, guest, denied, real=real)
-        raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {guest}")
-    context.record_allowed(use.operation, use.protocol, guest, allowed, real=real)
+        return context.refuse(use, guest, denied, real)
+    if not audited:
+        context.record_allowed(use.operation, use.protocol, guest, allowed, real=real)
+    return allowed
 
 
 def local(context: InstanceContext, checker: Checker, use: Use, guest: SocketAddress,
@@ -157,17 +160,17 @@ def local(context: InstanceContext, checker: Checker, use: Use, guest: SocketAdd
     if table is None:
         return guest, False, context.require(checker, use, guest)
     decision = context.check(checker, use, guest)
-    if not decision.allowed:
-        context.record(use.operation, use.protocol, guest, decision)
-        raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {guest}")
+    audited = not decision.allowed
+    if audited:  # raises, but in audit mode
+        decision = context.refuse(use, guest, decision)
     found = table.local_to_real(use.protocol, guest.ip, guest.port)
     if found is None:
-        context.record_allowed(use.operation, use.protocol, guest, decision)
+        if not audited:
+            context.record_allowed(use.operation, use.protocol, guest, decision)
         return guest, False, decision
     _mapping, real_ip, real_port = found
     real = SocketAddress(_in_family(real_ip, ipv6), real_port, guest.flow_info, guest.scope_id)
-    _require_real(context, use, guest, real, decision)
-    return real, True, decision
+    return real, True, _require_real(context, use, guest, real, decision, audited)
 
 
 def seen_peer(context: InstanceContext, protocol: str, real: SocketAddress,
@@ -215,8 +218,7 @@ def check_picked(context: InstanceContext, checker: Checker, use: Use, real: Soc
     if guest != real and context.mappings is not None:
         denied = real_denied(context, use, real)
         if not denied.allowed:
-            context.record(use.operation, use.protocol, guest, denied, real=real)
-            raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {guest}")
+            context.refuse(use, guest, denied, real)
 
 
 def admit(context: InstanceContext, checker: Checker, guest: SocketAddress,

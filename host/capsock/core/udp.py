@@ -182,7 +182,9 @@ class UdpSocket(SocketCore):
                 raise NetError(ErrorCode.INVALID_ARGUMENT,
                                f"connected to {self.peer}, not {address}")
             # The peer was checked by connect; send() goes nowhere else.
+            self.context.meter_datagram(self.peer, self.blocking)
             sent = self.sock.send(data, None)
+            self.context.charge(self.peer, len(data))
             self.context.observer.transferred("udp", self.origin, 0, sent)
             return sent
         if address is None:
@@ -198,7 +200,9 @@ class UdpSocket(SocketCore):
         if self.state is UdpState.UNBOUND:
             self._implicit_bind()
             self.behind_mapping = mapped
+        self.context.meter_datagram(address, self.blocking)
         sent = self.sock.send(data, real)
+        self.context.charge(address, len(data))
         self.state = UdpState.BOUND
         self.context.observer.transferred("udp", self.origin, 0, sent)
         return sent
@@ -228,10 +232,13 @@ class UdpSocket(SocketCore):
             deadline = time.monotonic() + self.timeout
         try:
             while True:
+                if not peek:
+                    self.context.meter_datagram(self.peer, self.blocking)
                 data, real_sender = self.sock.receive(size, peek)
                 sender = translate.seen_peer(self.context, "udp", real_sender, self.ipv6)
                 if self._accepts(sender, real_sender):
                     if not peek:
+                        self.context.charge(sender, len(data))
                         self._remember_reply_peer(sender)
                         self._hidden_sender = sender
                         self.context.observer.transferred("udp", self.origin, len(data), 0)
@@ -262,6 +269,11 @@ class UdpSocket(SocketCore):
             return True
         decision = translate.admit(self.context, self.checker, sender, real)
         shown_real = real if real != sender else None
+        if not decision.allowed and self.context.audit_mode:
+            if sender not in self._audited_senders and len(self._audited_senders) < 1024:
+                self._audited_senders.add(sender)
+                self.context.would_deny("receive", "udp", sender, decision, shown_real)
+            return True
         if not decision.allowed:
             self.context.record("receive-drop", "udp", sender, decision, real=shown_real)
             return False

@@ -55,6 +55,7 @@ from .rules import (
     LocalhostHost,
     NameHost,
     ResolveRule,
+    SubdomainHost,
     embedded_ipv4,
     normalize_ip,
     normalize_query_name,
@@ -182,7 +183,7 @@ class _RuleSet(NamedTuple):
         if self.allow_resolve:
             return True
         return any(
-            isinstance(entry.rule.host, NameHost | LocalhostHost)
+            isinstance(entry.rule.host, NameHost | LocalhostHost | SubdomainHost)
             for entry in self.allow_outbound + self.allow_inbound
         )
 
@@ -203,7 +204,7 @@ class _RuleSet(NamedTuple):
             host = entry.rule.host
             if (isinstance(host, NameHost) and host.name == name) or (
                 isinstance(host, LocalhostHost) and name == "localhost"
-            ):
+            ) or (isinstance(host, SubdomainHost) and host.covers(name)):
                 return Decision(True, entry.text)
         return _DEFAULT_DENY
 

@@ -11,7 +11,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from wasmtime import Engine, ExitTrap, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Linker
@@ -27,6 +27,9 @@ from ..core.observe import NULL_OBSERVER, InstanceObserver
 from ..errors import NetError
 from ..policy import Checker, MappingTable, Policy
 from .activation import InheritedSocket
+
+if TYPE_CHECKING:
+    from ..policy.config import PolicyConfig
 from .cache import load_component
 from .engine import new_engine
 from .kill import GuestKilled, KillSwitch, RunGuard
@@ -117,23 +120,50 @@ class Host:
     """A configured host: checker, backend, pre-opens. Runs components.
 
     Every argument is optional and keyword-only: `Host()` denies all
-    networking. `policy` (capsock's rules, e.g. `Policy.from_flags(...)`)
+    networking. `policy` (capsock's rules, e.g. `Policy.from_flags(...)`;
+    or a policy file's path, or its parsed `PolicyConfig`, which also
+    bring the file's limits, pre-opens, dns, audit log and mode, each
+    replaced by the matching argument when one is given)
     or `checker` (any object with the `Checker` method `check(use,
     target, resolved)`, docs/embedding.md) decides every socket operation
     and lookup; give one or neither. A plain class, not a dataclass: see
     policy/rules.py.
     """
 
-    def __init__(self, *, policy: Policy | None = None, checker: Checker | None = None,
+    def __init__(self, *, policy: Policy | PolicyConfig | str | Path | None = None,
+                 checker: Checker | None = None,
                  backend: Backend | None = None,
                  tcp_listen: Sequence[TcpListenSpec] = (), cache_dir: Path | None = None,
                  engine: Engine | None = None, udp_bind: Sequence[UdpBindSpec] = (),
-                 resolver: Resolver | None = None, peer_address: str = "real",
+                 resolver: Resolver | None = None, peer_address: str | None = None,
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
                  limits: Limits | None = None, mappings: MappingTable | None = None,
+                 audit_mode: bool = False,
                  inherited: Sequence[InheritedSocket] = ()) -> None:
         if policy is not None and checker is not None:
             raise TypeError("Host takes a policy or a checker, not both")
+        if isinstance(policy, str | Path):
+            # A policy file (`capsock run --policy`); PolicyError names it.
+            from ..policy.loader import load_policy
+
+            policy = load_policy(policy)
+        if policy is not None and not isinstance(policy, Policy):
+            # A PolicyConfig: the one path from a config to a host
+            # (runtime/configure.py; imported only here, for start time).
+            # What the caller passes explicitly wins, lists add up.
+            from .configure import host_parts
+
+            parts = host_parts(policy)
+            policy = parts.policy
+            limits = limits if limits is not None else parts.limits
+            tcp_listen = [*parts.tcp_listen, *tcp_listen]
+            udp_bind = [*parts.udp_bind, *udp_bind]
+            dirs = [*parts.dirs, *dirs]
+            resolver = resolver if resolver is not None else parts.resolver
+            peer_address = peer_address if peer_address is not None else parts.peer_address
+            audit_log = audit_log if audit_log is not None else parts.audit_log
+            audit_mode = audit_mode or parts.audit_mode
+            mappings = mappings if mappings is not None else parts.mappings
         #: The `->` rules (`MappingTable.build`): virtual addresses the host
         #: translates (core/translate.py). With a `policy`, each mapping is
         #: also an allow rule for its guest side; an embedder's `checker`
@@ -163,7 +193,9 @@ class Host:
         #: virtual network's name table for the in-memory backend).
         self.resolver = resolver
         #: `--peer-address`: "real", or "hidden" for the reserved stand-ins.
-        self.peer_address = peer_address
+        self.peer_address = peer_address if peer_address is not None else "real"
+        #: `--policy-mode=audit`: denials are logged as would-deny, not enforced.
+        self.audit_mode = audit_mode
         #: `--audit-log`: already open, so a bad path fails before any guest runs.
         self.audit_log = audit_log
         #: `--dir`: host directories pre-opened for the guest's WASI filesystem.
@@ -188,7 +220,7 @@ class Host:
                                preopens if preopens is not None else self.open_preopens(),
                                resolver=resolver, hide_peers=self.peer_address == "hidden",
                                audit=self.audit_log, limits=self.limits, mappings=self.mappings,
-                               observer=observer)
+                               audit_mode=self.audit_mode, observer=observer)
 
     def open_preopens(self) -> list[Preopen]:
         """This host's own pre-opens, opened now: `--tcplisten`, `--udpbind`,
