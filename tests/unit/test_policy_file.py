@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from capsock.addresses import SocketAddress
 from capsock.core.limits import LIMIT_FLAGS, ByteBucket, Limits, QuotaState
 from capsock.policy import Policy, PolicyError, Use, embedded_ipv4
 from capsock.policy.config import LIMIT_KEYS, PolicyConfig, merge, parse_policy_text
@@ -550,3 +551,52 @@ def test_the_same_rule_under_two_keys_is_located_under_each() -> None:
     assert config.rules["allow-inbound"][0].where == "p.toml:2 [inbound] allow"
     assert config.rules["allow-outbound"][0].where == "p.toml:4 [outbound] allow"
     assert config.rules["deny-outbound"][0].where == "p.toml:6 [outbound] deny"
+
+
+# --- `->` mappings in a policy file (the same path as the flags) -----------
+
+MAPPED = """
+[resolve]
+allow = ["db.internal->127.0.0.2"]
+[outbound]
+allow = ["tcp://db.internal->127.0.0.2:5432->15432", "tcp://127.0.0.1:80"]
+[host]
+virtual-range = "10.99.0.0/24"
+"""
+
+
+def test_a_files_arrow_rules_become_the_mapping_table_not_plain_rules() -> None:
+    config = parse_policy_text(MAPPED, "svc.toml")
+    table = config.mappings()
+    assert table is not None
+    # The mapping translates the guest side to the real side ...
+    found = table.remote_to_guest("tcp", ipaddress.ip_address("127.0.0.2"), 15432)
+    assert found is not None and found[2] == 5432
+    # ... and the plain Policy holds only the rule without an arrow.
+    policy = config.policy()
+    assert policy.check(Use.TCP_CONNECT, _addr("127.0.0.1", 80), {}).allowed
+    assert not policy.check(Use.TCP_CONNECT, _addr("127.0.0.2", 15432), {}).allowed
+
+
+def test_without_arrow_rules_there_is_no_mapping_table() -> None:
+    assert parse_policy_text('[outbound]\nallow = ["tcp://127.0.0.1:80"]\n', "f").mappings() \
+        is None
+
+
+def test_a_bad_virtual_range_in_a_file_is_refused() -> None:
+    config = parse_policy_text(MAPPED.replace("10.99.0.0/24", "10.99.0.1/24"), "svc.toml")
+    with pytest.raises(PolicyError, match="virtual-range"):
+        config.mappings()
+
+
+@pytest.mark.parametrize("section,key", [("outbound", "deny"), ("inbound", "deny"),
+                                         ("resolve", "deny")])
+def test_an_arrow_in_a_deny_rule_names_the_file_line(section: str, key: str) -> None:
+    rule = "db.internal->127.0.0.2" if section == "resolve" else "tcp://a.test->127.0.0.2:1"
+    text = f'[{section}]\n{key} = ["{rule}"]\n'
+    with pytest.raises(PolicyError, match=r"f\.toml:2.*only allow-outbound"):
+        parse_policy_text(text, "f.toml")
+
+
+def _addr(ip: str, port: int) -> SocketAddress:
+    return SocketAddress(ipaddress.ip_address(ip), port)

@@ -149,3 +149,37 @@ def test_udp_replies_through_a_mapping_with_hidden_peers() -> None:
         sock.send(b"thanks", HIDDEN_PEER_V4)  # the stand-in: back through the map
         assert peer.recvfrom(100) == (b"thanks", sender)
         sock.close()
+
+
+def test_audit_mode_lets_a_real_side_deny_through_and_logs_it(server: socket.socket,
+                                                              tmp_path: object) -> None:
+    """Audit mode covers every denial, the real side of a mapping too
+    (InstanceContext.refuse): the connect goes ahead, one would-deny line
+    names both sides."""
+    import json
+    from pathlib import Path
+
+    from capsock.core.audit import AuditLog
+
+    port = server.getsockname()[1]
+    table = MappingTable.build(outbound=[f"tcp://10.225.0.9->127.0.0.2:{port}"])
+    policy = Policy.from_flags(deny_outbound=["tcp://127.0.0.2:*"])
+    log_path = Path(str(tmp_path)) / "audit.jsonl"
+    outbound, inbound, resolve = table.allow_rules()
+    checker = policy.granting(allow_outbound=outbound, allow_inbound=inbound,
+                              allow_resolve=resolve)
+    enforcing = InstanceContext(checker, OsBackend(), mappings=table)
+    assert code(lambda: tcp(enforcing).connect(at(f"10.225.0.9:{port}"))) \
+        is ErrorCode.ACCESS_DENIED
+    auditing = InstanceContext(checker, OsBackend(), mappings=table, audit_mode=True,
+                               audit=AuditLog(str(log_path)))
+    sock = tcp(auditing)
+    sock.connect(at(f"10.225.0.9:{port}"))
+    server.accept()[0].close()
+    sock.close()
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    connects = [line for line in lines if line["operation"] == "connect"]
+    assert len(connects) == 1, lines
+    assert connects[0]["would-deny"] is True
+    assert connects[0]["real"] == f"127.0.0.2:{port}"
+    assert connects[0]["rule"] == "deny-outbound tcp://127.0.0.2:*"
