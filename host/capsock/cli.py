@@ -30,6 +30,10 @@ from .runtime.configure import ConfigError, limits_of
 if TYPE_CHECKING:
     from wasmtime import Engine
 
+    from .core.audit import AuditLog
+    from .runtime.activation import InheritedSocket
+    from .runtime.metrics import Metrics
+
 RULES_HELP = """\
 policy (deny by default; a deny rule always wins over an allow rule):
   Address rules are PROTO://HOST:PORT with PROTO tcp or udp, HOST an IPv4
@@ -288,7 +292,8 @@ def _add_serve(commands: _Commands) -> None:
         "serve", allow_abbrev=False,  # see _add_run
         help="run N instances of a server component on shared pre-opened listeners",
         description="Run --instances copies of COMPONENT, each with its own store, all "
-                    "accepting from the same --tcplisten sockets. Each instance sees "
+                    "accepting from the same --tcplisten sockets (and those a launcher passed: "
+                    "socket activation). Each instance sees "
                     "CAPSOCK_INSTANCE (0..N-1) in its environment. SIGINT/SIGTERM stop "
                     "accepting, let in-flight work finish for --grace seconds, close every "
                     "socket and exit 0.",
@@ -303,6 +308,10 @@ def _add_serve(commands: _Commands) -> None:
     serve.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                        help="how long in-flight work may take after a stop signal "
                             "(default: 10)")
+    serve.add_argument("--restart", choices=("no", "on-failure", "always"), default="no",
+                       help="run an instance that ended again: on-failure (exit code not "
+                            "0) or always; the delay doubles from 0.1 s to 10 s while it "
+                            "keeps ending within 10 s (default: no)")
     add_instance_flags(serve)
     serve.add_argument("component", metavar="COMPONENT", help="the component (.wasm) to run")
     serve.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
@@ -364,6 +373,12 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                        help="pre-open a bound UDP socket for the guest (repeatable); "
                             "port 0 picks a free port. Datagrams to it are delivered "
                             "from any sender; it needs no --allow-inbound rule")
+    group.add_argument("--no-socket-activation", action="store_true",
+                       help="ignore sockets passed by a launcher (systemd socket activation: "
+                            "LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES). By default each one "
+                            "passed to this process is a pre-open named by its fd name, "
+                            "checked to be a listening TCP or a bound UDP socket; the "
+                            "variables are then unset")
     group.add_argument("--dir", action="append", default=[], dest="dirs",
                        metavar="HOSTDIR::GUESTDIR",
                        help="pre-open host directory HOSTDIR read-write for the guest's "
@@ -382,12 +397,26 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                        help="hidden: accept, remote-address (of accepted sockets) and UDP "
                             "receive return 192.0.0.8:0 / [100::]:0 instead of the peer "
                             "(policy still applies to the real address). Default: real")
-    group.add_argument("--audit-log", type=Path, default=None, metavar="FILE",
-                       help="append one JSON line per policy decision to FILE "
-                            "(time, instance, operation, target, allowed, rule)")
+    group.add_argument("--audit-log", default=None, metavar="FILE|-|syslog://HOST:PORT",
+                       help="write one JSON line per policy decision (time, instance, "
+                            "operation, target, allowed, rule): appended to FILE, to stderr "
+                            "(-), or to a syslog collector as RFC 5424 "
+                            "(syslog://, syslog+udp://, syslog+tcp://HOST:PORT). Written by "
+                            "a thread from a bounded queue: a full disk or a slow collector "
+                            "drops lines (counted, said once), never stalls the guest")
+    group.add_argument("--audit-log-max-bytes", type=int, default=0, metavar="N",
+                       help="rotate the --audit-log FILE when it reaches N bytes "
+                            "(FILE -> FILE.1 -> FILE.2 ...; default 0: never)")
+    group.add_argument("--audit-log-backups", type=int, default=5, metavar="N",
+                       help="rotated files kept (default: 5)")
     group.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                        help="where compiled components are cached "
                             "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
+    group.add_argument("--metrics", default=None, metavar="HOST:PORT",
+                       help="serve Prometheus metrics over HTTP on HOST:PORT (any path, "
+                            "e.g. /metrics): decisions per rule, limits hit, connections, "
+                            "bytes, restarts, audit lines dropped; needs the metrics extra "
+                            "(pip install 'capsock[metrics]'). Port 0 picks one (printed)")
     group.add_argument("-v", "--verbose", action="store_true",
                        help="log every denied operation to stderr")
     limits = parser.add_argument_group(
@@ -479,10 +508,58 @@ def host_from_args(args: argparse.Namespace) -> Host:
         from .backends.memory import MemoryBackend, VirtualNetwork  # only this flag needs it
 
         backend = MemoryBackend(VirtualNetwork())
+    inherited = inherited_from_args(args, backend)
+    # The audit log is opened here rather than by the config's host parts:
+    # the rotation flags go with it (the file's `[audit] log` or the flag).
+    audit = audit_from_config(args, config)
     try:
-        return Host(policy=config, cache_dir=args.cache_dir, backend=backend)
+        return Host(policy=config._replace(audit_log=None), cache_dir=args.cache_dir,
+                    backend=backend, audit_log=audit, inherited=inherited)
     except PolicyError as error:
+        if audit is not None:
+            audit.close()
         raise ConfigError(str(error)) from None
+
+
+def audit_from_config(args: argparse.Namespace, config: PolicyConfig) -> AuditLog | None:
+    """The audit log `--audit-log` or the file's `[audit] log` names (a
+    file, `-` or a syslog URL), with the rotation flags; None without one."""
+    if config.audit_log is None:
+        return None
+    from .core.audit import AuditLog
+    from .core.audit_sinks import sink_for
+
+    if args.audit_log_max_bytes < 0 or args.audit_log_backups < 0:
+        raise ConfigError("--audit-log-max-bytes and --audit-log-backups must be >= 0")
+    where, value = config.audit_log.where, config.audit_log.value
+    try:
+        sink = sink_for(value, args.audit_log_max_bytes, args.audit_log_backups)
+    except ValueError as error:
+        raise ConfigError(f"invalid {where}: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot open {where} {value!r}: "
+                          f"{error.strerror or error}") from None
+    return AuditLog(sink=sink)
+
+
+def inherited_from_args(args: argparse.Namespace, backend: Backend) -> list[InheritedSocket]:
+    """The sockets a launcher passed (LISTEN_FDS...), unless
+    --no-socket-activation; a socket that is not what a pre-open must be
+    is a ConfigError naming its descriptor."""
+    if getattr(args, "no_socket_activation", False):
+        return []
+    from .runtime.activation import ActivationError, inherited_sockets
+
+    try:
+        inherited = inherited_sockets()
+    except ActivationError as error:
+        raise ConfigError(f"socket activation: {error}") from None
+    if inherited and not isinstance(backend, OsBackend):
+        for sock in inherited:
+            sock.sock.close()
+        raise ConfigError("socket activation: the inherited sockets are OS sockets; "
+                          "--backend memory cannot use them (use --no-socket-activation)")
+    return inherited
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:
@@ -538,13 +615,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"capsock: error: no such component: {args.component}", file=sys.stderr)
         return 2
     guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    try:
+        return _run_or_serve(args, host, guest_args)
+    finally:
+        if host.audit_log is not None:  # drains its queue (bounded)
+            host.audit_log.close()
+
+
+def _run_or_serve(args: argparse.Namespace, host: Host, guest_args: Sequence[str]) -> int:
+    """`capsock run` / `capsock serve` on a configured Host."""
+    try:
+        metrics = start_metrics(args.metrics, multiprocess=args.command == "serve"
+                                and args.mode == "process")
+    except ConfigError as error:
+        print(f"capsock: error: {error}", file=sys.stderr)
+        return 2
+    if metrics is not None and host.audit_log is not None:
+        host.audit_log.on_drop = metrics.audit_lines_dropped
     if args.command == "serve":
         try:
             from .runtime.serve import Server  # only `serve` needs it
 
             server = Server(host, args.component, guest_args, args.instances, args.mode,
-                            args.grace)
+                            args.grace, args.restart, metrics)
         except ValueError as error:
+            if metrics is not None:
+                metrics.close()
             print(f"capsock: error: {error}", file=sys.stderr)
             return 2
         try:
@@ -553,16 +649,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"capsock: error: {error}", file=sys.stderr)
             return 2
     try:
-        return run_killable(host, args.component, guest_args)
+        return run_killable(host, args.component, guest_args, metrics)
     except RunError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # a broken component file, a link error
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
-def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
+def start_metrics(address: str | None, multiprocess: bool) -> Metrics | None:
+    """`--metrics`: the metrics, served on `address` (said on stderr), or
+    None without the flag. A missing package or a bad address is a
+    ConfigError."""
+    if address is None:
+        return None
+    from .runtime.metrics import Metrics, MetricsError  # prometheus_client: only with the flag
+
+    try:
+        metrics = Metrics(multiprocess=multiprocess)
+    except MetricsError as error:
+        raise ConfigError(str(error)) from None
+    try:
+        host, port = metrics.serve_http(address)
+    except MetricsError as error:
+        metrics.close()
+        raise ConfigError(str(error)) from None
+    shown = f"[{host}]" if ":" in host else host
+    print(f"capsock: metrics on http://{shown}:{port}/metrics", file=sys.stderr, flush=True)
+    return metrics
+
+
+def run_killable(host: Host, component: str, guest_args: Sequence[str],
+                 metrics: Metrics | None = None) -> int:
     """`capsock run`: the guest in a thread, so SIGINT/SIGTERM can kill it.
 
     The main thread only waits; Python runs signal handlers there, even
@@ -577,10 +699,19 @@ def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
     received: list[int] = []
 
     def guest() -> None:
+        if metrics is not None:
+            metrics.running.inc()
         try:
-            outcome.append(host.run(component, guest_args, kill_switch=switch))
+            if metrics is not None:
+                outcome.append(host.run(component, guest_args, kill_switch=switch,
+                                        observer=metrics.instance("0")))
+            else:
+                outcome.append(host.run(component, guest_args, kill_switch=switch))
         except BaseException as error:  # handed to the main thread
             outcome.append(error)
+        finally:
+            if metrics is not None:
+                metrics.running.dec()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if received:

@@ -177,6 +177,8 @@ def test_audit_mode_lets_a_real_side_deny_through_and_logs_it(server: socket.soc
     sock.connect(at(f"10.225.0.9:{port}"))
     server.accept()[0].close()
     sock.close()
+    assert auditing.audit is not None
+    auditing.audit.close()  # lines are written by the log's thread: wait for them
     lines = [json.loads(line) for line in log_path.read_text().splitlines()]
     connects = [line for line in lines if line["operation"] == "connect"]
     assert len(connects) == 1, lines

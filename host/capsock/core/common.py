@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from ..addresses import SocketAddress
 from ..backends.options import OptionKind, SocketOption
 from ..errors import ErrorCode, NetError
-from ..policy import Checker, Use
+from ..policy import Checker, Decision, Use
 from . import translate
 from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
@@ -82,6 +82,22 @@ class SocketCore:
     blocking: bool
     timeout: float | None
     counted: bool
+    #: What labels this socket's traffic for the observer (core/observe.py):
+    #: the rule that let it exist, `preopen <name>`, or "implicit".
+    origin: str = "implicit"
+    #: Counted as an open connection by the observer (`opened`).
+    observed_open: bool = False
+
+    def take_origin(self, decision: Decision) -> None:
+        """Label this socket's traffic with the rule that allowed it."""
+        self.origin = decision.rule or "-"
+
+    def opened(self) -> None:
+        """The socket is a connection now (the observer's gauge; `close`
+        takes it back)."""
+        if not self.observed_open:
+            self.observed_open = True
+            self.context.observer.connection(self.protocol, self.origin, 1)
 
     def set_blocking(self, blocking: bool) -> None:
         self.blocking = blocking
@@ -165,6 +181,9 @@ class SocketCore:
         closed = type(self.state).CLOSED
         if self.state is not closed:
             self.state = closed
+            if self.observed_open:
+                self.observed_open = False
+                self.context.observer.connection(self.protocol, self.origin, -1)
             try:
                 self.sock.close()
             finally:

@@ -26,6 +26,7 @@ from ..policy import (
 )
 from .audit import AuditLog
 from .limits import Limits, QuotaState, TokenBucket
+from .observe import NULL_OBSERVER, InstanceObserver
 
 #: The stand-in peers of `--peer-address=hidden` (documented in the WIT):
 #: 192.0.0.8 is IANA's IPv4 dummy address (RFC 7600), 100:: the IPv6
@@ -73,7 +74,8 @@ class InstanceContext:
                  resolver: Resolver | None = None, hide_peers: bool = False,
                  audit: AuditLog | None = None, instance_id: str | None = None,
                  limits: Limits | None = None, mappings: MappingTable | None = None,
-                 audit_mode: bool = False) -> None:
+                 audit_mode: bool = False,
+                 observer: InstanceObserver = NULL_OBSERVER) -> None:
         self.checker = checker
         self.backend = backend
         self.preopens: list[Preopen] = preopens if preopens is not None else []
@@ -92,6 +94,8 @@ class InstanceContext:
         self.denial_reported = False
         #: How many denial lines this instance may cause (`record`).
         self.denial_lines = LineBudget()
+        #: Who counts what this instance does (core/observe.py; metrics).
+        self.observer = observer
         #: The host's `->` rules (None: none); core/translate.py applies them.
         self.mappings = mappings if mappings else None
         #: Real addresses the host got for the real names of mappings, each
@@ -118,6 +122,7 @@ class InstanceContext:
         hitting its limits from one denied by the policy.
         """
         value = getattr(self.limits, name) if value is None else value
+        self.observer.limit(name)
         self.record("limit", protocol, f"{operation} {target}",
                     Decision(False, f"limit {name}={value}"))
         return NetError(ErrorCode.LIMIT_REACHED, f"{operation}: {name}={value} reached")
@@ -165,12 +170,15 @@ class InstanceContext:
         """Audit the decision; raise `access-denied` unless allowed (no
         syscall toward `target` happens before). `real`: what the host
         really uses for `target` (a mapping's real side), for the audit.
-        Returns the decision (its rule is what per-rule quotas count by)."""
+        Returns the decision (its rule is what per-rule quotas count by,
+        and labels the socket's traffic for the observer, `observe.py`)."""
         decision = decision_of(checker.check(use, target, self.resolved))
         if not decision.allowed:
             return self.refuse(use, target, decision, real)
-        if self.audit is not None:  # else record does nothing
+        if self.audit is not None:
             self.record(use.operation, use.protocol, target, decision, real=real)
+        else:  # record would do nothing with it but count it
+            self.observer.decision(use.operation, use.protocol, decision)
         return decision
 
     def refuse(self, use: Use, target: object, decision: Decision,
@@ -187,7 +195,9 @@ class InstanceContext:
     def would_deny(self, operation: str, protocol: str, target: object,
                    decision: Decision, real: object = None) -> Decision:
         """Audit mode: let a denied operation go ahead, logged as
-        `would-deny` (core/audit.py) and, once, on the host's log."""
+        `would-deny` (core/audit.py) and, once, on the host's log. The
+        observer counts it as the denial the policy decided."""
+        self.observer.decision(operation, protocol, decision)
         if self.audit is not None:
             self.audit.record(self.instance_id, operation, protocol, str(target),
                               Decision(True, decision.rule),
@@ -276,7 +286,9 @@ class InstanceContext:
 
     def record_allowed(self, operation: str, protocol: str, target: object,
                        decision: Decision, real: object = None) -> None:
-        """`record` for a decision known to allow (a line only with an audit log)."""
+        """`record` for a decision known to allow (a line only with an audit
+        log; always counted by the observer)."""
+        self.observer.decision(operation, protocol, decision)
         if self.audit is not None:
             self._audit(operation, protocol, target, decision, real)
 
@@ -306,6 +318,8 @@ class InstanceContext:
         summary line ("N more denials suppressed") for the rest, in the
         audit log and on the log alike (`flush_denials` writes the last).
         """
+        if operation != "limit":  # counted by `limit_reached` as a limit
+            self.observer.decision(operation, protocol, decision)
         if decision.allowed:
             if self.audit is not None:
                 self._audit(operation, protocol, target, decision, real)

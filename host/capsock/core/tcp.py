@@ -120,7 +120,9 @@ class TcpSocket(SocketCore):
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", TcpState.UNBOUND)
         check_family(address, self.ipv6)
-        real, _ = translate.local(self.context, self.checker, Use.TCP_BIND, address, self.ipv6)
+        real, _, decision = translate.local(self.context, self.checker, Use.TCP_BIND, address,
+                                            self.ipv6)
+        self.take_origin(decision)
         self.bind_checked(Use.TCP_BIND, real)
         self.state = TcpState.BOUND
 
@@ -145,6 +147,8 @@ class TcpSocket(SocketCore):
         child.peer_address = peer
         child.accepted = True
         child.counted = True
+        child.origin = self.origin
+        child.opened()
         return child, self.context.peer(translate.seen_peer(self.context, "tcp", peer, self.ipv6))
 
     def connect(self, address: SocketAddress) -> None:
@@ -157,6 +161,7 @@ class TcpSocket(SocketCore):
         check_remote(address, self.ipv6)
         real, mapped, decision = translate.remote(self.context, self.checker,
                                                   Use.TCP_CONNECT, address, self.ipv6)
+        self.take_origin(decision)
         # After the policy, before any syscall: a full connection quota
         # costs the host nothing. Quotas count guest-side destinations
         # (what the rules name).
@@ -183,6 +188,7 @@ class TcpSocket(SocketCore):
             raise
         self.peer_address = address
         self.state = TcpState.CONNECTED
+        self.opened()
 
     def _finish_connect(self, address: SocketAddress) -> None:
         if address != self.connecting_to:
@@ -199,6 +205,7 @@ class TcpSocket(SocketCore):
                 raise
         self.peer_address = address
         self.state = TcpState.CONNECTED
+        self.opened()
 
     def receive(self, max_len: int, peek: bool = False) -> bytes:
         self._require("receive", TcpState.CONNECTED)
@@ -210,6 +217,8 @@ class TcpSocket(SocketCore):
         allowed = self.context.meter(self.peer_address, wanted, self.blocking)
         data = self.sock.receive(allowed, peek)
         self.context.charge(self.peer_address, len(data))
+        if data:
+            self.context.observer.transferred("tcp", self.origin, len(data), 0)
         return data
 
     def send(self, data: bytes) -> int:
@@ -222,6 +231,7 @@ class TcpSocket(SocketCore):
                                      self.blocking)
         sent = self.sock.send(data[:allowed])
         self.context.charge(self.peer_address, sent)
+        self.context.observer.transferred("tcp", self.origin, 0, sent)
         return sent
 
     def splice(self, target: TcpSocket, max_len: int) -> int:
@@ -269,6 +279,9 @@ class TcpSocket(SocketCore):
                 self.context.charge(self.peer_address, sent)
                 self.context.charge(target.peer_address, sent)
             moved += sent
+        if moved:
+            self.context.observer.transferred("tcp", self.origin, moved, 0)
+            target.context.observer.transferred("tcp", target.origin, 0, moved)
         return moved
 
     def _splice_send(self, target: TcpSocket, data: bytes) -> int:

@@ -119,8 +119,9 @@ def remote(context: InstanceContext, checker: Checker, use: Use, guest: SocketAd
            ipv6: bool) -> tuple[SocketAddress, bool, Decision]:
     """Check the guest-side target of a connect or send, then translate it:
     the real address, whether a mapping applied, and the deciding decision
-    (per-rule quotas count by its rule). Raises access-denied (audited)
-    before any system call toward either address."""
+    (per-rule quotas count by its rule; it labels the socket's traffic,
+    core/observe.py). Raises access-denied (audited) before any system
+    call toward either address."""
     if context.mappings is None:
         return guest, False, context.require(checker, use, guest)
     decision = context.check(checker, use, guest)
@@ -151,13 +152,13 @@ def _require_real(context: InstanceContext, use: Use, guest: SocketAddress,
 
 
 def local(context: InstanceContext, checker: Checker, use: Use, guest: SocketAddress,
-          ipv6: bool) -> tuple[SocketAddress, bool]:
+          ipv6: bool) -> tuple[SocketAddress, bool, Decision]:
     """Check a guest's bind address, then translate it (inbound mappings):
-    the address the backend binds, and whether a mapping applied."""
+    the address the backend binds, whether a mapping applied, and the
+    allowing decision (see `remote`)."""
     table = context.mappings
     if table is None:
-        context.require(checker, use, guest)
-        return guest, False
+        return guest, False, context.require(checker, use, guest)
     decision = context.check(checker, use, guest)
     audited = not decision.allowed
     if audited:  # raises, but in audit mode
@@ -166,11 +167,10 @@ def local(context: InstanceContext, checker: Checker, use: Use, guest: SocketAdd
     if found is None:
         if not audited:
             context.record_allowed(use.operation, use.protocol, guest, decision)
-        return guest, False
+        return guest, False, decision
     _mapping, real_ip, real_port = found
     real = SocketAddress(_in_family(real_ip, ipv6), real_port, guest.flow_info, guest.scope_id)
-    _require_real(context, use, guest, real, decision, audited)
-    return real, True
+    return real, True, _require_real(context, use, guest, real, decision, audited)
 
 
 def seen_peer(context: InstanceContext, protocol: str, real: SocketAddress,

@@ -132,7 +132,9 @@ class UdpSocket(SocketCore):
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", UdpState.UNBOUND)
         check_family(address, self.ipv6)
-        real, _ = translate.local(self.context, self.checker, Use.UDP_BIND, address, self.ipv6)
+        real, _, decision = translate.local(self.context, self.checker, Use.UDP_BIND, address,
+                                            self.ipv6)
+        self.take_origin(decision)
         self.bind_checked(Use.UDP_BIND, real)
         self.state = UdpState.BOUND
         self.receive_any = True
@@ -140,8 +142,10 @@ class UdpSocket(SocketCore):
     def connect(self, address: SocketAddress) -> None:
         self._require("connect", UdpState.UNBOUND, UdpState.BOUND, UdpState.CONNECTED)
         check_destination(address, self.ipv6)
-        real, mapped, _ = translate.remote(self.context, self.checker, Use.UDP_CONNECT, address,
-                                           self.ipv6)
+        real, mapped, decision = translate.remote(self.context, self.checker, Use.UDP_CONNECT,
+                                                  address, self.ipv6)
+        if self.origin == "implicit":
+            self.take_origin(decision)
         if self.state is UdpState.UNBOUND:
             self._implicit_bind()
             self.behind_mapping = mapped
@@ -181,6 +185,7 @@ class UdpSocket(SocketCore):
             self.context.meter_datagram(self.peer, self.blocking)
             sent = self.sock.send(data, None)
             self.context.charge(self.peer, len(data))
+            self.context.observer.transferred("udp", self.origin, 0, sent)
             return sent
         if address is None:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
@@ -199,6 +204,7 @@ class UdpSocket(SocketCore):
         sent = self.sock.send(data, real)
         self.context.charge(address, len(data))
         self.state = UdpState.BOUND
+        self.context.observer.transferred("udp", self.origin, 0, sent)
         return sent
 
     def _hidden_destination(self, address: SocketAddress) -> tuple[SocketAddress, Use]:
@@ -235,6 +241,7 @@ class UdpSocket(SocketCore):
                         self.context.charge(sender, len(data))
                         self._remember_reply_peer(sender)
                         self._hidden_sender = sender
+                        self.context.observer.transferred("udp", self.origin, len(data), 0)
                     return data, self.context.peer(sender)
                 if peek:
                     self.sock.receive(0, False)  # consume the dropped datagram

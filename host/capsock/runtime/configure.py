@@ -106,8 +106,12 @@ def host_parts(config: PolicyConfig) -> HostParts:
     if config.peer_address is not None:
         parts.peer_address = config.peer_address.value
     if config.audit_log is not None:
+        from ..core.audit_sinks import sink_for  # a file, `-` or syslog://...
+
         try:
-            parts.audit_log = AuditLog(config.audit_log.value)
+            parts.audit_log = AuditLog(sink=sink_for(config.audit_log.value))
+        except ValueError as error:
+            raise ConfigError(f"invalid {config.audit_log.where}: {error}") from None
         except OSError as error:
             raise ConfigError(f"cannot open {config.audit_log.where} "
                               f"{config.audit_log.value!r}: {error.strerror or error}") from None

@@ -23,8 +23,10 @@ from ..binding import HandleTable, interfaces_for, link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
+from ..core.observe import NULL_OBSERVER, InstanceObserver
 from ..errors import NetError
 from ..policy import Checker, MappingTable, Policy
+from .activation import InheritedSocket
 
 if TYPE_CHECKING:
     from ..policy.config import PolicyConfig
@@ -136,7 +138,8 @@ class Host:
                  resolver: Resolver | None = None, peer_address: str | None = None,
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
                  limits: Limits | None = None, mappings: MappingTable | None = None,
-                 audit_mode: bool = False) -> None:
+                 audit_mode: bool = False,
+                 inherited: Sequence[InheritedSocket] = ()) -> None:
         if policy is not None and checker is not None:
             raise TypeError("Host takes a policy or a checker, not both")
         if isinstance(policy, str | Path):
@@ -199,52 +202,68 @@ class Host:
         self.dirs = dirs
         #: Per-instance limits (`--max-*`): each instance gets its own quotas.
         self.limits = limits if limits is not None else Limits()
+        #: Sockets a launcher passed (socket activation, runtime/activation.py):
+        #: the Host keeps them; each instance gets a dup, like `serve`'s.
+        self.inherited = inherited
 
     def __repr__(self) -> str:
         return (f"Host(checker={self.checker!r}, backend={self.backend!r}, "
                 f"tcp_listen={self.tcp_listen!r}, udp_bind={self.udp_bind!r})")
 
-    def new_context(self, preopens: list[Preopen] | None = None) -> InstanceContext:
+    def new_context(self, preopens: list[Preopen] | None = None,
+                    observer: InstanceObserver = NULL_OBSERVER) -> InstanceContext:
         """A fresh instance context with this host's pre-opens opened
-        (or with `preopens` already opened by the caller, e.g. `serve`)."""
+        (or with `preopens` already opened by the caller, e.g. `serve`),
+        reporting to `observer` (metrics; core/observe.py)."""
         resolver = self.resolver if self.resolver is not None else self.backend.default_resolver()
-        if preopens is not None:
-            return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
-                                   hide_peers=self.peer_address == "hidden",
-                                   audit=self.audit_log, limits=self.limits,
-                                   mappings=self.mappings, audit_mode=self.audit_mode)
-        preopens = []
+        return InstanceContext(self.checker, self.backend,
+                               preopens if preopens is not None else self.open_preopens(),
+                               resolver=resolver, hide_peers=self.peer_address == "hidden",
+                               audit=self.audit_log, limits=self.limits, mappings=self.mappings,
+                               audit_mode=self.audit_mode, observer=observer)
+
+    def open_preopens(self) -> list[Preopen]:
+        """This host's own pre-opens, opened now: `--tcplisten`, `--udpbind`,
+        then a dup of each inherited socket (all closed again on a RunError)."""
+        preopens: list[Preopen] = []
         try:
             for spec in self.tcp_listen:
                 preopens.append(self._preopen(spec))
             for udp in self.udp_bind:
                 preopens.append(self._preopen_udp(udp))
+            for inherited in self.inherited:
+                preopens.append(self.adopt_inherited(inherited))
         except RunError:
             for preopen in preopens:
                 preopen.socket.close()
             raise
-        return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
-                               hide_peers=self.peer_address == "hidden", audit=self.audit_log,
-                               limits=self.limits, mappings=self.mappings,
-                               audit_mode=self.audit_mode)
+        return preopens
 
     def run(self, path: str | Path, args: Sequence[str] = (), *,
             env: Sequence[tuple[str, str]] = (),
             preopens: list[Preopen] | None = None,
             stdout: str | Path | None = None,
-            kill_switch: KillSwitch | None = None) -> int:
+            kill_switch: KillSwitch | None = None,
+            observer: InstanceObserver = NULL_OBSERVER) -> int:
         """Run the component's `wasi:cli/run`; returns its exit code.
 
         `env` becomes the guest's environment. `preopens`, when given,
         replaces the pre-opens this Host would open itself; the guest's
         teardown closes them either way. `kill_switch.kill()`, from any
         thread, stops the guest wherever it is (kill.py): the instance is
-        torn down like any other and this raises `GuestKilled`.
+        torn down like any other and this raises `GuestKilled`. `observer`
+        is told what the instance does (`runtime.metrics.Metrics.instance`).
         """
-        guard = RunGuard(self.engine, kill_switch,
-                         shared=[p.socket for p in preopens] if preopens is not None else ())
+        shared = [p.socket for p in preopens] if preopens is not None else []
+        if preopens is None and self.inherited:
+            # Inherited sockets are the launcher's too: a kill must leave
+            # them listening (RunGuard restores shared listeners), so they
+            # are opened here, where they can be named as shared.
+            preopens = self.open_preopens()
+            shared = [p.socket for p in preopens[len(preopens) - len(self.inherited):]]
+        guard = RunGuard(self.engine, kill_switch, shared=shared)
         try:
-            code = self._run_guarded(path, args, env, preopens, stdout, guard)
+            code = self._run_guarded(path, args, env, preopens, stdout, guard, observer)
         finally:
             guard.close()
         if guard.killed:
@@ -255,7 +274,8 @@ class Host:
 
     def _run_guarded(self, path: str | Path, args: Sequence[str],
                      env: Sequence[tuple[str, str]], preopens: list[Preopen] | None,
-                     stdout: str | Path | None, guard: RunGuard) -> int:
+                     stdout: str | Path | None, guard: RunGuard,
+                     observer: InstanceObserver) -> int:
         """Load, instantiate, run, tear down; the exit code (meaningless
         when `guard.killed`)."""
         if guard.killed:
@@ -267,7 +287,7 @@ class Host:
             directory.check()
         component = load_component(self.engine, path, self.cache_dir)
         run_export = _find_run_export(self.engine, component)
-        context = self.new_context(preopens)
+        context = self.new_context(preopens, observer)
         table = HandleTable()
         guard.watch(context, table)
         try:
@@ -352,6 +372,19 @@ class Host:
         except NetError as error:
             raise RunError(f"cannot listen on {spec.address}: {error.detail or error}") from None
         return Preopen(str(sock.local_address()), "tcp", spec.address.is_ipv6, sock)
+
+    def adopt_inherited(self, inherited: InheritedSocket) -> Preopen:
+        """A pre-open on a dup of a socket the launcher passed (the original
+        stays with the Host, so every run and every instance gets one)."""
+        dup = inherited.sock.dup()
+        try:
+            sock = (self.backend.adopt_tcp(dup) if inherited.protocol == "tcp"
+                    else self.backend.adopt_udp(dup))
+        except NetError as error:
+            dup.close()
+            raise RunError(f"socket activation ({inherited.name}): "
+                           f"{error.detail or error}") from None
+        return Preopen(inherited.name, inherited.protocol, inherited.ipv6, sock)
 
     def _preopen_udp(self, spec: UdpBindSpec) -> Preopen:
         try:
