@@ -22,9 +22,10 @@ user's folder: componentize-py writes ``__pycache__`` into what it
 mounts), so the build's content hash covers exactly what is bundled. A
 package with a C extension cannot run in a guest and is refused by name
 (`BuildError`), unless only conditional imports reach it (uvicorn's
-``import uvloop`` inside ``try``: listed in the note). An import found nowhere is *unconditional* when it sits at
-a module's top level outside any ``if``/``try``/``def`` (the module cannot
-import without it: a warning, an error with ``--strict``) and
+``import uvloop`` inside ``try``: listed in the note). An import found
+nowhere is *unconditional* when it sits at a module's top level outside
+any ``if``/``try``/``def`` (the module cannot import without it: a
+warning, an error with ``--strict``) and
 *conditional* otherwise (bottle's ``import gevent`` in one server adapter:
 listed in one note).
 
