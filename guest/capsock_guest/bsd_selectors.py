@@ -9,7 +9,10 @@ pollables are cached per direction, and their ids are polled together.
 
 Ready means what the host says: readable = data, end of stream, or a
 connection to accept; writable = room to send, or a non-blocking connect
-finished (its outcome: ``getsockopt(SOL_SOCKET, SO_ERROR)``).
+finished (its outcome: ``getsockopt(SOL_SOCKET, SO_ERROR)``). An end of
+``socket.socketpair()`` lives in the guest (`capsock_guest._pair`): the
+selector asks it directly, and when one is ready it polls the host's
+sockets without waiting.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ class BaseSelector:
     def __init__(self) -> None:
         self._keys: dict[int, SelectorKey] = {}
         self._pollables: dict[tuple[int, int], Pollable] = {}
+        #: fd -> in-guest socketpair end (readiness asked of it, never polled)
+        self._local: dict[int, Any] = {}
         self._map: _Map | None = _Map(self)
 
     def _fd(self, fileobj: Any) -> int:
@@ -91,8 +96,11 @@ class BaseSelector:
         key = SelectorKey(fileobj, self._fd(fileobj), events, data)
         if key.fd in self._keys:
             raise KeyError(f"{fileobj!r} (FD {key.fd}) is already registered")
-        if bsd._lookup_fileno(key.fd) is None:
+        sock = bsd._lookup_fileno(key.fd)
+        if sock is None:
             raise ValueError(f"{fileobj!r} is not an open capsock socket")
+        if hasattr(sock, "_ready"):
+            self._local[key.fd] = sock
         self._keys[key.fd] = key
         return key
 
@@ -119,6 +127,7 @@ class BaseSelector:
         return key
 
     def _drop(self, fd: int) -> None:
+        self._local.pop(fd, None)
         for event in (EVENT_READ, EVENT_WRITE):
             pollable = self._pollables.pop((fd, event), None)
             if pollable is not None:
@@ -141,25 +150,38 @@ class BaseSelector:
         """Wait up to ``timeout`` seconds (None: forever, <= 0: not at all)."""
         wanted: list[tuple[SelectorKey, int]] = []
         pollables: list[Pollable] = []
+        ready: dict[int, int] = {}
+        local = self._local
+        for fd, sock in local.items():
+            events = sock._ready(self._keys[fd].events)
+            if events:
+                ready[fd] = events
         for key in self._keys.values():
+            if key.fd in local:
+                continue
             for event in (EVENT_READ, EVENT_WRITE):
                 if key.events & event:
                     pollable = self._pollable(key.fd, event)
                     if pollable is not None:
                         wanted.append((key, event))
                         pollables.append(pollable)
-        wait = None if timeout is None else max(0.0, timeout)
+        wait = 0.0 if ready else None if timeout is None else max(0.0, timeout)
         if not pollables:
+            if ready:
+                return [(self._keys[fd], events) for fd, events in ready.items()]
             if wait:
                 time.sleep(wait)
             elif wait is None:
-                raise ValueError("select() with nothing registered and no timeout")
+                raise RuntimeError(
+                    "capsock: select() with no host socket to wait on and no timeout would "
+                    "wait forever (a guest has one thread; a socketpair end becomes ready "
+                    "only when this program writes to its peer)" if local else
+                    "select() with nothing registered and no timeout")
             return []
         try:
             ready_indexes = poll(pollables, None if wait is None or math.isinf(wait) else wait)
         except NetError as e:
             raise bsd._from_net_error(e) from None
-        ready: dict[int, int] = {}
         for index in ready_indexes:
             key, event = wanted[index]
             ready[key.fd] = ready.get(key.fd, 0) | event

@@ -18,7 +18,7 @@ from .helpers import Running, free_port, run_capsock
 
 #: A componentize-py build plus a cold compile: ~45 s idle, minutes loaded.
 BUILD_TIMEOUT = 900.0
-PROGRAMS = Path(__file__).parent / "programs"
+PROGRAMS = Path(__file__).parent / "registry"  # built with --requirements
 
 
 def _build(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
