@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 from wit_world.imports import socket as wsocket
 
 from . import bsd
-from ._errors import NetError
-from ._poll import Pollable, poll
+from ._errors import NetError, call
+from ._poll import Pollable
 
 __all__ = [
     "EVENT_READ", "EVENT_WRITE", "SelectorKey", "BaseSelector", "DefaultSelector",
@@ -79,7 +79,15 @@ class BaseSelector:
         self._pollables: dict[tuple[int, int], Pollable] = {}
         #: fd -> in-guest socketpair end (readiness asked of it, never polled)
         self._local: dict[int, Any] = {}
+        #: What `select` polls, rebuilt only after a change (`_changed`): the
+        #: (fd, event) of each pollable, and the raw pollables in that order.
+        self._wanted: list[tuple[int, int]] | None = None
+        self._raws: list[Any] = []
         self._map: _Map | None = _Map(self)
+
+    def _changed(self) -> None:
+        """Registrations changed: `select` rebuilds what it polls."""
+        self._wanted = None
 
     def _fd(self, fileobj: Any) -> int:
         try:
@@ -102,6 +110,7 @@ class BaseSelector:
         if hasattr(sock, "_ready"):
             self._local[key.fd] = sock
         self._keys[key.fd] = key
+        self._wanted = None
         return key
 
     def unregister(self, fileobj: Any) -> SelectorKey:
@@ -127,6 +136,7 @@ class BaseSelector:
         return key
 
     def _drop(self, fd: int) -> None:
+        self._wanted = None
         self._local.pop(fd, None)
         for event in (EVENT_READ, EVENT_WRITE):
             pollable = self._pollables.pop((fd, event), None)
@@ -148,25 +158,18 @@ class BaseSelector:
 
     def select(self, timeout: float | None = None) -> list[tuple[SelectorKey, int]]:
         """Wait up to ``timeout`` seconds (None: forever, <= 0: not at all)."""
-        wanted: list[tuple[SelectorKey, int]] = []
-        pollables: list[Pollable] = []
         ready: dict[int, int] = {}
         local = self._local
-        for fd, sock in local.items():
-            events = sock._ready(self._keys[fd].events)
-            if events:
-                ready[fd] = events
-        for key in self._keys.values():
-            if key.fd in local:
-                continue
-            for event in (EVENT_READ, EVENT_WRITE):
-                if key.events & event:
-                    pollable = self._pollable(key.fd, event)
-                    if pollable is not None:
-                        wanted.append((key, event))
-                        pollables.append(pollable)
+        if local:
+            for fd, sock in local.items():
+                events = sock._ready(self._keys[fd].events)
+                if events:
+                    ready[fd] = events
+        wanted = self._wanted
+        if wanted is None:
+            wanted = self._rebuild()
         wait = 0.0 if ready else None if timeout is None else max(0.0, timeout)
-        if not pollables:
+        if not wanted:
             if ready:
                 return [(self._keys[fd], events) for fd, events in ready.items()]
             if wait:
@@ -178,14 +181,34 @@ class BaseSelector:
                     "only when this program writes to its peer)" if local else
                     "select() with nothing registered and no timeout")
             return []
+        ns = None if wait is None or math.isinf(wait) else int(wait * 1e9)
         try:
-            ready_indexes = poll(pollables, None if wait is None or math.isinf(wait) else wait)
+            ready_indexes = call(wsocket.poll, self._raws, ns)
         except NetError as e:
             raise bsd._from_net_error(e) from None
         for index in ready_indexes:
-            key, event = wanted[index]
-            ready[key.fd] = ready.get(key.fd, 0) | event
+            fd, event = wanted[index]
+            ready[fd] = ready.get(fd, 0) | event
         return [(self._keys[fd], events) for fd, events in ready.items()]
+
+    def _rebuild(self) -> list[tuple[int, int]]:
+        """The (fd, event) pairs to poll and their raw pollables, subscribing
+        where needed (a socket closed while registered is left out: never ready)."""
+        wanted: list[tuple[int, int]] = []
+        raws: list[Any] = []
+        local = self._local
+        for key in self._keys.values():
+            if key.fd in local:
+                continue
+            for event in (EVENT_READ, EVENT_WRITE):
+                if key.events & event:
+                    pollable = self._pollable(key.fd, event)
+                    if pollable is not None:
+                        wanted.append((key.fd, event))
+                        raws.append(pollable.raw)
+        self._raws = raws
+        self._wanted = wanted
+        return wanted
 
     def close(self) -> None:
         for fd in list(self._keys):
