@@ -195,7 +195,9 @@ def _add_build(commands: _Commands) -> None:
                     "module is imported at build time, so lazy imports (bottle's wsgiref) "
                     "work; a third-party package is imported whole (every submodule: "
                     "packages also import by string, as uvicorn picks its loop). A "
-                    "package with a C extension is refused by name. An import found nowhere "
+                    "package with a C extension is refused by name (noted instead when only "
+                    "a conditional import reaches it, as uvicorn's uvloop). An import found "
+                    "nowhere "
                     "is a warning (an error with --strict) when the module cannot load "
                     "without it (top level, outside if/try/def), else listed in one note. "
                     "Builds are cached by the hash of everything bundled, then compiled into "
@@ -222,7 +224,7 @@ def _add_build(commands: _Commands) -> None:
                                            "repeatable")
     build.add_argument("--no-environment", action="store_true",
                        help="do not take packages from the environment running the build: "
-                            "only the script's folder and --path")
+                            "only the script's folder, --requirements/--with and --path")
     build.add_argument("--strict", action="store_true",
                        help="fail when a top-level import cannot be bundled")
     build.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
