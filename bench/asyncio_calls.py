@@ -94,9 +94,9 @@ def _run(host: Host, wasm: Path, port: int, switch: KillSwitch) -> None:
         pass  # GuestKilled at the end
 
 
-def python_calls(round_trips: int) -> None:
-    """Run echo_asyncio_profile.py under `capsock run` and print its counts."""
-    wasm = build_capsock_guest(HERE / "echo_asyncio_profile.py", "echo_asyncio_profile")
+def python_calls(round_trips: int, program: str) -> None:
+    """Run ``program`` (a *_profile.py echo) under `capsock run`; print its counts."""
+    wasm = build_capsock_guest(HERE / f"{program}.py", program)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "capsock", "run",
                              "--allow-inbound=tcp://127.0.0.1:*", str(wasm), str(port),
@@ -115,15 +115,15 @@ def python_calls(round_trips: int) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-    print(out[out.index("python calls"):])
+    print(f"{program}: {out[out.index('python calls'):]}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--round-trips", type=int, default=500)
     parser.add_argument("--python", action="store_true",
-                        help="also count the asyncio echo's Python calls per round trip "
-                             "(bench/echo_asyncio_profile.py, sys.setprofile in the guest)")
+                        help="also count each echo's Python calls per round trip "
+                             "(bench/echo_*_profile.py, sys.setprofile in the guest)")
     args = parser.parse_args()
     _counting_compile()
     rows = {}
@@ -139,7 +139,8 @@ def main() -> int:
     print(f"{'total':44} " + " ".join(f"{sum(rows[label].values()) / args.round_trips:10.2f}"
                                       for label in rows))
     if args.python:
-        python_calls(args.round_trips)
+        for program in ("echo_server_profile", "echo_asyncio_profile"):
+            python_calls(args.round_trips, program)
     return 0
 
 

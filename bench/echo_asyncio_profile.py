@@ -10,6 +10,7 @@ trip, and exits. Counts, not times: the same on any machine.
 """
 
 import asyncio
+import heapq  # noqa: F401  Counter.most_common imports it lazily: bundle it
 import sys
 from collections import Counter
 
