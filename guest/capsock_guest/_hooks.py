@@ -10,13 +10,16 @@ patches those already imported and puts a finder first on
 ``sys.meta_path`` that patches the others right after they are first
 executed, at build time (the snapshot keeps the result) or at run time
 alike. The finder only wraps the loader of these names;
-every other import goes by untouched.
+every other import goes by untouched. ``ssl`` is `capsock_guest._nossl`
+when the guest's CPython has no ``_ssl`` (importable constants and
+classes, TLS refused by name; see that module).
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -99,7 +102,12 @@ class _PatchingFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Patch the `PATCHES` modules imported already; hook the rest (idempotent)."""
+    """Patch the `PATCHES` modules imported already; hook the rest; give
+    ``ssl`` a placeholder if the real one cannot load (idempotent)."""
+    if "ssl" not in sys.modules and importlib.util.find_spec("_ssl") is None:
+        from . import _nossl
+
+        sys.modules["ssl"] = _nossl
     for name, patch in PATCHES.items():
         if name in sys.modules:
             patch()

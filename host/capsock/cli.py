@@ -237,11 +237,16 @@ def _add_build(commands: _Commands) -> None:
                     "What is bundled: every module APP.py imports, anywhere in it (inside "
                     "functions and try blocks too), followed through the modules of APP.py's "
                     "folder and the pure-Python packages they reach, found in this order: the "
-                    "standard library, APP.py's folder, each --path DIR, then the environment "
-                    "running `capsock build` (pip install a package next to capsock, or "
-                    "`pip install --target DIR pkg` and pass --path DIR). Each module is "
-                    "imported at build time, so lazy imports (bottle's wsgiref) work. A "
-                    "package with a C extension is refused by name. An import found nowhere "
+                    "standard library, APP.py's folder, the --requirements/--with packages "
+                    "(pip-installed for the guest, cached), each --path DIR, then the "
+                    "environment running `capsock build` (pip install a package next to "
+                    "capsock, or `pip install --target DIR pkg` and pass --path DIR). Each "
+                    "module is imported at build time, so lazy imports (bottle's wsgiref) "
+                    "work; a third-party package is imported whole (every submodule: "
+                    "packages also import by string, as uvicorn picks its loop). A "
+                    "package with a C extension is refused by name (noted instead when only "
+                    "a conditional import reaches it, as uvicorn's uvloop). An import found "
+                    "nowhere "
                     "is a warning (an error with --strict) when the module cannot load "
                     "without it (top level, outside if/try/def), else listed in one note. "
                     "Builds are cached by the hash of everything bundled, then compiled into "
@@ -256,9 +261,19 @@ def _add_build(commands: _Commands) -> None:
                        metavar="DIR", help="also look for imported packages in DIR (e.g. "
                                            "made by `pip install --target DIR`); repeatable, "
                                            "searched in order before the environment")
+    build.add_argument("--requirements", type=Path, action="append", default=[],
+                       metavar="FILE", help="pip-install this requirements file for the guest "
+                                            "(pure-Python wheels for its Python 3.14 only; a "
+                                            "package with a C extension fails the build by "
+                                            "name) into a folder cached by the file's content, "
+                                            "searched first; repeatable")
+    build.add_argument("--with", dest="with_packages", action="append", default=[],
+                       metavar="PKG", help="pip-install PKG (a requirement: 'h11==0.16.0') "
+                                           "for the guest, as a line of --requirements; "
+                                           "repeatable")
     build.add_argument("--no-environment", action="store_true",
                        help="do not take packages from the environment running the build: "
-                            "only the script's folder and --path")
+                            "only the script's folder, --requirements/--with and --path")
     build.add_argument("--strict", action="store_true",
                        help="fail when a top-level import cannot be bundled")
     build.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
@@ -825,7 +840,9 @@ def run_build(args: argparse.Namespace) -> int:
     try:
         toolchain.build_script(script, output, cache_dir, progress, force=args.force,
                                search=args.search, use_environment=not args.no_environment,
-                               strict=args.strict, warn=warn)
+                               strict=args.strict, warn=warn,
+                               requirements=args.requirements,
+                               with_packages=args.with_packages)
     except toolchain.BuildError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 1
