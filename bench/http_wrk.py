@@ -9,7 +9,8 @@ Each setup gets a 2 s warm-up, then ``--duration`` seconds of ``wrk
 machine has a CPU to spare, servers and ``wrk`` are pinned apart with
 ``taskset`` (servers on the first CPUs, one each; ``wrk`` on the rest,
 one thread per CPU); where it has not (2 instances on 2 CPUs), both run
-unpinned and the table says so. Prints requests/s, p99 latency, the ratio
+unpinned and the table says so, with 1 instance measured unpinned too so
+that the scaling compares like with like. Prints requests/s, p99 latency, the ratio
 to native, requests/s per server CPU, and the scaling from 1 to 2
 instances. Needs `wrk` (Debian package).
 """
@@ -43,10 +44,10 @@ def wrk(port: int, duration: int, connections: int, cpus: str | None) -> tuple[f
 
 
 def measure(command: Callable[[int], list[str]], servers: int, duration: int,
-            connections: int) -> tuple[float, float, str]:
+            connections: int, pin: bool = True) -> tuple[float, float, str]:
     """(req/s, p99 ms, pinning) of the server ``command(port)`` starts."""
     port = free_port()
-    server_cpus, load_cpus = cpu_split(servers)
+    server_cpus, load_cpus = cpu_split(servers) if pin else (None, None)
     proc = subprocess.Popen(pinned(command(port), server_cpus), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -76,14 +77,18 @@ def main() -> None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     wasm = str(ROOT / "build" / "http.wasm")
     serve = [sys.executable, "-m", "capsock", "serve", "--mode", args.mode]
-    setups: list[tuple[str, Callable[[int], list[str]], int]] = [
+    def capsock(n: int) -> Callable[[int], list[str]]:
+        return lambda p: [*serve, "--instances", str(n), "--tcplisten", f"127.0.0.1:{p}", wasm]
+
+    setups: list[tuple[str, Callable[[int], list[str]], int, bool]] = [
         ("native CPython (selectors)",
-         lambda p: [sys.executable, str(ROOT / "bench/native_http.py"), str(p)], 1),
-        *((f"capsock serve --instances {n}",
-           lambda p, n=n: [*serve, "--instances", str(n), "--tcplisten", f"127.0.0.1:{p}",
-                           wasm], n) for n in (1, 2))]
-    results = [(name, servers, *measure(command, servers, args.duration, args.connections))
-               for name, command, servers in setups]
+         lambda p: [sys.executable, str(ROOT / "bench/native_http.py"), str(p)], 1, True),
+        ("capsock serve --instances 1", capsock(1), 1, True),
+        ("capsock serve --instances 2", capsock(2), 2, True)]
+    if cpu_split(1)[0] and not cpu_split(2)[0]:  # 1 is pinned, 2 cannot be: compare like with like
+        setups.append(("capsock serve --instances 1, unpinned", capsock(1), 1, False))
+    results = [(name, servers, *measure(command, servers, args.duration, args.connections, pin))
+               for name, command, servers, pin in setups]
     native = results[0][2]
     print(f"\nwrk -c{args.connections} -d{args.duration}s --latency /api/instance; "
           f"capsock serve --mode {args.mode}\n")
@@ -91,7 +96,10 @@ def main() -> None:
                    [[name, f"{rps:,.0f}", f"{p99:.2f}", f"{rps / native:.3f}",
                      f"{rps / servers:,.0f}", where]
                     for name, servers, rps, p99, where in results]))
-    print(f"\nscaling, 1 -> 2 instances: {results[2][2] / results[1][2]:.2f}x")
+    rps = {name: r for name, _, r, _, _ in results}
+    one = rps.get("capsock serve --instances 1, unpinned", rps["capsock serve --instances 1"])
+    print(f"\nscaling, 1 -> 2 instances (same placement): "
+          f"{rps['capsock serve --instances 2'] / one:.2f}x")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ not the disk. Each is measured unpipelined (-P 1) and pipelined (-P 16),
 SET and GET: requests/s and p99 latency (redis-benchmark's ``--csv``).
 Two kv instances are two stores (each its own memory, one shared file):
 that row measures how the serving path scales, it is not one database.
+Where 1 instance can be pinned apart from the load and 2 cannot (2 CPUs),
+1 instance is also measured unpinned, and the scaling compares those.
 Servers and redis-benchmark are pinned apart with ``taskset`` where the
 machine has a CPU to spare (see `common.cpu_split`). Needs
 redis-benchmark (redis-tools); redis-server (Debian package redis-server)
@@ -51,10 +53,10 @@ def benchmark(port: int, requests: int, clients: int, pipeline: int,
     return result
 
 
-def measure(command: Callable[[int], list[str]], servers: int,
-            args: argparse.Namespace) -> tuple[dict[tuple[int, str], tuple[float, float]], str]:
+def measure(command: Callable[[int], list[str]], servers: int, args: argparse.Namespace,
+            pin: bool = True) -> tuple[dict[tuple[int, str], tuple[float, float]], str]:
     port = free_port()
-    server_cpus, load_cpus = cpu_split(servers)
+    server_cpus, load_cpus = cpu_split(servers) if pin else (None, None)
     proc = subprocess.Popen(pinned(command(port), server_cpus), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -83,19 +85,22 @@ def main() -> None:
     wasm = str(ROOT / "build" / "kv.wasm")
     results = []
     with tempfile.TemporaryDirectory() as data:
-        setups: list[tuple[str, Callable[[int], list[str]], int]] = []
+        setups: list[tuple[str, Callable[[int], list[str]], int, bool]] = []
         if shutil.which("redis-server"):
             setups.append(("native redis-server (AOF)", lambda p: [
                 "redis-server", "--port", str(p), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "yes", "--appendfsync", "no", "--dir", data], 1))
+                "--appendonly", "yes", "--appendfsync", "no", "--dir", data], 1, True))
         else:
             print("redis-server not installed: no native baseline", file=sys.stderr)
-        for n in (1, 2):
-            setups.append((f"capsock serve --instances {n} (AOF)", lambda p, n=n: [
-                sys.executable, "-m", "capsock", "serve", "--instances", str(n),
-                "--tcplisten", f"127.0.0.1:{p}", "--dir", f"{data}::/data", wasm], n))
-        for name, command, servers in setups:
-            results.append((name, *measure(command, servers, args)))
+        def capsock(n: int) -> Callable[[int], list[str]]:
+            return lambda p: [sys.executable, "-m", "capsock", "serve", "--instances", str(n),
+                              "--tcplisten", f"127.0.0.1:{p}", "--dir", f"{data}::/data", wasm]
+
+        setups += [(f"capsock serve --instances {n} (AOF)", capsock(n), n, True) for n in (1, 2)]
+        if cpu_split(1)[0] and not cpu_split(2)[0]:  # compare 1 and 2 with the same placement
+            setups.append(("capsock serve --instances 1 (AOF), unpinned", capsock(1), 1, False))
+        for name, command, servers, pin in setups:
+            results.append((name, *measure(command, servers, args, pin)))
     base = results[0][1] if results[0][0].startswith("native") else None
     print(f"\nredis-benchmark -n {args.requests} -c {args.clients} -t set,get, "
           f"{os.cpu_count()} CPUs; requests/s (p99 ms)\n")
@@ -107,8 +112,11 @@ def main() -> None:
             rows.append(["  vs native (req/s)", *(f"{runs[k][0] / base[k][0]:.3f}"
                                                   for k in TESTS), ""])
     print(markdown(head, rows))
-    one, two = results[-2][1], results[-1][1]
-    print("\nscaling, 1 -> 2 instances (req/s): "
+    by_name = {name: runs for name, runs, _ in results}
+    two = by_name["capsock serve --instances 2 (AOF)"]
+    one = by_name.get("capsock serve --instances 1 (AOF), unpinned",
+                      by_name["capsock serve --instances 1 (AOF)"])
+    print("\nscaling, 1 -> 2 instances, same placement (req/s): "
           + ", ".join(f"{t} -P{p} {two[(p, t)][0] / one[(p, t)][0]:.2f}x" for p, t in TESTS))
 
 
