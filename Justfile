@@ -23,8 +23,9 @@ test *ARGS: build
 demo: (build "echo" "client")
     {{python}} examples/demo.py
 
-# one echo program natively, on the wasmtime CLI, jco and capsock, side by side (not a test)
+# one echo program natively, on the wasmtime CLI, jco and capsock, side by side (not a test); installs the `bench` extra (the wasmtime CLI) first
 bench *ARGS: build
+    {{python}} -m pip install -q -e '.[bench]'
     {{python}} bench/compare.py {{ARGS}}
 
 # type-check (mypy --strict) the host and the guest library, lint everything (ruff); .ci/run runs this

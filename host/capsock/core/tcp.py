@@ -295,15 +295,21 @@ class TcpSocket(SocketCore):
         within this socket's timeout.
         """
         deadline: float | None = None
+        # A target already in non-blocking mode (a loop's socket: the
+        # common case, and an echo's target is its source) is sent on as
+        # it is: toggling it costs two ioctl(2)s per chunk.
+        toggle = target.blocking
         while True:
-            target.sock.set_blocking(False)
+            if toggle:
+                target.sock.set_blocking(False)
             try:
                 return target.sock.send(data)
             except NetError as error:
                 if error.code is not ErrorCode.WOULD_BLOCK or not self.blocking:
                     raise
             finally:
-                target._apply_timeout()
+                if toggle:
+                    target._apply_timeout()
             remaining: float | None = None
             if self.timeout is not None:
                 now = time.monotonic()
