@@ -17,6 +17,7 @@ from .backends.base import Backend, Resolver
 from .backends.os import OsBackend
 from .core.audit import AuditLog
 from .core.limits import Limits
+from .core.tls import TlsListenSpec, TlsSettings
 from .policy import Policy, PolicyError
 from .runtime import DirSpec, GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
 
@@ -308,6 +309,25 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                             "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
     group.add_argument("-v", "--verbose", action="store_true",
                        help="log every denied operation to stderr")
+    tls = parser.add_argument_group(
+        "TLS", "TLS is done by the host: keys and the trust store never enter the guest")
+    tls.add_argument("--tls-ca", action="append", default=[], type=Path, metavar="FILE",
+                     help="trust the CA certificates of this PEM bundle for the guest's TLS "
+                          "client connections, beside the system's (repeatable)")
+    tls.add_argument("--tls-ca-only", action="store_true",
+                     help="trust only the --tls-ca bundles, not the system's store")
+    tls.add_argument("--tls-listen", action="append", default=[], metavar="HOST:PORT",
+                     help="pre-open a TCP listener whose connections the host TLS-terminates "
+                          "with --tls-cert/--tls-key (repeatable; port 0 picks a free port): "
+                          "the guest accepts plaintext connections, as from --tcplisten")
+    tls.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
+                     help="the PEM certificate chain of the --tls-listen listeners")
+    tls.add_argument("--tls-key", type=Path, default=None, metavar="FILE",
+                     help="the PEM private key of --tls-cert (read by the host only)")
+    tls.add_argument("--tls-client-ca", type=Path, default=None, metavar="FILE",
+                     help="require clients of --tls-listen to present a certificate issued "
+                          "by a CA of this PEM bundle (the guest sees the verified subject "
+                          "and SANs)")
     limits = parser.add_argument_group(
         "per-instance limits",
         "quotas refuse with limit-reached and an audit line; caps shrink a request")
@@ -335,6 +355,12 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
      "a Python guest starts at 12.4 MiB; 512 MiB leaves room for real data"),
     ("--max-call-bytes", "max_call_bytes", int,
      "longest string or list<u8> argument of one call, in bytes (limit-reached beyond)"),
+    ("--max-tls-handshakes-per-second", "tls_handshakes_per_second", float,
+     "TLS handshakes per second, client and host-terminated (quota)"),
+    ("--max-tls-connections", "max_tls_connections", int,
+     "TLS connections a guest may hold at once (quota)"),
+    ("--tls-handshake-timeout", "tls_handshake_timeout", float,
+     "seconds a TLS handshake may take (timeout beyond)"),
 ]
 
 
@@ -412,10 +438,39 @@ def host_from_args(args: argparse.Namespace) -> Host:
         except OSError as error:
             raise ConfigError(f"cannot open --audit-log {str(args.audit_log)!r}: "
                               f"{error.strerror or error}") from None
+    tls, tls_listens = tls_from_args(args)
     return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
                 resolver=resolver, backend=backend, peer_address=args.peer_address,
                 audit_log=audit,
-                dirs=dirs, limits=limits)
+                dirs=dirs, limits=limits, tls=tls, tls_listen=tls_listens)
+
+
+def tls_from_args(args: argparse.Namespace) -> tuple[TlsSettings, list[TlsListenSpec]]:
+    """The TLS flags: the client trust settings and the host-terminated
+    listeners, every file loaded once now so a bad one is named at start-up."""
+    settings = TlsSettings(tuple(args.tls_ca), args.tls_ca_only)
+    if args.tls_ca_only and not args.tls_ca:
+        raise ConfigError("--tls-ca-only needs at least one --tls-ca bundle")
+    try:
+        if args.tls_ca:
+            settings.check()
+    except ValueError as error:
+        raise ConfigError(f"invalid --tls-ca: {error}") from None
+    specs = []
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if args.tls_listen and args.tls_cert is None:
+        raise ConfigError("--tls-listen needs --tls-cert and --tls-key")
+    if args.tls_client_ca is not None and not args.tls_listen:
+        raise ConfigError("--tls-client-ca applies to --tls-listen listeners: give one")
+    for text in args.tls_listen:
+        try:
+            spec = TlsListenSpec.parse(text, args.tls_cert, args.tls_key, args.tls_client_ca)
+            spec.server_context()
+        except ValueError as error:
+            raise ConfigError(f"invalid --tls-listen: {error}") from None
+        specs.append(spec)
+    return settings, specs
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:

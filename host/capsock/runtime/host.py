@@ -23,6 +23,8 @@ from ..binding import HandleTable, interfaces_for, link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
+from ..core.tls import TlsListenSpec, TlsSettings
+from ..core.tls import attach as attach_tls
 from ..errors import NetError
 from ..policy import Checker, Policy
 from .cache import load_component
@@ -128,7 +130,8 @@ class Host:
                  engine: Engine | None = None, udp_bind: Sequence[UdpBindSpec] = (),
                  resolver: Resolver | None = None, peer_address: str = "real",
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, tls: TlsSettings | None = None,
+                 tls_listen: Sequence[TlsListenSpec] = ()) -> None:
         if policy is not None and checker is not None:
             raise TypeError("Host takes a policy or a checker, not both")
         #: What decides each socket operation of every instance.
@@ -156,6 +159,10 @@ class Host:
         self.dirs = dirs
         #: Per-instance limits (`--max-*`): each instance gets its own quotas.
         self.limits = limits if limits is not None else Limits()
+        #: `--tls-ca`, `--tls-ca-only`: the trust store of guests' TLS clients.
+        self.tls = tls if tls is not None else TlsSettings()
+        #: `--tls-listen`: listeners whose connections the host TLS-terminates.
+        self.tls_listen = tls_listen
 
     def __repr__(self) -> str:
         return (f"Host(checker={self.checker!r}, backend={self.backend!r}, "
@@ -165,23 +172,24 @@ class Host:
         """A fresh instance context with this host's pre-opens opened
         (or with `preopens` already opened by the caller, e.g. `serve`)."""
         resolver = self.resolver if self.resolver is not None else self.backend.default_resolver()
-        if preopens is not None:
-            return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
-                                   hide_peers=self.peer_address == "hidden",
-                                   audit=self.audit_log, limits=self.limits)
-        preopens = []
-        try:
-            for spec in self.tcp_listen:
-                preopens.append(self._preopen(spec))
-            for udp in self.udp_bind:
-                preopens.append(self._preopen_udp(udp))
-        except RunError:
-            for preopen in preopens:
-                preopen.socket.close()
-            raise
-        return InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
-                               hide_peers=self.peer_address == "hidden", audit=self.audit_log,
-                               limits=self.limits)
+        if preopens is None:
+            preopens = []
+            try:
+                for spec in self.tcp_listen:
+                    preopens.append(self._preopen(spec))
+                for tls_spec in self.tls_listen:
+                    preopens.append(self._preopen_tls(tls_spec))
+                for udp in self.udp_bind:
+                    preopens.append(self._preopen_udp(udp))
+            except RunError:
+                for preopen in preopens:
+                    preopen.socket.close()
+                raise
+        context = InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
+                                  hide_peers=self.peer_address == "hidden",
+                                  audit=self.audit_log, limits=self.limits)
+        attach_tls(context, self.tls)
+        return context
 
     def run(self, path: str | Path, args: Sequence[str] = (), *,
             env: Sequence[tuple[str, str]] = (),
@@ -307,6 +315,20 @@ class Host:
         except NetError as error:
             raise RunError(f"cannot listen on {spec.address}: {error.detail or error}") from None
         return Preopen(str(sock.local_address()), "tcp", spec.address.is_ipv6, sock)
+
+    def _preopen_tls(self, spec: TlsListenSpec) -> Preopen:
+        """A `--tls-listen` listener: a backend listener whose accepted
+        connections are TLS-terminated by the host (`backends.tls`)."""
+        try:
+            sock = self.backend.open_listener(spec.address, spec.backlog)
+        except NetError as error:
+            raise RunError(f"cannot listen on {spec.address}: {error.detail or error}") from None
+        try:
+            listener = spec.listener(sock, self.limits.tls_handshake_timeout)
+        except ValueError as error:
+            sock.close()
+            raise RunError(str(error)) from None
+        return Preopen(str(sock.local_address()), "tcp", spec.address.is_ipv6, listener)
 
     def _preopen_udp(self, spec: UdpBindSpec) -> Preopen:
         try:
