@@ -66,7 +66,7 @@ def _write(leaf: trustme.LeafCert, folder: Path, name: str) -> Leaf:
 def _self_signed(folder: Path, name: str) -> Leaf:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
@@ -88,7 +88,7 @@ def make_pki(folder: Path) -> Pki:
     ca, other_ca, client_ca = trustme.CA(), trustme.CA(), trustme.CA()
     ca.cert_pem.write_to_path(str(folder / "ca.pem"))
     client_ca.cert_pem.write_to_path(str(folder / "client-ca.pem"))
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     expired = ca.issue_cert(*SERVER_NAMES, not_before=now - datetime.timedelta(days=30),
                             not_after=now - datetime.timedelta(days=1))
     return Pki(
