@@ -5,6 +5,8 @@ http.client, ssl and socket, unmodified (no capsock imports).
     tlsclient https HOST PORT PATH          # http.client.HTTPSConnection
     tlsclient info HOST PORT NAME [ALPN...]  # wrap_socket; negotiated details
     tlsclient starttls HOST PORT NAME        # smtplib-style STARTTLS, then unwrap
+    tlsclient serve HOST PORT                # server-side wrap_socket on --tls-listen
+    tlsclient readfile PATH...               # try to read files (the key must fail)
 
 A plain script: built, its ``import ssl`` is capsock's drop-in
 (`capsock_guest.bsd_ssl`), so the TLS handshake and the certificate
@@ -78,7 +80,38 @@ def starttls(host, port, name):
         plain.close()
 
 
-COMMANDS = {"urlopen": urlopen, "https": https, "info": info, "starttls": starttls}
+def serve(host, port):
+    """One connection on the host-terminated listener HOST:PORT: the bind
+    takes the --tls-listen pre-open; wrap_socket(server_side=True) accepts
+    it because the host terminates its TLS. Answers with what it sees."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain("/no/such/cert.pem")  # the host's --tls-cert is used
+    with socket.create_server((host, int(port))) as server:
+        listener = context.wrap_socket(server, server_side=True)
+        print(f"listening on {host}:{port}", flush=True)
+        conn, _ = listener.accept()
+        with conn:
+            line = conn.recv(100).decode().strip()
+            cert = conn.getpeercert()
+            seen = {"line": line, "version": conn.version(), "cipher": conn.cipher()[0],
+                    "client": dict(pair for rdn in cert["subject"] for pair in rdn)
+                    if cert else None,
+                    "client_san": cert.get("subjectAltName") if cert else None}
+            conn.sendall(json.dumps(seen).encode() + b"\n")
+            print(f"served: {json.dumps(seen)}", flush=True)
+
+
+def readfile(*paths):
+    for path in paths:
+        try:
+            with open(path, "rb") as file:
+                print(f"read {path}: {len(file.read())} bytes")
+        except OSError as error:
+            print(f"cannot read {path}: {type(error).__name__}")
+
+
+COMMANDS = {"urlopen": urlopen, "https": https, "info": info, "starttls": starttls,
+            "serve": serve, "readfile": readfile}
 
 if __name__ == "__main__":
     try:

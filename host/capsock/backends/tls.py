@@ -67,6 +67,19 @@ _REASONS = {
 _LAYERS: weakref.WeakKeyDictionary[object, TlsStream] = weakref.WeakKeyDictionary()
 
 
+#: server-side SSLObject -> its stream, for `_remember_sni`.
+_SERVING: weakref.WeakKeyDictionary[ssl.SSLObject, TlsStream] = weakref.WeakKeyDictionary()
+
+
+def _remember_sni(tls: ssl.SSLObject | ssl.SSLSocket, name: str | None,
+                  context: ssl.SSLContext) -> None:
+    """A server context's SNI callback: keep the name the client asked for
+    (the `session-info.server-name` of a host-terminated connection)."""
+    stream = _SERVING.get(tls) if isinstance(tls, ssl.SSLObject) else None
+    if stream is not None:
+        stream.server_name = name
+
+
 @dataclass(frozen=True)
 class VerifyFailure:
     """A certificate that did not verify (the WIT `verify-failure`)."""
@@ -137,6 +150,8 @@ class TlsStream:
         self._outgoing = ssl.MemoryBIO()
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=server,
                                      server_hostname=None if server else server_name)
+        if server:
+            _SERVING[self._tls] = self
         self.deadline = time.monotonic() + handshake_timeout
         self.established = False
         #: Why the handshake failed, once it did.
@@ -489,6 +504,7 @@ class TlsListener:
                  handshake_timeout: float) -> None:
         self.transport = transport
         self.context = context
+        context.sni_callback = _remember_sni
         self.handshake_timeout = handshake_timeout
         #: Set by the core when an instance takes the listener.
         self.observer: TlsObserver | None = None
