@@ -154,11 +154,11 @@ def _add_conformance(commands: _Commands) -> None:
                                   "capsock/conformance/probe/app.py, built for the core world "
                                   "with the build extra and cached)")
     conformance.add_argument("--fast-io-component", type=Path, default=None, metavar="WASM",
-                             help="the probe built with the fast-io extension (default: the "
-                                  "shipped probe, built so and cached)")
+                             help="the probe built with the extensions (fast-io, tls; "
+                                  "default: the shipped probe, built so and cached)")
     conformance.add_argument("--extensions", default=None, metavar="LIST",
                              help="the extensions the host implements, comma-separated "
-                                  "(default: this capsock's, fast-io; with --host-command: "
+                                  "(default: this capsock's, fast-io,tls; with --host-command: "
                                   "none, say what the other host implements)")
     conformance.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                              help="where the built probes are cached "
@@ -596,20 +596,23 @@ def run_conformance(args: argparse.Namespace) -> int:
         extensions = [name.strip() for name in args.extensions.split(",") if name.strip()]
     else:
         extensions = [] if args.host_command else list(EXTENSIONS)
-    unknown = [name for name in extensions if name != "fast-io"]
+    unknown = [name for name in extensions if name not in ("fast-io", "tls")]
     if unknown:
         print(f"capsock: error: no conformance cases for extension(s) {', '.join(unknown)} "
-              "(known: fast-io)", file=sys.stderr)
+              "(known: fast-io, tls)", file=sys.stderr)
         return 2
     core = args.component or _build_probe(args.cache_dir, core=True)
     if core is None:
         return 2
     found: dict[str, Path] = {}
-    if "fast-io" in extensions:
-        fast_io = args.fast_io_component or _build_probe(args.cache_dir, core=False)
-        if fast_io is None:
+    if extensions:
+        # One probe, built for the world with every extension, runs the
+        # cases of each extension the host implements.
+        extended = args.fast_io_component or _build_probe(args.cache_dir, core=False)
+        if extended is None:
             return 2
-        found["fast-io"] = fast_io
+        for name in extensions:
+            found[name] = extended
     probes = harness.Probes(core, found)
     for path in [probes.core, *probes.extensions.values()]:
         if not path.is_file():

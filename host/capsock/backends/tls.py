@@ -328,6 +328,8 @@ class TlsStream:
             self._eof = True
             raise NetError(ErrorCode.CONNECTION_ABORTED,
                            f"TLS error: {error.reason or error}") from None
+        if not data:  # SSLObject.read says b"" for the peer's close_notify
+            self._eof = True
         if peek:
             self._plain += data
         return data

@@ -16,6 +16,7 @@ import json
 import re
 import shlex
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -29,11 +30,13 @@ from xml.sax.saxutils import escape, quoteattr
 from ..addresses import SocketAddress
 from ..backends.memory import MemoryBackend, VirtualConnection, VirtualNetwork
 from ..backends.resolvers import DnsResolver
+from ..core.tls import TlsSettings
 from ..errors import ErrorCode, NetError
 from ..policy import Policy
 from ..runtime.host import Host, TcpListenSpec, UdpBindSpec
 from .cases import CASES, SETUPS, ZONE, Case, Setup
 from .dns_server import DnsServer
+from .tls_peers import SERVERS, TestPki, make_pki, serve_tls
 
 
 @dataclass
@@ -139,6 +142,9 @@ class OsPeers:
         self._values.update(closed=f"127.0.0.1:{port}", closed_port=str(port))
         self.dns = stack.enter_context(DnsServer(ZONE))
         self._values["dns"] = self.dns.address
+        self.pki = _pki(stack, self._values)
+        for name, (kind, behaviour) in SERVERS.items():
+            self._tcp(name, "127.0.0.1", _os_tls(self.pki.server_context(kind), behaviour), stack)
 
     def _tcp(self, name: str, host: str, handler: Callable[[socket.socket], None],
              stack: ExitStack) -> None:
@@ -174,7 +180,8 @@ class OsPeers:
         return Host(policy=_policy(flags),
                     tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
                     udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
-                    peer_address=setup.peer_address, **resolver_kwargs)
+                    peer_address=setup.peer_address, tls=_tls_settings(setup, self.pki),
+                    **resolver_kwargs)
 
 
 class MemoryPeers:
@@ -195,6 +202,10 @@ class MemoryPeers:
         self._values.update(closed="127.0.0.1:7003", closed_port="7003")
         for name, host in (("udp", "127.0.0.1"), ("udp6", "::1")):
             self._udp(name, host, 7004, stack)
+        self.pki = _pki(stack, self._values)
+        for port, (name, (kind, behaviour)) in enumerate(SERVERS.items(), 7010):
+            self._tcp(name, "127.0.0.1", port,
+                      _virtual_tls(self.pki.server_context(kind), behaviour), stack)
 
     def _tcp(self, name: str, host: str, port: int,
              handler: Callable[[VirtualConnection], None], stack: ExitStack) -> None:
@@ -245,7 +256,8 @@ class MemoryPeers:
         return Host(policy=_policy(flags), backend=MemoryBackend(self.network),
                     tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
                     udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
-                    peer_address=setup.peer_address, resolver=self.network.resolver())
+                    peer_address=setup.peer_address, resolver=self.network.resolver(),
+                    tls=_tls_settings(setup, self.pki))
 
 
 def _virtual_echo(conn: VirtualConnection) -> None:
@@ -264,6 +276,36 @@ def _virtual_silent(conn: VirtualConnection) -> None:
                 pass
         except NetError:
             pass
+
+
+def _pki(stack: ExitStack, values: dict[str, str]) -> TestPki:
+    """The TLS cases' PKI, in a folder that lives as long as the peers."""
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="capsock-pki-")))
+    pki = make_pki(folder)
+    values["tls_ca"] = str(pki.ca)
+    return pki
+
+
+def _tls_settings(setup: Setup, pki: TestPki) -> TlsSettings | None:
+    """A TLS setup trusts the test CA only (so no system CA can vouch for a
+    test certificate)."""
+    return TlsSettings((pki.ca,), ca_only=True) if setup.tls else None
+
+
+def _os_tls(context: ssl.SSLContext, behaviour: str) -> Callable[[socket.socket], None]:
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(30)
+            serve_tls(conn.recv, conn.sendall, context, behaviour)
+    return handle
+
+
+def _virtual_tls(context: ssl.SSLContext, behaviour: str
+                 ) -> Callable[[VirtualConnection], None]:
+    def handle(conn: VirtualConnection) -> None:
+        with conn:
+            serve_tls(conn.recv, conn.sendall, context, behaviour)
+    return handle
 
 
 def _policy(flags: dict[str, list[str]]) -> Policy:
@@ -302,6 +344,8 @@ def command_flags(setup: Setup, flags: dict[str, list[str]], values: dict[str, s
         out.append(f"--peer-address={setup.peer_address}")
     if setup.dns:
         out.append(f"--dns={values['dns']}")
+    if setup.tls:
+        out += [f"--tls-ca={values['tls_ca']}", "--tls-ca-only"]
     return out
 
 
