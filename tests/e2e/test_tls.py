@@ -320,3 +320,92 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# -- serve, limits and the handshake timeout ----------------------------------------------
+
+def test_capsock_serve_shares_a_tls_listener(guests: dict[str, Path], pki: Pki,
+                                             site: Path) -> None:
+    port = _free_port()
+    server = Running("serve", "--instances", "2", "--tls-listen", f"127.0.0.1:{port}",
+                     "--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key),
+                     "--dir", f"{site}::/www", str(guests["http"]))
+    try:
+        server.wait_for("listening on")  # the listener is shared: one instance is enough
+        seen = set()
+        for _ in range(6):
+            done = run_tool("curl", "-sS", "--fail", "--cacert", str(pki.ca),
+                            f"https://localhost:{port}/api/instance")
+            assert done.returncode == 0, done.stderr
+            seen.add(json.loads(done.stdout)["instance"])
+        assert seen <= {"0", "1"} and seen
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+
+
+def _limit_lines(audit: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in audit.read_text().splitlines()
+            if '"limit"' in line]
+
+
+def test_handshakes_per_second_limit(guests: dict[str, Path], pki: Pki, site: Path,
+                                     tmp_path: Path) -> None:
+    """A bucket of one handshake, refilled once in 1000 s: the second
+    client is refused (its connection closed unread), with an audit line."""
+    audit = tmp_path / "audit.jsonl"
+    app, port = _tls_http(guests, pki, site, "--max-tls-handshakes-per-second", "0.001",
+                          "--audit-log", str(audit))
+    try:
+        url = f"https://localhost:{port}/"
+        first = run_tool("curl", "-sS", "--fail", "--cacert", str(pki.ca), url)
+        second = run_tool("curl", "-sS", "--fail", "--cacert", str(pki.ca), url)
+        assert first.returncode == 0, first.stderr
+        assert second.returncode != 0
+        rules = [line["rule"] for line in _limit_lines(audit)]
+        assert rules == ["limit tls_handshakes_per_second=0.001"]
+    finally:
+        app.kill()
+
+
+def test_concurrent_tls_connections_limit(guests: dict[str, Path], pki: Pki, site: Path,
+                                          tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    app, port = _tls_http(guests, pki, site, "--max-tls-connections", "1",
+                          "--audit-log", str(audit))
+    try:
+        context = ssl.create_default_context(cafile=str(pki.ca))
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost") as held:
+            held.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert held.recv(100).startswith(b"HTTP/1.1 200")
+            refused = run_tool("curl", "-sS", "--fail", "--cacert", str(pki.ca),
+                               f"https://localhost:{port}/")
+            assert refused.returncode != 0
+        rules = [line["rule"] for line in _limit_lines(audit)]
+        assert rules == ["limit max_tls_connections=1"]
+    finally:
+        app.kill()
+
+
+def test_a_stalled_handshake_times_out(guests: dict[str, Path], pki: Pki, site: Path,
+                                       tmp_path: Path) -> None:
+    """A client that connects and never says hello: the host fails the
+    handshake after --tls-handshake-timeout (the guest only polls), the
+    guest closes the connection, and the audit log says why."""
+    audit = tmp_path / "audit.jsonl"
+    app, port = _tls_http(guests, pki, site, "--tls-handshake-timeout", "1",
+                          "--audit-log", str(audit))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            try:
+                end = raw.recv(100)
+            except ConnectionResetError:
+                end = b""
+        assert end == b""
+        failed = [json.loads(line) for line in audit.read_text().splitlines()
+                  if '"tls-handshake"' in line]
+        assert len(failed) == 1 and failed[0]["allowed"] is False
+        assert "timed out" in str(failed[0]["rule"])
+    finally:
+        app.kill()

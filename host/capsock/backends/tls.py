@@ -300,6 +300,8 @@ class TlsStream:
         already here, the end of the stream, or a failure to report."""
         if self._closed or self.failure is not None:
             return True
+        if not self.established and time.monotonic() >= self.deadline:
+            return True  # the next call fails the handshake with `timeout`
         if not readable:
             return False
         return bool(self._plain or self._eof or self._tls.pending() or self._incoming.pending)
@@ -567,18 +569,23 @@ class TlsListener:
         self.transport.close()
 
 
-def plan_waits(waits: Sequence[tuple[_W, bool]]) -> tuple[list[int], list[tuple[_W, bool]]]:
+def plan_waits(waits: Sequence[tuple[_W, bool]]
+               ) -> tuple[list[int], list[tuple[_W, bool]], float | None]:
     """A poll's waits with TLS taken into account (`core.preopens.wait`).
 
     Returns the indexes ready already (`ready_now`, after pumping unsent
-    ciphertext), and the waits to hand the backend: transports in place of
-    TLS layers, then one writable wait for each stream that still has
-    unsent ciphertext (index ``len(waits)`` on): when one of those fires,
-    the caller pumps and waits again.
+    ciphertext); the waits to hand the backend: transports in place of TLS
+    layers, then one writable wait for each stream that still has unsent
+    ciphertext (index ``len(waits)`` on: when one of those fires, the
+    caller pumps and waits again); and the earliest handshake deadline of
+    the streams waited on (None: none), which a wait must not sleep past
+    (a stalled handshake then fails with `timeout` even in a guest that
+    only polls).
     """
     ready: list[int] = []
     backend_waits: list[tuple[_W, bool]] = []
     pending: list[tuple[_W, bool]] = []
+    deadline: float | None = None
     for index, (sock, readable) in enumerate(waits):
         stream = layered(sock)
         transport = transport_of(sock)
@@ -587,5 +594,8 @@ def plan_waits(waits: Sequence[tuple[_W, bool]]) -> tuple[list[int], list[tuple[
                 pending.append((transport, False))
             if stream.ready_now(readable):
                 ready.append(index)
+            elif not stream.established:
+                deadline = stream.deadline if deadline is None else min(deadline,
+                                                                         stream.deadline)
         backend_waits.append((transport, readable))
-    return ready, backend_waits + pending
+    return ready, backend_waits + pending, deadline

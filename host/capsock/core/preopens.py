@@ -58,15 +58,22 @@ def wait(context: InstanceContext, waits: Sequence[Wait], timeout: float | None)
     is sent as its transport takes it, however long the guest waits)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        ready, backend_waits = plan_waits(waits)
+        ready, backend_waits, handshake_deadline = plan_waits(waits)
         if ready:
             return ready
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        now = time.monotonic()
+        remaining = None if deadline is None else max(0.0, deadline - now)
+        if handshake_deadline is not None:
+            until = max(0.0, handshake_deadline - now)
+            remaining = until if remaining is None else min(remaining, until)
         found = context.backend.poll(backend_waits, remaining)
         asked = [index for index in found if index < len(waits)]
-        if asked or not found:
+        if asked:
             return asked
-        # Only a transport with unsent ciphertext became writable: pump, wait again.
+        if deadline is not None and time.monotonic() >= deadline:
+            return []
+        # A transport with unsent ciphertext became writable (pump), or a
+        # handshake's deadline came (ready now): plan again.
 
 
 def poll(context: InstanceContext, waits: Sequence[Wait], timeout: float | None) -> list[int]:

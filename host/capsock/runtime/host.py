@@ -19,6 +19,7 @@ from wasmtime.component import Component, Linker
 from ..addresses import SocketAddress, parse_host_port
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..backends.os import OsBackend, OsDatagramSocket, OsStreamSocket
+from ..backends.tls import transport_of
 from ..binding import HandleTable, interfaces_for, link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
@@ -205,7 +206,8 @@ class Host:
         torn down like any other and this raises `GuestKilled`.
         """
         guard = RunGuard(self.engine, kill_switch,
-                         shared=[p.socket for p in preopens] if preopens is not None else ())
+                         shared=[transport_of(p.socket) for p in preopens]
+                         if preopens is not None else ())
         try:
             code = self._run_guarded(path, args, env, preopens, stdout, guard)
         finally:
