@@ -19,8 +19,9 @@ import sys
 from common import ENV, ROOT, free_port, wait_listening
 
 
-def wrk(port: int, duration: int, connections: int) -> tuple[float, float]:
-    url = f"http://127.0.0.1:{port}/api/instance"  # the http guest's JSON route
+def wrk(port: int, duration: int, connections: int, scheme: str = "http"
+        ) -> tuple[float, float]:
+    url = f"{scheme}://127.0.0.1:{port}/api/instance"  # the http guest's JSON route
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -32,13 +33,14 @@ def wrk(port: int, duration: int, connections: int) -> tuple[float, float]:
     return rps, p99_ms
 
 
-def measure(command: list[str], port: int, duration: int, connections: int) -> tuple[float, float]:
+def measure(command: list[str], port: int, duration: int, connections: int,
+            scheme: str = "http") -> tuple[float, float]:
     proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         wait_listening(port)
-        wrk(port, 2, connections)  # warm-up
-        return wrk(port, duration, connections)
+        wrk(port, 2, connections, scheme)  # warm-up
+        return wrk(port, duration, connections, scheme)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

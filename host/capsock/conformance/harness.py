@@ -143,8 +143,8 @@ class OsPeers:
         self.dns = stack.enter_context(DnsServer(ZONE))
         self._values["dns"] = self.dns.address
         self.pki = _pki(stack, self._values)
-        for name, (kind, behaviour) in SERVERS.items():
-            self._tcp(name, "127.0.0.1", _os_tls(self.pki.server_context(kind), behaviour), stack)
+        for name, context, behaviour in _tls_servers(self.pki):
+            self._tcp(name, "127.0.0.1", _os_tls(context, behaviour), stack)
 
     def _tcp(self, name: str, host: str, handler: Callable[[socket.socket], None],
              stack: ExitStack) -> None:
@@ -203,9 +203,8 @@ class MemoryPeers:
         for name, host in (("udp", "127.0.0.1"), ("udp6", "::1")):
             self._udp(name, host, 7004, stack)
         self.pki = _pki(stack, self._values)
-        for port, (name, (kind, behaviour)) in enumerate(SERVERS.items(), 7010):
-            self._tcp(name, "127.0.0.1", port,
-                      _virtual_tls(self.pki.server_context(kind), behaviour), stack)
+        for port, (name, context, behaviour) in enumerate(_tls_servers(self.pki), 7010):
+            self._tcp(name, "127.0.0.1", port, _virtual_tls(context, behaviour), stack)
 
     def _tcp(self, name: str, host: str, port: int,
              handler: Callable[[VirtualConnection], None], stack: ExitStack) -> None:
@@ -278,18 +277,32 @@ def _virtual_silent(conn: VirtualConnection) -> None:
             pass
 
 
-def _pki(stack: ExitStack, values: dict[str, str]) -> TestPki:
-    """The TLS cases' PKI, in a folder that lives as long as the peers."""
+def _pki(stack: ExitStack, values: dict[str, str]) -> TestPki | None:
+    """The TLS cases' PKI, in a folder that lives as long as the peers;
+    None without the `cryptography` package (the `tls` cases are then
+    reported as skipped, saying so)."""
+    try:
+        import cryptography  # noqa: F401  (make_pki imports its parts)
+    except ImportError:
+        return None
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="capsock-pki-")))
     pki = make_pki(folder)
     values["tls_ca"] = str(pki.ca)
     return pki
 
 
-def _tls_settings(setup: Setup, pki: TestPki) -> TlsSettings | None:
+def _tls_servers(pki: TestPki | None) -> list[tuple[str, ssl.SSLContext, str]]:
+    """(placeholder name, server context, behaviour) of each TLS peer."""
+    if pki is None:
+        return []
+    return [(name, pki.server_context(kind), behaviour)
+            for name, (kind, behaviour) in SERVERS.items()]
+
+
+def _tls_settings(setup: Setup, pki: TestPki | None) -> TlsSettings | None:
     """A TLS setup trusts the test CA only (so no system CA can vouch for a
     test certificate)."""
-    return TlsSettings((pki.ca,), ca_only=True) if setup.tls else None
+    return TlsSettings((pki.ca,), ca_only=True) if setup.tls and pki is not None else None
 
 
 def _os_tls(context: ssl.SSLContext, behaviour: str) -> Callable[[socket.socket], None]:
@@ -414,6 +427,12 @@ def run_all(probes: Probes | Path, peers_factory: PeersFactory,
                                   True, True))
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         peers = peers_factory(stack, has_ipv6)
+        if "tls_ca" not in peers.values():  # no PKI: the tls cases cannot run here
+            no_tls = [case for case in chosen if case.extension == "tls"]
+            results += [Result(c, c.expect, "skipped: the TLS peers need the `cryptography` "
+                                            "package", True, True)
+                        for c in no_tls if probes.for_case(c) is not None]
+            chosen = [case for case in chosen if case.extension != "tls"]
         for name, setup in SETUPS.items():
             by_probe: dict[Path, list[Case]] = {}
             for case in chosen:
