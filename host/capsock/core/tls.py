@@ -222,11 +222,15 @@ def monitor(context: InstanceContext) -> TlsMonitor:
 
 
 def _server_name(name: str) -> tuple[str, bool]:
-    """The normalized server name and whether it is an IP literal."""
+    """The normalized server name and whether it is an IP literal (no
+    zone: a certificate cannot name one)."""
     try:
-        return str(ipaddress.ip_address(name)), True
+        ip = ipaddress.ip_address(name)
     except ValueError:
         return validate_name(name), False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        raise NetError(ErrorCode.INVALID_ARGUMENT, "a server name cannot carry an IPv6 zone")
+    return str(ip), True
 
 
 def _check_alpn(protocols: Sequence[str]) -> tuple[str, ...]:
@@ -247,15 +251,15 @@ def client_handshake(core: TcpSocket, server_name: str, alpn: Sequence[str]) -> 
     if core.state is not TcpState.CONNECTED:
         raise NetError(ErrorCode.INVALID_STATE,
                        f"client-handshake on a {core.state.value} socket")
+    name, literal = _server_name(server_name)
+    protocols = _check_alpn(alpn)
     current = layered(core.sock)
     if current is not None:
         if current.server or current.established or current.failure is not None \
-                or current.server_name != server_name:
+                or current.server_name != name:
             raise NetError(ErrorCode.INVALID_STATE, "TLS is already on this socket")
         current.handshake()
         return
-    name, literal = _server_name(server_name)
-    protocols = _check_alpn(alpn)
     context = core.context
     peer = core.sock.remote_address()
     target = f"connect {name} {peer}"
@@ -270,9 +274,12 @@ def client_handshake(core: TcpSocket, server_name: str, alpn: Sequence[str]) -> 
     tls.admit(target)
     try:
         ssl_context = tls.settings.client_context(protocols)
-        stream = TlsStream(core.sock, ssl_context, server=False, server_name=server_name,
+        stream = TlsStream(core.sock, ssl_context, server=False, server_name=name,
                            handshake_timeout=context.limits.tls_handshake_timeout,
                            observer=tls)
+    except (ValueError, UnicodeError) as error:  # a name OpenSSL will not send as SNI
+        tls.release()
+        raise NetError(ErrorCode.INVALID_ARGUMENT, f"server name {name!r}: {error}") from None
     except BaseException:
         tls.release()
         raise
