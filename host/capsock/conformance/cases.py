@@ -66,6 +66,8 @@ class Setup:
     dns: bool = False
     ipv6: bool = False  # needs IPv6 on loopback
     tls: bool = False  # the host trusts the test PKI's CA (and only it)
+    #: --tls-listen pre-opens (the test PKI's good certificate; needs tls)
+    tlslisten: tuple[str, ...] = ()
 
 
 #: The extension interfaces the cases cover (the first part of their ids).
@@ -142,6 +144,8 @@ SETUPS: dict[str, Setup] = {s.name: s for s in [
     Setup("tls-name", "TLS under a name rule: only svc.test, on its addresses",
           {"allow-outbound": ["tcp://svc.test:{tls_ok_port}"], "allow-resolve": ["other.test"]},
           dns=True, tls=True),
+    Setup("tls-listen", "a host-terminated TLS listener the guest also connects to",
+          {"allow-outbound": ["tcp://127.0.0.1:*"]}, tls=True, tlslisten=("127.0.0.1:0",)),
     Setup("resolve", "names through the DNS peer",
           {"allow-resolve": ["svc.test", "v6.test", "dual.test", "*.wild.test", "nx.test"],
            "deny-resolve": ["bad.wild.test"],
@@ -672,6 +676,10 @@ case("tls.host-terminated.plain", "tls", "tls-host-terminated", ("{tls_ok}",), "
      "a connection the guest made is not host-terminated")
 case("tls.close-notify", "tls", "tls-close-notify", ("{tls_ok}", "localhost"),
      "value:ok ''", "close_notify both ways, then plaintext: the server's end of stream")
+case("tls.host-terminated.loop", "tls-listen", "tls-host-terminated-loop", (),
+     "value:True True hello back localhost http/1.1 no-client-certificate",
+     "a --tls-listen connection, both ends non-blocking in one guest: the host handshakes "
+     "the accepted end as the guest reads it; plaintext both ways; SNI and ALPN visible")
 case("tls.truncated", "tls", "tls-truncated", ("{tls_truncate}", "localhost"),
      "value:partial connection-aborted ''",
      "EOF without close_notify: connection-aborted once, then end of stream")

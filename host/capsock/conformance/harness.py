@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
-from ..addresses import SocketAddress
+from ..addresses import SocketAddress, parse_host_port
 from ..backends.memory import MemoryBackend, VirtualConnection, VirtualNetwork
 from ..backends.resolvers import DnsResolver
-from ..core.tls import TlsSettings
+from ..core.tls import TlsListenSpec, TlsSettings
 from ..errors import ErrorCode, NetError
 from ..policy import Policy
 from ..runtime.host import Host, TcpListenSpec, UdpBindSpec
@@ -181,7 +181,7 @@ class OsPeers:
                     tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
                     udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
                     peer_address=setup.peer_address, tls=_tls_settings(setup, self.pki),
-                    **resolver_kwargs)
+                    tls_listen=_tls_listens(setup, self.pki), **resolver_kwargs)
 
 
 class MemoryPeers:
@@ -256,7 +256,7 @@ class MemoryPeers:
                     tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
                     udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
                     peer_address=setup.peer_address, resolver=self.network.resolver(),
-                    tls=_tls_settings(setup, self.pki))
+                    tls=_tls_settings(setup, self.pki), tls_listen=_tls_listens(setup, self.pki))
 
 
 def _virtual_echo(conn: VirtualConnection) -> None:
@@ -288,6 +288,7 @@ def _pki(stack: ExitStack, values: dict[str, str]) -> TestPki | None:
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="capsock-pki-")))
     pki = make_pki(folder)
     values["tls_ca"] = str(pki.ca)
+    values["tls_cert"], values["tls_key"] = (str(path) for path in pki.leaves["good"])
     return pki
 
 
@@ -303,6 +304,14 @@ def _tls_settings(setup: Setup, pki: TestPki | None) -> TlsSettings | None:
     """A TLS setup trusts the test CA only (so no system CA can vouch for a
     test certificate)."""
     return TlsSettings((pki.ca,), ca_only=True) if setup.tls and pki is not None else None
+
+
+def _tls_listens(setup: Setup, pki: TestPki | None) -> list[TlsListenSpec]:
+    """The setup's --tls-listen pre-opens, with the PKI's good certificate."""
+    if pki is None:
+        return []
+    cert, key = pki.leaves["good"]
+    return [TlsListenSpec(parse_host_port(text), cert, key) for text in setup.tlslisten]
 
 
 def _os_tls(context: ssl.SSLContext, behaviour: str) -> Callable[[socket.socket], None]:
@@ -359,6 +368,9 @@ def command_flags(setup: Setup, flags: dict[str, list[str]], values: dict[str, s
         out.append(f"--dns={values['dns']}")
     if setup.tls:
         out += [f"--tls-ca={values['tls_ca']}", "--tls-ca-only"]
+    if setup.tlslisten:
+        out += [f"--tls-listen={spec}" for spec in setup.tlslisten]
+        out += [f"--tls-cert={values['tls_cert']}", f"--tls-key={values['tls_key']}"]
     return out
 
 

@@ -1215,6 +1215,56 @@ def k_tls_close_notify(target: str, name: str) -> None:
     raise Value(f"{done} {sock.receive(100)!r}".replace("b''", "''"))
 
 
+def nonblocking_call(call: Callable[[], Any], sockets: list[wtcp.TcpSocket]) -> Any:
+    """`call` until it does not say would-block, polling `sockets`
+    (readable, 100 ms) in between; at most 300 rounds."""
+    for _ in range(300):
+        try:
+            return call()
+        except Err as error:
+            if code(error) != "would-block":
+                raise
+        wsocket.poll([sock.subscribe(READABLE_TCP) for sock in sockets], 100_000_000)
+    raise Value("still would-block")
+
+
+def k_tls_host_terminated_loop() -> None:
+    """Both ends of a --tls-listen connection in this guest, non-blocking:
+    the client's handshake and the host's server handshake (driven by the
+    accepted end's receive) progress in turns."""
+    listener_raw, name = preopen("tcp")
+    listener = wtcp.TcpSocket.from_socket(listener_raw)
+    client = connected(name)
+    server, _ = listener.accept()
+    terminated = f"{wtls.host_terminated(listener)} {wtls.host_terminated(server)}"
+    client.set_blocking(False)
+    server.set_blocking(False)
+    done = False
+    for _ in range(300):
+        if not done:
+            got = tls_outcome(lambda: wtls.client_handshake(client, "localhost", ["http/1.1"]))
+            if got not in ("ok", "would-block"):
+                raise Value(f"client handshake: {got}")
+            done = got == "ok"
+        try:
+            server.receive(100)  # drives the server handshake; nothing to read yet
+        except Err as error:
+            if code(error) != "would-block":
+                raise
+        if done:
+            break
+        wsocket.poll([client.subscribe(READABLE_TCP), server.subscribe(READABLE_TCP)],
+                     100_000_000)
+    nonblocking_call(lambda: client.send(b"hello"), [client, server])
+    data = nonblocking_call(lambda: server.receive(100), [server])
+    nonblocking_call(lambda: server.send(b"back"), [client, server])
+    back = nonblocking_call(lambda: client.receive(100), [client])
+    info = wtls.session(server)
+    cert = "no-client-certificate" if info.peer_certificate is None else "client-certificate"
+    raise Value(f"{terminated} {data.decode()} {back.decode()} {info.server_name} "
+                f"{info.alpn_protocol} {cert}")
+
+
 def k_tls_truncated(target: str, name: str) -> None:
     sock = handshaken(target, name)
     data = recv_exact(sock, 7)
