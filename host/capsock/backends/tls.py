@@ -262,9 +262,14 @@ class TlsStream:
         if pending:
             self.unsent += pending
         while self.unsent:
-            if wait:
-                sent = self.transport.send(bytes(self.unsent))
-            else:
+            if wait or not self._blocking:  # the transport is in the mode wanted already
+                try:
+                    sent = self.transport.send(bytes(self.unsent))
+                except NetError as error:
+                    if error.code is ErrorCode.WOULD_BLOCK and not wait:
+                        return False
+                    raise
+            else:  # a blocking stream's attempt that must not wait (pump, close)
                 self.transport.set_blocking(False)
                 try:
                     sent = self.transport.send(bytes(self.unsent))
