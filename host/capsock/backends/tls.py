@@ -64,7 +64,11 @@ _REASONS = {
 
 #: transport -> the TLS stream over it: a pollable made before an upgrade
 #: names the transport, and must wait on the stream (`layered`).
-_LAYERS: weakref.WeakKeyDictionary[object, TlsStream] = weakref.WeakKeyDictionary()
+#: Keyed by id (a dict lookup, no weakref made per poll: `plan_waits` runs
+#: on every poll of every guest); an entry is removed when its stream is
+#: closed or detached, and `layered` checks the transport is the same
+#: object, so a reused id never matches.
+_LAYERS: dict[int, TlsStream] = {}
 
 
 #: server-side SSLObject -> its stream, for `_remember_sni`.
@@ -122,9 +126,10 @@ def failure_of(error: ssl.SSLError) -> TlsFailure:
 
 def layered(sock: object) -> TlsStream | None:
     """The TLS stream over `sock`, if a guest upgraded it."""
-    if isinstance(sock, TlsStream):
+    if type(sock) is TlsStream:
         return sock
-    return _LAYERS.get(sock)
+    stream = _LAYERS.get(id(sock)) if _LAYERS else None
+    return stream if stream is not None and stream.transport is sock else None
 
 
 def transport_of(sock: T) -> T:
@@ -163,7 +168,7 @@ class TlsStream:
         self._closed = False
         self._blocking = True
         self._timeout: float | None = None
-        _LAYERS[transport] = self
+        _LAYERS[id(transport)] = self
 
     def __repr__(self) -> str:
         side = "server" if self.server else "client"
@@ -406,7 +411,7 @@ class TlsStream:
                     pass
         finally:
             self.transport.close()
-            _LAYERS.pop(self.transport, None)
+            _LAYERS.pop(id(self.transport), None)
             if self.observer is not None:
                 self.observer.stream_closed(self)
 
@@ -416,7 +421,7 @@ class TlsStream:
         if self._closed:
             return
         self._closed = True
-        _LAYERS.pop(self.transport, None)
+        _LAYERS.pop(id(self.transport), None)
         if self.observer is not None:
             self.observer.stream_closed(self)
 
@@ -592,15 +597,20 @@ def plan_waits(waits: Sequence[tuple[_W, bool]]
     pending: list[tuple[_W, bool]] = []
     deadline: float | None = None
     for index, (sock, readable) in enumerate(waits):
-        stream = layered(sock)
-        transport = transport_of(sock)
-        if stream is not None:
-            if not stream.pump():
-                pending.append((transport, False))
-            if stream.ready_now(readable):
-                ready.append(index)
-            elif not stream.established:
-                deadline = stream.deadline if deadline is None else min(deadline,
-                                                                         stream.deadline)
+        kind = type(sock)
+        if kind is TlsListener:
+            backend_waits.append((sock.transport, readable))  # type: ignore[attr-defined]
+            continue
+        stream = layered(sock) if kind is TlsStream or _LAYERS else None
+        if stream is None:  # a plain socket: the commonest case, kept cheap
+            backend_waits.append((sock, readable))
+            continue
+        transport: _W = stream.transport  # type: ignore[assignment]
+        if not stream.pump():
+            pending.append((transport, False))
+        if stream.ready_now(readable):
+            ready.append(index)
+        elif not stream.established:
+            deadline = stream.deadline if deadline is None else min(deadline, stream.deadline)
         backend_waits.append((transport, readable))
     return ready, backend_waits + pending, deadline
