@@ -264,6 +264,17 @@ class TlsStream:
         """Send pending ciphertext; `wait` False sends what the transport
         takes now. True when nothing is left unsent."""
         pending = self._outgoing.read()
+        if pending and not self.unsent and (wait or not self._blocking):
+            # The common case: one record to send, nothing left over before it.
+            try:
+                sent = self.transport.send(pending)
+            except NetError as error:
+                if error.code is not ErrorCode.WOULD_BLOCK or wait:
+                    raise
+                sent = 0
+            if sent >= len(pending):
+                return True
+            pending = pending[max(sent, 0):]
         if pending:
             self.unsent += pending
         while self.unsent:
@@ -327,6 +338,12 @@ class TlsStream:
         if self._eof:
             return b""
         try:
+            if not self._tls.pending() and not self._incoming.pending:
+                # Nothing decrypted or buffered: read ciphertext first rather
+                # than let `read` fail with SSLWantReadError (half the cost
+                # of a small receive).
+                self._flush(wait=self._blocking)
+                self._fill(False)
             data = self._drive(lambda: self._tls.read(max_len))
         except ssl.SSLZeroReturnError:  # the peer's close_notify
             self._eof = True
