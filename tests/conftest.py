@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 APPS = ("echo", "client", "probe", "bypass", "poll", "http", "kv", "syslog", "udpecho",
-        "resolve", "conformance", "conformance-fast-io", "bsdecho", "bsdprobe", "hostile")
+        "resolve", "conformance", "conformance-fast-io", "bsdecho", "bsdprobe", "hostile",
+        "fanout")
 
 
 @pytest.fixture(scope="session")

@@ -87,6 +87,8 @@ class _LoopSelector(bsd_selectors.DefaultSelector):
                 pollable = self._pollables.pop((fd, event), None)
                 if pollable is not None:
                     pollable.close()
+        if events != key.events:
+            self._changed()
         key = key._replace(events=events, data=data)
         self._keys[fd] = key
         return key

@@ -55,7 +55,9 @@ Differences from CPython's socket module
   `capsock_guest._errors.ERRORS`; ``strerror`` names the capsock code too.
   errno values are WASI's (``errno.ECONNREFUSED`` in the guest), EAI_* are
   glibc's.
-- Not provided: ``AF_UNIX``, raw sockets, ``socketpair``, ``dup``,
+- ``socketpair()`` is two connected stream sockets in the guest's own
+  memory (`capsock_guest._pair`): no host call, no capability.
+- Not provided: ``AF_UNIX``, raw sockets, ``dup``,
   ``sendfile`` (falls back to `send` via `socket.sendfile`), ancillary data,
   ``SO_REUSEPORT`` (so `socketserver` does not ask for it).
 """
@@ -260,6 +262,15 @@ def _lookup_fileno(fd: int) -> socket | None:
     return _by_fileno.get(fd)
 
 
+def _new_fileno(sock: socket) -> int:
+    """The next fake descriptor, registered for ``sock``."""
+    global _next_fileno
+    fd = _next_fileno
+    _next_fileno += 1
+    _by_fileno[fd] = sock
+    return fd
+
+
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(host.split("%", 1)[0])
@@ -331,7 +342,6 @@ class socket:  # noqa: N801  the name of Python's class
 
     def __init__(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0,
                  fileno: Any = None) -> None:
-        global _next_fileno
         if fileno is not None:
             raise OSError(_errno.EOPNOTSUPP, "capsock sockets have no file descriptors; "
                                              "use socket.from_preopened(name)")
@@ -365,9 +375,7 @@ class socket:  # noqa: N801  the name of Python's class
             self._tcp = raw
         else:
             self._udp = raw
-        self._fileno = _next_fileno
-        _next_fileno += 1
-        _by_fileno[self._fileno] = self
+        self._fileno = _new_fileno(self)
         if type & SOCK_NONBLOCK:
             self.setblocking(False)
         elif _default_timeout is not None:
@@ -1109,10 +1117,6 @@ def create_server(address: tuple[Any, ...], *, family: int = AF_INET,
         raise
 
 
-def socketpair(*args: Any) -> Any:
-    raise OSError(_errno.EOPNOTSUPP, "socketpair is not available in capsock guests")
-
-
 def inet_aton(text: str) -> bytes:
     try:
         return ipaddress.IPv4Address(text).packed
@@ -1148,3 +1152,7 @@ def htonl(x: int) -> int:
 
 
 ntohs, ntohl = htons, htonl
+
+
+# An in-guest pair needs the socket class above; it lives in its own module.
+from ._pair import socketpair  # noqa: E402

@@ -9,7 +9,10 @@ pollables are cached per direction, and their ids are polled together.
 
 Ready means what the host says: readable = data, end of stream, or a
 connection to accept; writable = room to send, or a non-blocking connect
-finished (its outcome: ``getsockopt(SOL_SOCKET, SO_ERROR)``).
+finished (its outcome: ``getsockopt(SOL_SOCKET, SO_ERROR)``). An end of
+``socket.socketpair()`` lives in the guest (`capsock_guest._pair`): the
+selector asks it directly, and when one is ready it polls the host's
+sockets without waiting.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from typing import Any, NamedTuple
 from wit_world.imports import socket as wsocket
 
 from . import bsd
-from ._errors import NetError
-from ._poll import Pollable, poll
+from ._errors import NetError, call
+from ._poll import Pollable
 
 __all__ = [
     "EVENT_READ", "EVENT_WRITE", "SelectorKey", "BaseSelector", "DefaultSelector",
@@ -74,7 +77,17 @@ class BaseSelector:
     def __init__(self) -> None:
         self._keys: dict[int, SelectorKey] = {}
         self._pollables: dict[tuple[int, int], Pollable] = {}
+        #: fd -> in-guest socketpair end (readiness asked of it, never polled)
+        self._local: dict[int, Any] = {}
+        #: What `select` polls, rebuilt only after a change (`_changed`): the
+        #: (fd, event) of each pollable, and the raw pollables in that order.
+        self._wanted: list[tuple[int, int]] | None = None
+        self._raws: list[Any] = []
         self._map: _Map | None = _Map(self)
+
+    def _changed(self) -> None:
+        """Registrations changed: `select` rebuilds what it polls."""
+        self._wanted = None
 
     def _fd(self, fileobj: Any) -> int:
         try:
@@ -91,9 +104,13 @@ class BaseSelector:
         key = SelectorKey(fileobj, self._fd(fileobj), events, data)
         if key.fd in self._keys:
             raise KeyError(f"{fileobj!r} (FD {key.fd}) is already registered")
-        if bsd._lookup_fileno(key.fd) is None:
+        sock = bsd._lookup_fileno(key.fd)
+        if sock is None:
             raise ValueError(f"{fileobj!r} is not an open capsock socket")
+        if hasattr(sock, "_ready"):
+            self._local[key.fd] = sock
         self._keys[key.fd] = key
+        self._wanted = None
         return key
 
     def unregister(self, fileobj: Any) -> SelectorKey:
@@ -119,6 +136,8 @@ class BaseSelector:
         return key
 
     def _drop(self, fd: int) -> None:
+        self._wanted = None
+        self._local.pop(fd, None)
         for event in (EVENT_READ, EVENT_WRITE):
             pollable = self._pollables.pop((fd, event), None)
             if pollable is not None:
@@ -139,31 +158,57 @@ class BaseSelector:
 
     def select(self, timeout: float | None = None) -> list[tuple[SelectorKey, int]]:
         """Wait up to ``timeout`` seconds (None: forever, <= 0: not at all)."""
-        wanted: list[tuple[SelectorKey, int]] = []
-        pollables: list[Pollable] = []
+        ready: dict[int, int] = {}
+        local = self._local
+        if local:
+            for fd, sock in local.items():
+                events = sock._ready(self._keys[fd].events)
+                if events:
+                    ready[fd] = events
+        wanted = self._wanted
+        if wanted is None:
+            wanted = self._rebuild()
+        wait = 0.0 if ready else None if timeout is None else max(0.0, timeout)
+        if not wanted:
+            if ready:
+                return [(self._keys[fd], events) for fd, events in ready.items()]
+            if wait:
+                time.sleep(wait)
+            elif wait is None:
+                raise RuntimeError(
+                    "capsock: select() with no host socket to wait on and no timeout would "
+                    "wait forever (a guest has one thread; a socketpair end becomes ready "
+                    "only when this program writes to its peer)" if local else
+                    "select() with nothing registered and no timeout")
+            return []
+        ns = None if wait is None or math.isinf(wait) else int(wait * 1e9)
+        try:
+            ready_indexes = call(wsocket.poll, self._raws, ns)
+        except NetError as e:
+            raise bsd._from_net_error(e) from None
+        for index in ready_indexes:
+            fd, event = wanted[index]
+            ready[fd] = ready.get(fd, 0) | event
+        return [(self._keys[fd], events) for fd, events in ready.items()]
+
+    def _rebuild(self) -> list[tuple[int, int]]:
+        """The (fd, event) pairs to poll and their raw pollables, subscribing
+        where needed (a socket closed while registered is left out: never ready)."""
+        wanted: list[tuple[int, int]] = []
+        raws: list[Any] = []
+        local = self._local
         for key in self._keys.values():
+            if key.fd in local:
+                continue
             for event in (EVENT_READ, EVENT_WRITE):
                 if key.events & event:
                     pollable = self._pollable(key.fd, event)
                     if pollable is not None:
-                        wanted.append((key, event))
-                        pollables.append(pollable)
-        wait = None if timeout is None else max(0.0, timeout)
-        if not pollables:
-            if wait:
-                time.sleep(wait)
-            elif wait is None:
-                raise ValueError("select() with nothing registered and no timeout")
-            return []
-        try:
-            ready_indexes = poll(pollables, None if wait is None or math.isinf(wait) else wait)
-        except NetError as e:
-            raise bsd._from_net_error(e) from None
-        ready: dict[int, int] = {}
-        for index in ready_indexes:
-            key, event = wanted[index]
-            ready[key.fd] = ready.get(key.fd, 0) | event
-        return [(self._keys[fd], events) for fd, events in ready.items()]
+                        wanted.append((key.fd, event))
+                        raws.append(pollable.raw)
+        self._raws = raws
+        self._wanted = wanted
+        return wanted
 
     def close(self) -> None:
         for fd in list(self._keys):

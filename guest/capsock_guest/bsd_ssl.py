@@ -64,6 +64,10 @@ try:
 except ImportError:  # a guest built for a world without `tls`
     _tls = None  # type: ignore[assignment]
 
+#: Whether this guest was built with the `tls` extension (else
+#: `capsock_guest._hooks` installs the `_nossl` placeholder as ``ssl``).
+HAS_HOST_TLS: bool = _tls is not None
+
 # ---------------------------------------------------------------- constants
 
 OPENSSL_VERSION = "capsock host TLS (OpenSSL on the host)"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 
-from . import _hooks, _select, bsd, bsd_selectors, bsd_ssl
+from . import _hooks, _select, bsd, bsd_selectors
 
 __all__ = ["install"]
 
@@ -31,8 +31,7 @@ def install() -> None:
     sys.modules["socket"] = bsd
     sys.modules["selectors"] = bsd_selectors
     sys.modules["select"] = _select
-    sys.modules["ssl"] = bsd_ssl
-    _hooks.install()
+    _hooks.install()  # and ``ssl``: bsd_ssl over the host's TLS (or a placeholder)
 
 
 install()

@@ -31,7 +31,7 @@ from .core.audit import AuditLog
 from .core.context import Preopen
 from .core.limits import Limits
 from .errors import ErrorCode, NetError
-from .policy import Checker, Decision, Endpoint, Policy, PolicyError, Use
+from .policy import Checker, Decision, Endpoint, MappingTable, Policy, PolicyError, Use
 from .runtime import GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
 
 if TYPE_CHECKING:
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AuditLog", "Backend", "Checker", "DatagramSocket", "Decision", "DictResolver",
            "DnsResolver", "Endpoint", "ErrorCode", "GuestKilled", "Host", "IPAddress",
-           "KillSwitch", "Limits", "MemoryBackend", "MemoryResolver", "NetError", "OsBackend",
+           "KillSwitch", "Limits", "MappingTable", "MemoryBackend", "MemoryResolver", "NetError",
+           "OsBackend",
            "Policy", "PolicyError", "Preopen", "Resolver", "RunError", "SocketAddress",
            "StreamSocket", "SystemResolver", "TcpListenSpec", "UdpBindSpec", "Use",
            "VirtualConnection", "VirtualDatagram", "VirtualListener", "VirtualNetwork"]

@@ -12,29 +12,46 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TypeAlias
 
-from .addresses import parse_host_port
-from .backends.base import Backend, Resolver
+from .backends.base import Backend
 from .backends.os import OsBackend
-from .core.audit import AuditLog
-from .core.limits import Limits
+from .core.limits import LIMIT_FLAGS, Limits
 from .core.tls import TlsListenSpec, TlsSettings
-from .policy import Policy, PolicyError
-from .runtime import DirSpec, GuestKilled, Host, KillSwitch, RunError, TcpListenSpec, UdpBindSpec
+from .policy import DEFAULT_VIRTUAL_RANGE, PolicyError
+from .policy.config import (
+    RULE_KINDS,
+    Located,
+    PolicyConfig,
+    RuleQuota,
+    merge,
+    validate_rule,
+)
+from .runtime import GuestKilled, Host, KillSwitch, RunError
+from .runtime.configure import ConfigError, limits_of
 
 if TYPE_CHECKING:
     from wasmtime import Engine
+
+    from .core.audit import AuditLog
+    from .runtime.activation import InheritedSocket
+    from .runtime.metrics import Metrics
 
 RULES_HELP = """\
 policy (deny by default; a deny rule always wins over an allow rule):
   Address rules are PROTO://HOST:PORT with PROTO tcp or udp, HOST an IPv4
   address, an [IPv6] address in brackets, a CIDR range (10.0.0.0/8,
-  [fd00::/8]), localhost, a domain name, or *, and PORT a number, a range
-  LO-HI, or *. IPv4-mapped IPv6 addresses are judged by the IPv4 rules.
+  [fd00::/8]), localhost, a network group, a domain name, *.NAME (what
+  NAME's subdomains resolved to), or *, and PORT a number, a range LO-HI,
+  or *. IPv4-mapped IPv6 addresses are judged by the IPv4 rules.
+  Groups: private (RFC 1918, 100.64/10, fc00::/7, link-local), loopback,
+  metadata (169.254.169.254, fd00:ec2::254, ...), multicast, special
+  (IANA special-purpose registries); IPv6 forms embedding a member's IPv4
+  address (NAT64, 6to4, ...) are members (SECURITY.md, "Network groups").
 
   --allow-outbound=tcp://127.0.0.1:80   connect to 127.0.0.1 port 80
   --allow-outbound=tcp://*:443          connect to any host on port 443
   --allow-inbound=tcp://127.0.0.1:*     bind/listen on 127.0.0.1, any port
   --deny-outbound=tcp://10.0.0.0/8:*    never connect into 10.0.0.0/8
+  --deny-outbound=tcp://private:*       never connect into a private range
   --allow-outbound=udp://[::1]:53       send UDP to [::1]:53 (and receive
                                         from it on any socket)
   --allow-inbound=udp://127.0.0.1:*     bind UDP on 127.0.0.1; such a socket
@@ -47,6 +64,29 @@ policy (deny by default; a deny rule always wins over an allow rule):
   --addr-pool=127.0.0.0/8,::1/128       WAMR syntax: CIDR ranges, any port,
                                         both directions (ADDRESS/MASK only)
 
+virtual addresses (GUEST->REAL: the guest sees only the left side; the host
+translates both ways; each mapping also allows exactly its guest side):
+  --allow-resolve=db.internal->127.0.0.2
+                                        resolving db.internal answers
+                                        127.0.0.2 (an alias, no query)
+  --allow-resolve=db.internal->db.example
+                                        answers a virtual address from
+                                        --virtual-range; traffic to it goes
+                                        to db.example, resolved by the host
+                                        at connect time
+  --allow-outbound=tcp://db.internal->127.0.0.2:5432->5433
+                                        connect to db.internal:5432 (a
+                                        virtual address) reaches
+                                        127.0.0.2:5433
+  --allow-outbound=tcp://10.225.0.32/29->192.168.225.8/29:*
+                                        a range mounted as a range of the
+                                        same size (offsets kept)
+  --allow-inbound=tcp://*:80->8888      the guest binds port 80, the host
+                                        listens on 8888 (same address)
+  Overlapping mappings stop capsock at start-up, naming both rules. Deny
+  rules judge the guest-side address and the real one; a guest's restrict
+  rules judge the guest-side address only.
+
   A denied operation returns access-denied to the guest and makes no
   system call toward the target (no connection, no datagram, no DNS
   query). A connect or UDP send on an unbound socket binds an ephemeral
@@ -58,8 +98,14 @@ policy (deny by default; a deny rule always wins over an allow rule):
   A malformed rule stops capsock before the guest starts, with a message
   naming the rule.
 
+policy files (--policy FILE, TOML; README "Operator's guide"): every flag
+  above by section ([resolve], [outbound], [inbound], [limits], [preopens],
+  [host], [audit]); flags add rules to the file and replace its single
+  values. capsock policy check|explain|suggest work on them.
+
 examples:
   capsock run --tcplisten 127.0.0.1:8080 build/echo.wasm
+  capsock run --policy service.toml build/http.wasm
   capsock run --allow-outbound=tcp://127.0.0.1:8080 build/client.wasm 127.0.0.1:8080 hi
   capsock run --udpbind 127.0.0.1:5353 build/udpecho.wasm
   capsock run --dns 127.0.0.1:5353 --allow-resolve=*.test build/resolve.wasm svc.test
@@ -121,8 +167,11 @@ _Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _add_run(commands: _Commands) -> None:
+    # allow_abbrev=False (run and serve): the guest's arguments follow the
+    # component, and argparse would read a guest's `--max-bytes` as an
+    # abbreviation of capsock's flags (or refuse it as ambiguous).
     run = commands.add_parser(
-        "run",
+        "run", allow_abbrev=False,
         help="run a component that exports wasi:cli/run (like `wasmtime run`)",
         description="Run COMPONENT's wasi:cli/run export with ARGS as its arguments. "
                     "stdin, stdout and stderr are inherited; the guest's exit code "
@@ -189,11 +238,16 @@ def _add_build(commands: _Commands) -> None:
                     "What is bundled: every module APP.py imports, anywhere in it (inside "
                     "functions and try blocks too), followed through the modules of APP.py's "
                     "folder and the pure-Python packages they reach, found in this order: the "
-                    "standard library, APP.py's folder, each --path DIR, then the environment "
-                    "running `capsock build` (pip install a package next to capsock, or "
-                    "`pip install --target DIR pkg` and pass --path DIR). Each module is "
-                    "imported at build time, so lazy imports (bottle's wsgiref) work. A "
-                    "package with a C extension is refused by name. An import found nowhere "
+                    "standard library, APP.py's folder, the --requirements/--with packages "
+                    "(pip-installed for the guest, cached), each --path DIR, then the "
+                    "environment running `capsock build` (pip install a package next to "
+                    "capsock, or `pip install --target DIR pkg` and pass --path DIR). Each "
+                    "module is imported at build time, so lazy imports (bottle's wsgiref) "
+                    "work; a third-party package is imported whole (every submodule: "
+                    "packages also import by string, as uvicorn picks its loop). A "
+                    "package with a C extension is refused by name (noted instead when only "
+                    "a conditional import reaches it, as uvicorn's uvloop). An import found "
+                    "nowhere "
                     "is a warning (an error with --strict) when the module cannot load "
                     "without it (top level, outside if/try/def), else listed in one note. "
                     "Builds are cached by the hash of everything bundled, then compiled into "
@@ -208,9 +262,19 @@ def _add_build(commands: _Commands) -> None:
                        metavar="DIR", help="also look for imported packages in DIR (e.g. "
                                            "made by `pip install --target DIR`); repeatable, "
                                            "searched in order before the environment")
+    build.add_argument("--requirements", type=Path, action="append", default=[],
+                       metavar="FILE", help="pip-install this requirements file for the guest "
+                                            "(pure-Python wheels for its Python 3.14 only; a "
+                                            "package with a C extension fails the build by "
+                                            "name) into a folder cached by the file's content, "
+                                            "searched first; repeatable")
+    build.add_argument("--with", dest="with_packages", action="append", default=[],
+                       metavar="PKG", help="pip-install PKG (a requirement: 'h11==0.16.0') "
+                                           "for the guest, as a line of --requirements; "
+                                           "repeatable")
     build.add_argument("--no-environment", action="store_true",
                        help="do not take packages from the environment running the build: "
-                            "only the script's folder and --path")
+                            "only the script's folder, --requirements/--with and --path")
     build.add_argument("--strict", action="store_true",
                        help="fail when a top-level import cannot be bundled")
     build.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
@@ -241,10 +305,11 @@ def _add_compile(commands: _Commands) -> None:
 
 def _add_serve(commands: _Commands) -> None:
     serve = commands.add_parser(
-        "serve",
+        "serve", allow_abbrev=False,  # see _add_run
         help="run N instances of a server component on shared pre-opened listeners",
         description="Run --instances copies of COMPONENT, each with its own store, all "
-                    "accepting from the same --tcplisten sockets. Each instance sees "
+                    "accepting from the same --tcplisten sockets (and those a launcher passed: "
+                    "socket activation). Each instance sees "
                     "CAPSOCK_INSTANCE (0..N-1) in its environment. SIGINT/SIGTERM stop "
                     "accepting, let in-flight work finish for --grace seconds, close every "
                     "socket and exit 0.",
@@ -259,15 +324,56 @@ def _add_serve(commands: _Commands) -> None:
     serve.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                        help="how long in-flight work may take after a stop signal "
                             "(default: 10)")
+    serve.add_argument("--restart", choices=("no", "on-failure", "always"), default="no",
+                       help="run an instance that ended again: on-failure (exit code not "
+                            "0) or always; the delay doubles from 0.1 s to 10 s while it "
+                            "keeps ending within 10 s (default: no)")
     add_instance_flags(serve)
     serve.add_argument("component", metavar="COMPONENT", help="the component (.wasm) to run")
     serve.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                        help="arguments passed to every instance")
 
 
+def _add_policy(commands: _Commands) -> None:
+    policy = commands.add_parser(
+        "policy",
+        help="check a policy file, explain a decision, suggest rules from an audit log",
+        description="Tools for policy files (README, \"Operator's guide\"): check validates one "
+                    "and prints the effective rules with the line each came from; explain "
+                    "says which rule decides an operation and why; suggest reads an audit "
+                    "log (JSON lines, e.g. from --policy-mode=audit) and prints the narrowest "
+                    "rules that would have allowed what it saw.",
+    )
+    tools = policy.add_subparsers(dest="policy_command", metavar="TOOL", required=True)
+    check = tools.add_parser("check", help="validate FILE and print its effective rules")
+    check.add_argument("file", type=Path, metavar="FILE")
+    explain = tools.add_parser(
+        "explain", help="which rule decides OPERATION on TARGET, and why",
+        description="OPERATION is a typed use: tcp-connect, tcp-bind, udp-send, udp-connect, "
+                    "udp-bind, udp-receive, udp-reply, resolve (and the implicit binds). "
+                    "TARGET is ADDRESS:PORT, [IPV6]:PORT, NAME:PORT (judged on the addresses "
+                    "given with --resolved) or, for resolve, a NAME.")
+    explain.add_argument("file", type=Path, metavar="FILE")
+    explain.add_argument("operation", metavar="OPERATION")
+    explain.add_argument("target", metavar="TARGET")
+    explain.add_argument("--resolved", action="append", default=[], metavar="NAME=ADDRESS",
+                         help="treat NAME as having resolved to ADDRESS (repeatable)")
+    suggest = tools.add_parser(
+        "suggest", help="the narrowest rules that allow what an audit log saw denied",
+        description="Read AUDIT (the JSON lines of --audit-log; run the workload with "
+                    "--policy-mode=audit to see everything it does) and print the narrowest "
+                    "rules that allow each would-deny or denied operation, as flags and as a "
+                    "policy file.")
+    suggest.add_argument("audit", type=Path, metavar="AUDIT.jsonl")
+    suggest.add_argument("--format", choices=("both", "flags", "toml"), default="both",
+                         help="what to print (default: both)")
+    suggest.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                         help="also write the suggested policy file to FILE")
+
+
 _COMMANDS: dict[str, Callable[[_Commands], None]] = {
     "run": _add_run, "conformance": _add_conformance, "build": _add_build, "serve": _add_serve,
-    "compile": _add_compile,
+    "compile": _add_compile, "policy": _add_policy,
 }
 
 
@@ -283,6 +389,12 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                        help="pre-open a bound UDP socket for the guest (repeatable); "
                             "port 0 picks a free port. Datagrams to it are delivered "
                             "from any sender; it needs no --allow-inbound rule")
+    group.add_argument("--no-socket-activation", action="store_true",
+                       help="ignore sockets passed by a launcher (systemd socket activation: "
+                            "LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES). By default each one "
+                            "passed to this process is a pre-open named by its fd name, "
+                            "checked to be a listening TCP or a bound UDP socket; the "
+                            "variables are then unset")
     group.add_argument("--dir", action="append", default=[], dest="dirs",
                        metavar="HOSTDIR::GUESTDIR",
                        help="pre-open host directory HOSTDIR read-write for the guest's "
@@ -301,12 +413,26 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                        help="hidden: accept, remote-address (of accepted sockets) and UDP "
                             "receive return 192.0.0.8:0 / [100::]:0 instead of the peer "
                             "(policy still applies to the real address). Default: real")
-    group.add_argument("--audit-log", type=Path, default=None, metavar="FILE",
-                       help="append one JSON line per policy decision to FILE "
-                            "(time, instance, operation, target, allowed, rule)")
+    group.add_argument("--audit-log", default=None, metavar="FILE|-|syslog://HOST:PORT",
+                       help="write one JSON line per policy decision (time, instance, "
+                            "operation, target, allowed, rule): appended to FILE, to stderr "
+                            "(-), or to a syslog collector as RFC 5424 "
+                            "(syslog://, syslog+udp://, syslog+tcp://HOST:PORT). Written by "
+                            "a thread from a bounded queue: a full disk or a slow collector "
+                            "drops lines (counted, said once), never stalls the guest")
+    group.add_argument("--audit-log-max-bytes", type=int, default=0, metavar="N",
+                       help="rotate the --audit-log FILE when it reaches N bytes "
+                            "(FILE -> FILE.1 -> FILE.2 ...; default 0: never)")
+    group.add_argument("--audit-log-backups", type=int, default=5, metavar="N",
+                       help="rotated files kept (default: 5)")
     group.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                        help="where compiled components are cached "
                             "(default: $CAPSOCK_CACHE_DIR or ~/.cache/capsock)")
+    group.add_argument("--metrics", default=None, metavar="HOST:PORT",
+                       help="serve Prometheus metrics over HTTP on HOST:PORT (any path, "
+                            "e.g. /metrics): decisions per rule, limits hit, connections, "
+                            "bytes, restarts, audit lines dropped; needs the metrics extra "
+                            "(pip install 'capsock[metrics]'). Port 0 picks one (printed)")
     group.add_argument("-v", "--verbose", action="store_true",
                        help="log every denied operation to stderr")
     tls = parser.add_argument_group(
@@ -332,117 +458,145 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
         "per-instance limits",
         "quotas refuse with limit-reached and an audit line; caps shrink a request")
     defaults = Limits()
-    for flag, name, kind, text in _LIMIT_FLAGS:
-        limits.add_argument(flag, dest=f"limit_{name}", type=kind, default=getattr(defaults, name),
-                            metavar="N", help=f"{text} (default: %(default)s)")
+    for flag, name, kind, text in LIMIT_FLAGS:
+        # default None: a flag given replaces a policy file's value, one
+        # left out does not (`limits_of`).
+        default = getattr(defaults, name)
+        limits.add_argument(flag, dest=f"limit_{name}", type=kind, default=None,
+                            metavar="N", help=f"{text} (default: "
+                                              f"{'none' if default is None else default})")
+    limits.add_argument("--max-rule-connections", action="append", default=[],
+                        metavar="RULE=N", help="connections one allow rule (its PROTO://HOST:PORT "
+                                               "text) may carry at once (quota; repeatable)")
 
 
-#: (flag, Limits field, type, help) of every `--max-*` flag.
-_LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
-    ("--max-sockets", "max_sockets", int, "sockets a guest may hold open (quota)"),
-    ("--max-backlog", "max_backlog", int, "largest listen backlog (cap)"),
-    ("--max-io-bytes", "max_io_bytes", int, "bytes per receive or send call (cap)"),
-    ("--max-buffer-bytes", "max_buffer_bytes", int,
-     "largest socket send/receive buffer a guest may set (cap)"),
-    ("--max-pollables", "max_pollables", int, "pollables per poll call (quota)"),
-    ("--max-datagram", "max_datagram", int, "largest UDP payload (datagram-too-large beyond)"),
-    ("--max-resolves-per-second", "resolves_per_second", float,
-     "name resolutions per second, bursts up to one second's worth (quota)"),
-    ("--max-restrict-depth", "max_restrict_depth", int,
-     "restrict layers one capability may carry, 0 forbids restrict (quota)"),
-    ("--max-memory", "max_memory", int,
-     "bytes each guest linear memory may grow to (beyond: MemoryError in the guest); "
-     "a Python guest starts at 12.4 MiB; 512 MiB leaves room for real data"),
-    ("--max-call-bytes", "max_call_bytes", int,
-     "longest string or list<u8> argument of one call, in bytes (limit-reached beyond)"),
-    ("--max-tls-handshakes-per-second", "tls_handshakes_per_second", float,
-     "TLS handshakes per second, client and host-terminated (quota)"),
-    ("--max-tls-connections", "max_tls_connections", int,
-     "TLS connections a guest may hold at once (quota)"),
-    ("--tls-handshake-timeout", "tls_handshake_timeout", float,
-     "seconds a TLS handshake may take (timeout beyond)"),
-]
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:
     """The `--max-*` flags as Limits; a bad value names its flag."""
-    values = {name: getattr(args, f"limit_{name}", getattr(Limits(), name))
-              for _, name, _, _ in _LIMIT_FLAGS}
-    try:
-        return Limits(**values)
-    except ValueError as error:
-        flag = next((f for f, name, _, _ in _LIMIT_FLAGS if str(error).startswith(name)), "--max-*")
-        raise ConfigError(f"invalid {flag}: {error}") from None
+    return limits_of(config_from_args(args))
 
 
-class ConfigError(Exception):
-    """A flag's value is wrong; the message names the flag."""
+def config_from_args(args: argparse.Namespace) -> PolicyConfig:
+    """The flags as a `PolicyConfig` located at the flags (merged over a
+    `--policy` file by `host_from_args`)."""
+    rules = {kind: tuple(Located(text, f"--{kind}")
+                         for text in getattr(args, kind.replace("-", "_"), []))
+             for kind in RULE_KINDS}
+    for kind, entries in rules.items():
+        for entry in entries:
+            validate_rule(kind, entry.value, entry.where)
+    limits = {flag.removeprefix("--"): (value, flag) for flag, name, _, _ in LIMIT_FLAGS
+              if (value := getattr(args, f"limit_{name}", None)) is not None}
+    quotas = []
+    for text in getattr(args, "max_rule_connections", []):
+        rule, _, count = text.rpartition("=")
+        if not rule or not count.isdigit() or int(count) < 1:
+            raise PolicyError(f"invalid --max-rule-connections {text!r}: expected "
+                              "PROTO://HOST:PORT=N with N at least 1")
+        validate_rule("allow-outbound", rule, "--max-rule-connections")
+        quotas.append(RuleQuota(f"allow {rule.strip()}", int(count),
+                                "--max-rule-connections"))
+
+    def single(name: str, flag: str) -> Located | None:
+        value = getattr(args, name, None)
+        return None if value is None else Located(str(value), flag)
+
+    return PolicyConfig(rules=rules, limits=limits, rule_quotas=tuple(quotas),
+                        tcplisten=tuple(Located(t, "--tcplisten") for t in args.tcplisten),
+                        udpbind=tuple(Located(t, "--udpbind") for t in args.udpbind),
+                        dirs=tuple(Located(t, "--dir") for t in args.dirs),
+                        dns=single("dns", "--dns"),
+                        peer_address=single("peer_address", "--peer-address"),
+                        audit_log=single("audit_log", "--audit-log"),
+                        mode=single("policy_mode", "--policy-mode"),
+                        virtual_range=single("virtual_range", "--virtual-range"))
+
+
+def config_with_file(args: argparse.Namespace) -> PolicyConfig:
+    """The flags merged over the `--policy` file, if any (`merge`)."""
+    flags = config_from_args(args)
+    if getattr(args, "policy", None) is None:
+        return flags
+    from .policy.loader import load_policy
+
+    return merge(load_policy(args.policy), flags)
 
 
 def host_from_args(args: argparse.Namespace) -> Host:
-    """Build the Host the instance flags describe (no sockets opened yet)."""
+    """Build the Host the instance flags (and the `--policy` file) describe
+    (no sockets opened yet): one `PolicyConfig`, turned into the Host by
+    `Host(policy=config)` as an embedder's `Host(policy=FILE)` is."""
     try:
-        policy = policy_from_args(args)
+        config = config_with_file(args)
     except PolicyError as error:
         raise ConfigError(str(error)) from None
-    limits = limits_from_args(args)
-    listens = []
-    for text in args.tcplisten:
-        try:
-            listens.append(TcpListenSpec.parse(text))
-        except ValueError as error:
-            raise ConfigError(f"invalid --tcplisten: {error}") from None
-    binds = []
-    for text in args.udpbind:
-        try:
-            binds.append(UdpBindSpec.parse(text))
-        except ValueError as error:
-            raise ConfigError(f"invalid --udpbind: {error}") from None
-    dirs = []
-    for text in args.dirs:
-        try:
-            spec = DirSpec.parse(text)
-            spec.check()
-        except ValueError as error:
-            raise ConfigError(f"invalid --dir: {error}") from None
-        except RunError as error:
-            raise ConfigError(str(error)) from None
-        dirs.append(spec)
     backend: Backend = OsBackend()
-    resolver: Resolver | None = None  # the backend's own
     if args.backend == "memory":
         if getattr(args, "command", None) == "serve":
             raise ConfigError("--backend memory: serve shares OS listeners between instances; "
                               "a virtual network is reachable only in-process (use run, or "
                               "the Python API)")
-        if args.dns is not None:
-            raise ConfigError("--backend memory: --dns would query a real DNS server; "
-                              "the virtual network resolves from its own name table")
+        if config.dns is not None:
+            raise ConfigError(f"--backend memory: {config.dns.where} would query a real DNS "
+                              "server; the virtual network resolves from its own name table")
         from .backends.memory import MemoryBackend, VirtualNetwork  # only this flag needs it
 
         backend = MemoryBackend(VirtualNetwork())
-    if args.dns is not None:
-        try:
-            server = parse_host_port(args.dns)
-        except ValueError as error:
-            raise ConfigError(f"invalid --dns: {error}") from None
-        if server.port == 0:
-            raise ConfigError(f"invalid --dns: {args.dns!r}: port 0")
-        from .backends.resolvers import DnsResolver  # dnspython: ~50 ms to import
-
-        resolver = DnsResolver(server)
-    audit = None
-    if args.audit_log is not None:
-        try:
-            audit = AuditLog(args.audit_log)
-        except OSError as error:
-            raise ConfigError(f"cannot open --audit-log {str(args.audit_log)!r}: "
-                              f"{error.strerror or error}") from None
     tls, tls_listens = tls_from_args(args)
-    return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
-                resolver=resolver, backend=backend, peer_address=args.peer_address,
-                audit_log=audit,
-                dirs=dirs, limits=limits, tls=tls, tls_listen=tls_listens)
+    inherited = inherited_from_args(args, backend)
+    # The audit log is opened here rather than by the config's host parts:
+    # the rotation flags go with it (the file's `[audit] log` or the flag).
+    audit = audit_from_config(args, config)
+    try:
+        return Host(policy=config._replace(audit_log=None), cache_dir=args.cache_dir,
+                    backend=backend, audit_log=audit, inherited=inherited, tls=tls,
+                    tls_listen=tls_listens)
+    except PolicyError as error:
+        if audit is not None:
+            audit.close()
+        raise ConfigError(str(error)) from None
+
+
+def audit_from_config(args: argparse.Namespace, config: PolicyConfig) -> AuditLog | None:
+    """The audit log `--audit-log` or the file's `[audit] log` names (a
+    file, `-` or a syslog URL), with the rotation flags; None without one."""
+    if config.audit_log is None:
+        return None
+    from .core.audit import AuditLog
+    from .core.audit_sinks import sink_for
+
+    if args.audit_log_max_bytes < 0 or args.audit_log_backups < 0:
+        raise ConfigError("--audit-log-max-bytes and --audit-log-backups must be >= 0")
+    where, value = config.audit_log.where, config.audit_log.value
+    try:
+        sink = sink_for(value, args.audit_log_max_bytes, args.audit_log_backups)
+    except ValueError as error:
+        raise ConfigError(f"invalid {where}: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot open {where} {value!r}: "
+                          f"{error.strerror or error}") from None
+    return AuditLog(sink=sink)
+
+
+def inherited_from_args(args: argparse.Namespace, backend: Backend) -> list[InheritedSocket]:
+    """The sockets a launcher passed (LISTEN_FDS...), unless
+    --no-socket-activation; a socket that is not what a pre-open must be
+    is a ConfigError naming its descriptor."""
+    if getattr(args, "no_socket_activation", False):
+        return []
+    from .runtime.activation import ActivationError, inherited_sockets
+
+    try:
+        inherited = inherited_sockets()
+    except ActivationError as error:
+        raise ConfigError(f"socket activation: {error}") from None
+    if inherited and not isinstance(backend, OsBackend):
+        for sock in inherited:
+            sock.sock.close()
+        raise ConfigError("socket activation: the inherited sockets are OS sockets; "
+                          "--backend memory cannot use them (use --no-socket-activation)")
+    return inherited
 
 
 def tls_from_args(args: argparse.Namespace) -> tuple[TlsSettings, list[TlsListenSpec]]:
@@ -475,6 +629,13 @@ def tls_from_args(args: argparse.Namespace) -> tuple[TlsSettings, list[TlsListen
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("policy")
+    group.add_argument("--policy", type=Path, default=None, metavar="FILE",
+                       help="read rules, limits, quotas, pre-opens, dns and audit settings "
+                            "from a TOML policy file (README, 'Policy files'); flags add "
+                            "rules and pre-opens to it and replace its single values")
+    group.add_argument("--policy-mode", choices=("enforce", "audit"), default=None,
+                       help="audit: allow what the policy would deny and log it as "
+                            "would-deny in the audit log (default: enforce)")
     for flag, text in (
         ("allow-outbound", "allow connecting to PROTO://HOST:PORT"),
         ("allow-inbound", "allow binding/listening on PROTO://HOST:PORT"),
@@ -487,15 +648,10 @@ def add_policy_flags(parser: argparse.ArgumentParser) -> None:
     ):
         group.add_argument(f"--{flag}", action="append", default=[], metavar="RULE",
                            help=f"{text} (repeatable)")
-
-
-def policy_from_args(args: argparse.Namespace) -> Policy:
-    return Policy.from_flags(
-        allow_outbound=args.allow_outbound, allow_inbound=args.allow_inbound,
-        deny_outbound=args.deny_outbound, deny_inbound=args.deny_inbound,
-        allow_resolve=args.allow_resolve, deny_resolve=args.deny_resolve,
-        addr_pool=args.addr_pool,
-    )
+    group.add_argument("--virtual-range", metavar="CIDR",
+                       help="where names mapped to a real name (--allow-resolve=NAME->REALNAME, "
+                            "--allow-outbound=tcp://NAME->...) get their guest-side address, "
+                            f"lowest free first (default: {DEFAULT_VIRTUAL_RANGE})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -511,6 +667,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_conformance(args)
     if args.command == "compile":
         return run_compile(args)
+    if args.command == "policy":
+        from .policytool import run_policy_tool  # only this command needs it
+
+        return run_policy_tool(args)
     try:
         host = host_from_args(args)
     except ConfigError as error:
@@ -520,13 +680,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"capsock: error: no such component: {args.component}", file=sys.stderr)
         return 2
     guest_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+    try:
+        return _run_or_serve(args, host, guest_args)
+    finally:
+        if host.audit_log is not None:  # drains its queue (bounded)
+            host.audit_log.close()
+
+
+def _run_or_serve(args: argparse.Namespace, host: Host, guest_args: Sequence[str]) -> int:
+    """`capsock run` / `capsock serve` on a configured Host."""
+    try:
+        metrics = start_metrics(args.metrics, multiprocess=args.command == "serve"
+                                and args.mode == "process")
+    except ConfigError as error:
+        print(f"capsock: error: {error}", file=sys.stderr)
+        return 2
+    if metrics is not None and host.audit_log is not None:
+        host.audit_log.on_drop = metrics.audit_lines_dropped
     if args.command == "serve":
         try:
             from .runtime.serve import Server  # only `serve` needs it
 
             server = Server(host, args.component, guest_args, args.instances, args.mode,
-                            args.grace)
+                            args.grace, args.restart, metrics)
         except ValueError as error:
+            if metrics is not None:
+                metrics.close()
             print(f"capsock: error: {error}", file=sys.stderr)
             return 2
         try:
@@ -535,16 +714,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"capsock: error: {error}", file=sys.stderr)
             return 2
     try:
-        return run_killable(host, args.component, guest_args)
+        return run_killable(host, args.component, guest_args, metrics)
     except RunError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # a broken component file, a link error
         print(f"capsock: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
-def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
+def start_metrics(address: str | None, multiprocess: bool) -> Metrics | None:
+    """`--metrics`: the metrics, served on `address` (said on stderr), or
+    None without the flag. A missing package or a bad address is a
+    ConfigError."""
+    if address is None:
+        return None
+    from .runtime.metrics import Metrics, MetricsError  # prometheus_client: only with the flag
+
+    try:
+        metrics = Metrics(multiprocess=multiprocess)
+    except MetricsError as error:
+        raise ConfigError(str(error)) from None
+    try:
+        host, port = metrics.serve_http(address)
+    except MetricsError as error:
+        metrics.close()
+        raise ConfigError(str(error)) from None
+    shown = f"[{host}]" if ":" in host else host
+    print(f"capsock: metrics on http://{shown}:{port}/metrics", file=sys.stderr, flush=True)
+    return metrics
+
+
+def run_killable(host: Host, component: str, guest_args: Sequence[str],
+                 metrics: Metrics | None = None) -> int:
     """`capsock run`: the guest in a thread, so SIGINT/SIGTERM can kill it.
 
     The main thread only waits; Python runs signal handlers there, even
@@ -559,10 +764,19 @@ def run_killable(host: Host, component: str, guest_args: Sequence[str]) -> int:
     received: list[int] = []
 
     def guest() -> None:
+        if metrics is not None:
+            metrics.running.inc()
         try:
-            outcome.append(host.run(component, guest_args, kill_switch=switch))
+            if metrics is not None:
+                outcome.append(host.run(component, guest_args, kill_switch=switch,
+                                        observer=metrics.instance("0")))
+            else:
+                outcome.append(host.run(component, guest_args, kill_switch=switch))
         except BaseException as error:  # handed to the main thread
             outcome.append(error)
+        finally:
+            if metrics is not None:
+                metrics.running.dec()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if received:
@@ -679,7 +893,9 @@ def run_build(args: argparse.Namespace) -> int:
     try:
         toolchain.build_script(script, output, cache_dir, progress, force=args.force,
                                search=args.search, use_environment=not args.no_environment,
-                               strict=args.strict, warn=warn)
+                               strict=args.strict, warn=warn,
+                               requirements=args.requirements,
+                               with_packages=args.with_packages)
     except toolchain.BuildError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 1

@@ -40,7 +40,11 @@ def test_follows_local_modules_packages_and_lazy_stdlib(tmp_path: Path) -> None:
                  "email.utils"):
         assert name in bundle.preload, (name, bundle.preload)
     assert "pkg.thing" not in bundle.preload  # a name in pkg, not a module
-    assert "pkg.unused" not in bundle.preload and not bundle.missing and not bundle.optional
+    # a package is preloaded whole (it may import by string); what only that
+    # walk reaches is conditional: soft, and a missing import of it a note
+    assert "pkg.unused" in bundle.preload and "pkg.unused" in bundle.soft
+    assert not bundle.missing and list(bundle.optional) == ["not_reached_at_all"]
+    assert "pkg.core" not in bundle.soft and "helper" not in bundle.soft
 
     target = tmp_path / "stage"
     staged_app, staged_site = stage(bundle, script, True, target)
@@ -69,6 +73,30 @@ def test_a_c_extension_is_refused_by_name(tmp_path: Path) -> None:
     for name in ("speedy", "fastmod"):
         with pytest.raises(BuildError, match=f"cannot bundle '{name}'.*C extension"):
             find_bundle(script, f"import {name}\n", [tmp_path / "site"], use_environment=False)
+
+
+def test_a_package_imported_by_string_is_bundled_whole(tmp_path: Path) -> None:
+    """uvicorn's shape: the loop module is imported by string, its C-extension
+    alternative only inside ``try``; neither may fail or be left out."""
+    _write(tmp_path / "site", {
+        "srv/__init__.py": ("import importlib\n"
+                            "LOOP = importlib.import_module('srv.loops.plain')\n"),
+        "srv/loops/__init__.py": "",
+        "srv/loops/plain.py": "import asyncio\n",
+        "srv/loops/fast.py": "import fastloop\n",
+        "srv/tests/test_srv.py": "import pytest\n",
+        "srv/__main__.py": "raise SystemExit('never at build time')\n",
+        "fastloop/__init__.py": "", "fastloop/_c.abi3.so": "",
+    })
+    script = tmp_path / "main.py"
+    bundle = find_bundle(script, "import srv\n", [tmp_path / "site"], use_environment=False)
+    assert {"srv", "srv.loops", "srv.loops.plain", "srv.loops.fast"} <= set(bundle.preload)
+    assert "srv.tests.test_srv" not in bundle.preload and "srv.__main__" not in bundle.preload
+    assert "fastloop" not in bundle.packages and "fastloop" in bundle.optional
+    assert "srv" not in bundle.soft and "srv.loops.fast" in bundle.soft
+    # the same C extension imported unconditionally is still refused by name
+    with pytest.raises(BuildError, match="cannot bundle 'fastloop'.*C extension"):
+        find_bundle(script, "import fastloop\n", [tmp_path / "site"], use_environment=False)
 
 
 def test_search_order_is_stdlib_folder_path_environment(tmp_path: Path) -> None:

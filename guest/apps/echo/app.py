@@ -4,7 +4,8 @@
 
 With HOST:PORT, listens there through the TCP capability (port 0 picks a
 free port); without, serves the first pre-opened TCP listener
-(``--tcplisten``). Prints ``listening on HOST:PORT`` once ready, then one
+(``--tcplisten``, or one a launcher passed: socket activation), printing
+``pre-open NAME`` first. Prints ``listening on HOST:PORT`` once ready, then one
 line per connection.
 
 Serves many connections at once from this one instance: every connection
@@ -61,7 +62,10 @@ def open_listener(address: str | None) -> cg.TcpListener | None:
     if address:
         return cg.listen(cg.parse_address(address))
     listeners = cg.preopened_tcp_listeners()
-    return listeners[0] if listeners else None
+    if not listeners:
+        return None
+    print(f"pre-open {listeners[0].name}", flush=True)  # e.g. a socket unit's fd name
+    return listeners[0]
 
 
 def main(argv: list[str]) -> int | None:

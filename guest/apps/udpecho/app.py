@@ -4,7 +4,8 @@
 
 With HOST:PORT, binds there through the UDP capability (port 0 picks a free
 port; needs ``--allow-inbound=udp://...``); without, serves the first
-pre-opened UDP socket (``--udpbind``). Prints ``listening on HOST:PORT``
+pre-opened UDP socket (``--udpbind``, or one a launcher passed: socket
+activation), printing ``pre-open NAME`` first. Prints ``listening on HOST:PORT``
 once ready, then ``datagram N from PEER: B bytes`` for each datagram, and
 sends it back to its sender. With ``--max-datagrams N`` exits after N.
 
@@ -28,7 +29,10 @@ def open_socket(address: str | None) -> cg.UdpSocket | None:
     if address:
         return cg.udp_network().bind(cg.parse_address(address))
     sockets = cg.preopened_udp_sockets()
-    return sockets[0] if sockets else None
+    if not sockets:
+        return None
+    print(f"pre-open {sockets[0].name}", flush=True)  # e.g. a socket unit's fd name
+    return sockets[0]
 
 
 def main(argv: list[str]) -> int:

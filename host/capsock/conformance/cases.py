@@ -146,6 +146,22 @@ SETUPS: dict[str, Setup] = {s.name: s for s in [
           dns=True, tls=True),
     Setup("tls-listen", "a host-terminated TLS listener the guest also connects to",
           {"allow-outbound": ["tcp://127.0.0.1:*"]}, tls=True, tlslisten=("127.0.0.1:0",)),
+    Setup("mapping", "virtual addresses (-> rules): names, a real name on the right, UDP, "
+          "an alias, an inbound port",
+          {"allow-outbound": ["tcp://db.internal->127.0.0.1:5432->{echo_port}",
+                              "tcp://named.internal->svc.test:{silent_port}",
+                              "udp://dns.internal->127.0.0.1:53->{udp_port}"],
+           "allow-resolve": ["alias.internal->127.0.0.1"],
+           "allow-inbound": ["tcp://10.225.1.1->127.0.0.1:80->{closed_port}"]}, dns=True),
+    Setup("mapping-range", "a range mounted as a range; a deny rule on one real address",
+          {"allow-outbound": ["tcp://10.225.0.32/29->127.0.0.0/29:*"],
+           "deny-outbound": ["tcp://127.0.0.1:{silent_port}"]}),
+    Setup("groups", "network groups as rule hosts: loopback allowed, special denied on "
+                    "the silent port, private and metadata denied",
+          {"allow-outbound": ["tcp://loopback:*", "udp://loopback:{udp_port}"],
+           "deny-outbound": ["tcp://special:{silent_port}", "tcp://private:*",
+                             "tcp://metadata:*"],
+           "allow-inbound": ["tcp://loopback:*"]}),
     Setup("resolve", "names through the DNS peer",
           {"allow-resolve": ["svc.test", "v6.test", "dual.test", "*.wild.test", "nx.test"],
            "deny-resolve": ["bad.wild.test"],
@@ -259,6 +275,19 @@ case("tcp.connect.ipv6", "tcp6", "tcp-connect", ("{echo6}", "ipv6"), "ok", "IPv6
 case("tcp.connect.mapped-ipv4", "tcp-v6-rules-only", "tcp-connect",
      ("[::ffff:127.0.0.1]:{echo_port}", "ipv6"), "access-denied",
      "an IPv4-mapped address is judged by IPv4 rules (none here)")
+case("tcp.groups.loopback-allowed", "groups", "tcp-connect", ("{echo}",), "ok",
+     "tcp://loopback:* allows 127.0.0.1")
+case("tcp.groups.special-denied", "groups", "tcp-connect", ("{silent}",), "access-denied",
+     "127.0.0.0/8 is in the special group: its deny rule wins over the loopback allow")
+case("tcp.groups.mapped-denied", "groups", "tcp-connect",
+     ("[::ffff:127.0.0.1]:{silent_port}", "ipv6"), "access-denied",
+     "an IPv4-mapped member is a member (judged as IPv4)")
+case("tcp.groups.bind-loopback", "groups", "tcp-bind", ("127.0.0.1:0",), "ok",
+     "tcp://loopback:* as an inbound rule")
+case("tcp.groups.bind-outside", "groups", "tcp-bind", ("0.0.0.0:0",), "access-denied",
+     "0.0.0.0 is not in the loopback group")
+case("udp.groups.loopback-echo", "groups", "udp-echo", ("{udp_echo}",),
+     "value:datagram from-target:True", "udp://loopback:PORT allows the UDP peer")
 case("tcp.connect.cidr-in", "tcp-cidr", "tcp-connect", ("{echo}",), "ok", "inside the CIDR rule")
 case("tcp.connect.cidr-out", "tcp-cidr", "tcp-connect", ("127.0.0.9:{echo_port}",),
      "access-denied", "outside the CIDR rule")
@@ -683,6 +712,39 @@ case("tls.host-terminated.loop", "tls-listen", "tls-host-terminated-loop", (),
 case("tls.truncated", "tls", "tls-truncated", ("{tls_truncate}", "localhost"),
      "value:partial connection-aborted ''",
      "EOF without close_notify: connection-aborted once, then end of stream")
+# -- virtual addresses (`->` rules) ------------------------------------------------
+# In "mapping", names mapped to a real name get addresses from the default
+# virtual range (10.225.0.0/16) in rule order: db.internal 10.225.0.1,
+# named.internal .2, dns.internal .3. The guest never sees a real address.
+# Two mappings may not share a real address and port, hence two setups.
+case("resolve.map.virtual", "mapping", "resolve", ("db.internal",), "value:10.225.0.1",
+     "a name mapped to a real target resolves to a guest-side address, no query")
+case("resolve.map.alias", "mapping", "resolve", ("alias.internal",), "value:127.0.0.1",
+     "NAME->ADDRESS: the name resolves to the address given")
+case("tcp.map.by-name", "mapping", "tcp-echo", ("10.225.0.1:5432", 40000),
+     "value:40000 exact:True", "a connection to the guest-side address and port reaches "
+     "the real target (another port), bytes intact")
+case("tcp.map.remote-address", "mapping", "tcp-remote-address", ("10.225.0.1:5432",),
+     "value:True", "remote-address is the guest-side address, not the real one")
+case("tcp.map.local-address", "mapping", "tcp-local-host", ("10.225.0.1:5432",),
+     "value:0.0.0.0", "a socket bound by the host for a connect through a mapping shows the "
+     "unspecified address (its real source address would reveal the real network)")
+case("tcp.map.range", "mapping-range", "tcp-remote-address", ("10.225.0.33:{echo_port}",),
+     "value:True", "a mounted range: 10.225.0.33 is 127.0.0.1 (offsets kept)")
+case("tcp.map.real-name", "mapping", "tcp-remote-address", ("10.225.0.2:{silent_port}",),
+     "value:True", "a real name on the right is resolved by the host when the guest connects")
+case("tcp.map.deny-real", "mapping-range", "tcp-connect", ("10.225.0.33:{silent_port}",),
+     "access-denied", "a deny rule on the real address wins over the mapping")
+case("tcp.map.real-not-granted", "mapping", "tcp-connect", ("{echo}",), "access-denied",
+     "a mapping grants its guest side only: the real target by its own address is denied")
+case("tcp.map.unmapped-port", "mapping", "tcp-connect", ("10.225.0.1:5433",),
+     "access-denied", "only the mapped port of a mapped name is granted")
+case("tcp.map.bind-inbound", "mapping", "tcp-local-address-bound", ("10.225.1.1:80",),
+     "value:True", "inbound: the guest binds its address and port, local-address says so "
+                   "(the host bound the real ones)")
+case("udp.map.sender", "mapping", "udp-echo", ("10.225.0.3:53",),
+     "value:datagram from-target:True", "a datagram from the real peer shows its guest-side "
+                                        "sender")
 
 CASES: tuple[Case, ...] = tuple(_CASES)
 

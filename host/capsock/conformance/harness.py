@@ -32,7 +32,7 @@ from ..backends.memory import MemoryBackend, VirtualConnection, VirtualNetwork
 from ..backends.resolvers import DnsResolver
 from ..core.tls import TlsListenSpec, TlsSettings
 from ..errors import ErrorCode, NetError
-from ..policy import Policy
+from ..policy import MappingTable, Policy, is_mapping
 from ..runtime.host import Host, TcpListenSpec, UdpBindSpec
 from .cases import CASES, SETUPS, ZONE, Case, Setup
 from .dns_server import DnsServer
@@ -177,7 +177,7 @@ class OsPeers:
         if setup.dns:
             resolver_kwargs["resolver"] = DnsResolver(
                 SocketAddress.from_os(("127.0.0.1", self.dns.port)))
-        return Host(policy=_policy(flags),
+        return Host(policy=_policy(flags), mappings=_mappings(flags),
                     tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
                     udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
                     peer_address=setup.peer_address, tls=_tls_settings(setup, self.pki),
@@ -252,7 +252,8 @@ class MemoryPeers:
         return dict(self._values)
 
     def host_for(self, setup: Setup, flags: dict[str, list[str]]) -> Host:
-        return Host(policy=_policy(flags), backend=MemoryBackend(self.network),
+        return Host(policy=_policy(flags), mappings=_mappings(flags),
+                    backend=MemoryBackend(self.network),
                     tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
                     udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
                     peer_address=setup.peer_address, resolver=self.network.resolver(),
@@ -331,7 +332,19 @@ def _virtual_tls(context: ssl.SSLContext, behaviour: str
 
 
 def _policy(flags: dict[str, list[str]]) -> Policy:
-    return Policy.from_flags(**{name.replace("-", "_"): rules for name, rules in flags.items()})
+    """The setup's plain rules (its `->` rules are `_mappings`')."""
+    return Policy.from_flags(**{name.replace("-", "_"): [r for r in rules if not is_mapping(r)]
+                                for name, rules in flags.items()})
+
+
+def _mappings(flags: dict[str, list[str]]) -> MappingTable | None:
+    """The setup's `->` rules, or None."""
+    def mapped(name: str) -> list[str]:
+        return [rule for rule in flags.get(name, []) if is_mapping(rule)]
+
+    table = MappingTable.build(outbound=mapped("allow-outbound"),
+                               inbound=mapped("allow-inbound"), resolve=mapped("allow-resolve"))
+    return table if table else None
 
 
 # -- running ---------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from ..addresses import SocketAddress
 from ..backends.options import OptionKind, SocketOption
 from ..errors import ErrorCode, NetError
-from ..policy import Checker, Use
+from ..policy import Checker, Decision, Use
+from . import translate
 from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
 _Made = TypeVar("_Made")
@@ -81,6 +82,22 @@ class SocketCore:
     blocking: bool
     timeout: float | None
     counted: bool
+    #: What labels this socket's traffic for the observer (core/observe.py):
+    #: the rule that let it exist, `preopen <name>`, or "implicit".
+    origin: str = "implicit"
+    #: Counted as an open connection by the observer (`opened`).
+    observed_open: bool = False
+
+    def take_origin(self, decision: Decision) -> None:
+        """Label this socket's traffic with the rule that allowed it."""
+        self.origin = decision.rule or "-"
+
+    def opened(self) -> None:
+        """The socket is a connection now (the observer's gauge; `close`
+        takes it back)."""
+        if not self.observed_open:
+            self.observed_open = True
+            self.context.observer.connection(self.protocol, self.origin, 1)
 
     def set_blocking(self, blocking: bool) -> None:
         self.blocking = blocking
@@ -99,8 +116,9 @@ class SocketCore:
             self.sock.set_timeout(self.timeout)
 
     def bind_checked(self, use: Use, address: SocketAddress) -> None:
-        """Bind the backend socket to `address` (already allowed for `use`),
-        and if its port is 0, check the port the kernel picked.
+        """Bind the backend socket to `address` (already allowed for `use`,
+        and real: translated by `translate.local`), and if its port is 0,
+        check the port the kernel picked (`translate.check_picked`).
 
         The checker judged port 0; the socket ends up on a port it never
         saw, maybe one a deny rule covers (`--deny-inbound=
@@ -119,7 +137,8 @@ class SocketCore:
         if address.port != 0:
             return
         try:
-            self.context.require_quietly(self.checker, use, self.sock.local_address())
+            translate.check_picked(self.context, self.checker, use, self.sock.local_address(),
+                                   self.ipv6)
         except NetError:
             self.close()
             raise
@@ -162,9 +181,17 @@ class SocketCore:
         closed = type(self.state).CLOSED
         if self.state is not closed:
             self.state = closed
+            if self.observed_open:
+                self.observed_open = False
+                self.context.observer.connection(self.protocol, self.origin, -1)
             try:
                 self.sock.close()
             finally:
+                self.release_quotas()
                 if self.counted:
                     self.counted = False
                     self.context.release_socket()
+
+    def release_quotas(self) -> None:
+        """Give back what this socket holds of the per-destination quotas
+        (a TCP connection's slot); nothing for most sockets."""

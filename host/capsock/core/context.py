@@ -6,6 +6,7 @@ import ipaddress
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -13,9 +14,19 @@ from .._log import LineBudget, log
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..errors import ErrorCode, NetError
-from ..policy import Checker, Decision, Policy, Use, decision_of, narrow, restrict_depth
+from ..policy import (
+    Checker,
+    Decision,
+    MappingTable,
+    Policy,
+    Use,
+    decision_of,
+    narrow,
+    restrict_depth,
+)
 from .audit import AuditLog
-from .limits import Limits, TokenBucket
+from .limits import Limits, QuotaState, TokenBucket
+from .observe import NULL_OBSERVER, InstanceObserver
 
 #: The stand-in peers of `--peer-address=hidden` (documented in the WIT):
 #: 192.0.0.8 is IANA's IPv4 dummy address (RFC 7600), 100:: the IPv6
@@ -62,7 +73,9 @@ class InstanceContext:
                  preopens: list[Preopen] | None = None, *,
                  resolver: Resolver | None = None, hide_peers: bool = False,
                  audit: AuditLog | None = None, instance_id: str | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, mappings: MappingTable | None = None,
+                 audit_mode: bool = False,
+                 observer: InstanceObserver = NULL_OBSERVER) -> None:
         self.checker = checker
         self.backend = backend
         self.preopens: list[Preopen] = preopens if preopens is not None else []
@@ -81,6 +94,18 @@ class InstanceContext:
         self.denial_reported = False
         #: How many denial lines this instance may cause (`record`).
         self.denial_lines = LineBudget()
+        #: Who counts what this instance does (core/observe.py; metrics).
+        self.observer = observer
+        #: The host's `->` rules (None: none); core/translate.py applies them.
+        self.mappings = mappings if mappings else None
+        #: Real addresses the host got for the real names of mappings, each
+        #: with its name: a sender there is shown by its guest-side address.
+        self.named_real: dict[IPAddress, str] = {}
+        #: `--policy-mode=audit`: what the checker denies is allowed and
+        #: audited as `would-deny` (`require`), nothing else changes.
+        self.audit_mode = audit_mode
+        #: Connections and bytes per destination (core/limits.py).
+        self.quotas = QuotaState(self.limits)
 
     def __repr__(self) -> str:
         return f"<InstanceContext {self.instance_id} ({self.open_sockets} sockets open)>"
@@ -89,13 +114,15 @@ class InstanceContext:
         """The error (and audit line) of an argument over `max_call_bytes`."""
         return self.limit_reached("call", "-", f"argument of {size} bytes", "max_call_bytes")
 
-    def limit_reached(self, operation: str, protocol: str, target: str, name: str) -> NetError:
+    def limit_reached(self, operation: str, protocol: str, target: str, name: str,
+                      value: object = None) -> NetError:
         """Audit a refused request and return the `limit-reached` error.
 
         The audit line (operation ``limit``) lets an operator tell a guest
         hitting its limits from one denied by the policy.
         """
-        value = getattr(self.limits, name)
+        value = getattr(self.limits, name) if value is None else value
+        self.observer.limit(name)
         self.record("limit", protocol, f"{operation} {target}",
                     Decision(False, f"limit {name}={value}"))
         return NetError(ErrorCode.LIMIT_REACHED, f"{operation}: {name}={value} reached")
@@ -130,7 +157,7 @@ class InstanceContext:
         its capabilities are always handed out.
         """
         checker = self.checker
-        if not isinstance(checker, Policy):
+        if self.audit_mode or not isinstance(checker, Policy):
             return True
         return checker.grants_resolve() if protocol == "dns" else checker.grants(protocol)
 
@@ -138,14 +165,106 @@ class InstanceContext:
         """Ask `checker` (this handle's, maybe narrowed) about `use` of `target`."""
         return decision_of(checker.check(use, target, self.resolved))
 
-    def require(self, checker: Checker, use: Use, target: SocketAddress | str) -> None:
+    def require(self, checker: Checker, use: Use, target: SocketAddress | str,
+                real: object = None) -> Decision:
         """Audit the decision; raise `access-denied` unless allowed (no
-        syscall toward `target` happens before)."""
+        syscall toward `target` happens before). `real`: what the host
+        really uses for `target` (a mapping's real side), for the audit.
+        Returns the decision (its rule is what per-rule quotas count by,
+        and labels the socket's traffic for the observer, `observe.py`)."""
         decision = decision_of(checker.check(use, target, self.resolved))
-        if self.audit is not None or not decision.allowed:  # else record does nothing
-            self.record(use.operation, use.protocol, target, decision)
-            if not decision.allowed:
-                raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {target}")
+        if not decision.allowed:
+            return self.refuse(use, target, decision, real)
+        if self.audit is not None:
+            self.record(use.operation, use.protocol, target, decision, real=real)
+        else:  # record would do nothing with it but count it
+            self.observer.decision(use.operation, use.protocol, decision)
+        return decision
+
+    def refuse(self, use: Use, target: object, decision: Decision,
+               real: object = None) -> Decision:
+        """What a denied `decision` does: audited, then `access-denied`; in
+        audit mode it goes ahead instead (`would_deny`). Every denial of a
+        guest's operation comes here, mapped targets' real sides included
+        (core/translate.py)."""
+        if self.audit_mode:
+            return self.would_deny(use.operation, use.protocol, target, decision, real)
+        self.record(use.operation, use.protocol, target, decision, real=real)
+        raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {target}")
+
+    def would_deny(self, operation: str, protocol: str, target: object,
+                   decision: Decision, real: object = None) -> Decision:
+        """Audit mode: let a denied operation go ahead, logged as
+        `would-deny` (core/audit.py) and, once, on the host's log. The
+        observer counts it as the denial the policy decided."""
+        self.observer.decision(operation, protocol, decision)
+        if self.audit is not None:
+            self.audit.record(self.instance_id, operation, protocol, str(target),
+                              Decision(True, decision.rule),
+                              real=None if real is None else str(real), would_deny=True)
+        if not self.denial_reported:
+            self.denial_reported = True
+            log.warning("capsock: audit mode: %s %s://%s would be denied (%s) "
+                        "[instance %s; see the audit log]", operation, protocol, target,
+                        decision.rule or "no rule allows it", self.instance_id)
+        return Decision(True, decision.rule)
+
+    def open_connection(self, address: SocketAddress, rule: str | None) -> None:
+        """Count a connection to `address` allowed by `rule`, or refuse
+        with `limit-reached` (audited) when a connection quota is full."""
+        if not self.quotas.counts_connections:
+            return
+        refused = self.quotas.open_connection((address.ip, address.port), rule)
+        if refused is not None:
+            name, value = refused
+            raise self.limit_reached("connect", "tcp", str(address), name, value)
+
+    def close_connection(self, address: SocketAddress, rule: str | None) -> None:
+        if self.quotas.counts_connections:
+            self.quotas.close_connection((address.ip, address.port), rule)
+
+    def meter(self, peer: SocketAddress | None, wanted: int, blocking: bool) -> int:
+        """How many of `wanted` bytes a send or receive may move now under
+        the byte-rate quotas (all of them when there are none); the caller
+        `charge`s what it moved.
+
+        Spent buckets: `would-block` on a non-blocking socket; a blocking
+        one waits for the first byte (under a second: a bucket refills
+        within one). Never 0 for `wanted` > 0.
+        """
+        quotas = self.quotas
+        if not quotas.meters_bytes or wanted <= 0:
+            return wanted
+        key = None if peer is None else (peer.ip, peer.port)
+        for _ in range(100):  # each round waits for a refill (< 1 s): bounded in time too
+            allowed = quotas.allowance(key, wanted)
+            if allowed:
+                return allowed
+            self._wait_for_bytes(key, blocking)
+        raise NetError(ErrorCode.WOULD_BLOCK, "byte rate quota spent")
+
+    def charge(self, peer: SocketAddress | None, used: int) -> None:
+        """Spend `used` bytes a call moved to or from `peer`."""
+        if self.quotas.meters_bytes and used > 0:
+            self.quotas.charge(None if peer is None else (peer.ip, peer.port), used)
+
+    def _wait_for_bytes(self, key: tuple[IPAddress, int] | None, blocking: bool) -> None:
+        if not blocking:
+            raise NetError(ErrorCode.WOULD_BLOCK, "byte rate quota spent")
+        time.sleep(min(1.0, max(0.001, self.quotas.wait_time(key))))
+
+    def meter_datagram(self, peer: SocketAddress | None, blocking: bool) -> None:
+        """Before a UDP send or receive: wait (blocking) or `would-block`
+        until the buckets hold a byte; `charge` then takes the datagram's
+        whole size (a datagram is never cut)."""
+        if not self.quotas.meters_bytes:
+            return
+        key = None if peer is None else (peer.ip, peer.port)
+        for _ in range(100):
+            if self.quotas.wait_time(key) == 0.0:
+                return
+            self._wait_for_bytes(key, blocking)
+        raise NetError(ErrorCode.WOULD_BLOCK, "byte rate quota spent")
 
     def require_implicit_bind(self, checker: Checker, use: Use, ipv6: bool) -> None:
         """The ephemeral bind of a connect/send on an unbound socket.
@@ -163,14 +282,35 @@ class InstanceContext:
         `SocketCore.bind_checked`) or that no allow rule is needed for."""
         decision = self.check(checker, use, address)
         if not decision.allowed:
-            self.record(use.operation, use.protocol, address, decision)
-            raise NetError(ErrorCode.ACCESS_DENIED, f"{use.value} {address}")
+            self.refuse(use, address, decision)
 
-    def record(self, operation: str, protocol: str, target: object, decision: Decision) -> None:
+    def record_allowed(self, operation: str, protocol: str, target: object,
+                       decision: Decision, real: object = None) -> None:
+        """`record` for a decision known to allow (a line only with an audit
+        log; always counted by the observer)."""
+        self.observer.decision(operation, protocol, decision)
+        if self.audit is not None:
+            self._audit(operation, protocol, target, decision, real)
+
+    def _audit(self, operation: str, protocol: str, target: object, decision: Decision,
+               real: object) -> None:
+        """One audit line; `real` only when there is one (an audit log
+        written before mappings existed takes no such argument)."""
+        assert self.audit is not None
+        if real is None:
+            self.audit.record(self.instance_id, operation, protocol, str(target), decision)
+        else:
+            self.audit.record(self.instance_id, operation, protocol, str(target), decision,
+                              real=str(real))
+
+    def record(self, operation: str, protocol: str, target: object, decision: Decision,
+               real: object = None) -> None:
         """Write a decision to the audit log, and log denials (`-v`).
 
         `target` (an address or a name) becomes text only for an audit
-        line or a denial that is logged: most checks write neither.
+        line or a denial that is logged: most checks write neither. `real`
+        is the real side of a mapped target (`core/translate.py`): audit
+        lines carry it, the guest never sees it.
 
         Allowed decisions are always written (each is something the guest
         did). Denials, which a guest can repeat as fast as it calls, go
@@ -178,9 +318,11 @@ class InstanceContext:
         summary line ("N more denials suppressed") for the rest, in the
         audit log and on the log alike (`flush_denials` writes the last).
         """
+        if operation != "limit":  # counted by `limit_reached` as a limit
+            self.observer.decision(operation, protocol, decision)
         if decision.allowed:
             if self.audit is not None:
-                self.audit.record(self.instance_id, operation, protocol, str(target), decision)
+                self._audit(operation, protocol, target, decision, real)
             return
         write, suppressed = self.denial_lines.admit()
         if suppressed:
@@ -188,7 +330,7 @@ class InstanceContext:
         if not write:
             return
         if self.audit is not None:
-            self.audit.record(self.instance_id, operation, protocol, str(target), decision)
+            self._audit(operation, protocol, target, decision, real)
         if operation != "limit" and not self.denial_reported:
             # The first denial is printed even without -v: an operator whose
             # guest fails on a denied connect learns which rule is missing.

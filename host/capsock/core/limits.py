@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 
@@ -109,6 +110,25 @@ class Limits:
     max_table_elements: int = 100_000
     max_memories: int = 4
 
+    #: Quotas per destination (`--policy` files' [limits], the flags of the
+    #: same names; None: no quota). TCP connections the guest may hold open
+    #: at once to one address and port (outbound connects; beyond:
+    #: `limit-reached`, before any syscall).
+    max_connections_per_destination: int | None = None
+    #: Bytes per second the guest may move (TCP and UDP, sent and received
+    #: together), a token bucket holding one second's worth: a send takes
+    #: what the bucket holds (a partial send), a receive asks for no more;
+    #: an empty bucket is `would-block` on a non-blocking socket and a wait
+    #: (at most a second) on a blocking one.
+    max_bytes_per_second: float | None = None
+    #: The same, per remote address and port (each its own bucket).
+    max_bytes_per_second_per_destination: float | None = None
+    #: Connections one allow rule may carry at once, by rule text
+    #: (``"tcp://db.example.com:5432"``): ``[outbound] allow = [{ rule =
+    #: ..., max-connections = N }]`` or ``--max-rule-connections
+    #: RULE=N``. Beyond: `limit-reached`.
+    connections_per_rule: tuple[tuple[str, int], ...] = ()
+
     def __post_init__(self) -> None:
         for name in ("max_sockets", "max_backlog", "max_io_bytes", "max_buffer_bytes",
                      "max_pollables", "max_datagram", "max_memory", "max_call_bytes",
@@ -124,6 +144,61 @@ class Limits:
                      "tls_handshake_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        for name in ("max_connections_per_destination", "max_bytes_per_second",
+                     "max_bytes_per_second_per_destination"):
+            value = getattr(self, name)
+            if value is not None and not value >= 1:
+                raise ValueError(f"{name} must be at least 1")
+        for rule, count in self.connections_per_rule:
+            if count < 1:
+                raise ValueError(f"connections_per_rule: {rule}: must be at least 1")
+
+    def rule_quota(self, rule: str | None) -> int | None:
+        """The connection quota of the allow rule a decision names
+        (``"allow-outbound tcp://x:1"``), or None."""
+        if rule is None or not self.connections_per_rule:
+            return None
+        text = rule.partition(" ")[2]
+        for quota_rule, count in self.connections_per_rule:
+            if quota_rule == text:
+                return count
+        return None
+
+
+#: (flag, Limits field, type, help) of every numeric limit flag; a policy
+#: file's [limits] keys are the same names without ``--``
+#: (`capsock.policy.config.LIMIT_KEYS`, held equal by a test).
+LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
+    ("--max-sockets", "max_sockets", int, "sockets a guest may hold open (quota)"),
+    ("--max-backlog", "max_backlog", int, "largest listen backlog (cap)"),
+    ("--max-io-bytes", "max_io_bytes", int, "bytes per receive or send call (cap)"),
+    ("--max-buffer-bytes", "max_buffer_bytes", int,
+     "largest socket send/receive buffer a guest may set (cap)"),
+    ("--max-pollables", "max_pollables", int, "pollables per poll call (quota)"),
+    ("--max-datagram", "max_datagram", int, "largest UDP payload (datagram-too-large beyond)"),
+    ("--max-resolves-per-second", "resolves_per_second", float,
+     "name resolutions per second, bursts up to one second's worth (quota)"),
+    ("--max-restrict-depth", "max_restrict_depth", int,
+     "restrict layers a capability may carry (quota; 0 forbids restrict)"),
+    ("--max-memory", "max_memory", int,
+     "bytes each guest linear memory may grow to (beyond: MemoryError in the guest); "
+     "a Python guest starts at 12.4 MiB; 512 MiB leaves room for real data"),
+    ("--max-call-bytes", "max_call_bytes", int,
+     "longest string or list<u8> argument of one call, in bytes (limit-reached beyond)"),
+    ("--max-connections-per-destination", "max_connections_per_destination", int,
+     "TCP connections open at once to one address:port (quota: limit-reached)"),
+    ("--max-bytes-per-second", "max_bytes_per_second", float,
+     "bytes sent plus received per second, TCP and UDP (rate: partial sends, "
+     "would-block when spent)"),
+    ("--max-bytes-per-second-per-destination", "max_bytes_per_second_per_destination", float,
+     "the same per remote address:port"),
+    ("--max-tls-handshakes-per-second", "tls_handshakes_per_second", float,
+     "TLS handshakes per second, client and host-terminated (quota)"),
+    ("--max-tls-connections", "max_tls_connections", int,
+     "TLS connections a guest may hold at once (quota)"),
+    ("--tls-handshake-timeout", "tls_handshake_timeout", float,
+     "seconds a TLS handshake may take (timeout beyond)"),
+]
 
 
 class TokenBucket:
@@ -153,4 +228,141 @@ class TokenBucket:
             return False
 
 
-__all__ = ["Limits", "TokenBucket"]
+class ByteBucket:
+    """`rate` bytes per second, holding up to one second's worth.
+
+    `available` says how much a call may move (a partial send takes no
+    more); `charge` spends what it moved, into debt of at most one
+    second's worth (a datagram is never cut, concurrent calls may
+    overdraw). Refilled lazily, like `TokenBucket`.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def available(self) -> int:
+        with self._lock:
+            self._refill()
+            return max(0, int(self._tokens))
+
+    def charge(self, used: int) -> None:
+        """Spend `used` bytes already moved (a datagram is all or nothing),
+        into debt of at most one second's worth: later calls wait it off."""
+        with self._lock:
+            self._refill()
+            self._tokens = max(-self.capacity, self._tokens - used)
+
+    def wait_time(self) -> float:
+        """Seconds until one byte is there (0 if it is now)."""
+        with self._lock:
+            self._refill()
+            return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+
+
+#: Per-destination byte buckets one instance keeps (least recently used
+#: dropped first: a guest cycling through destinations gets fresh buckets,
+#: still under the instance's own bucket when there is one).
+MAX_DESTINATION_BUCKETS = 4096
+
+
+class QuotaState:
+    """One instance's accounting for the per-destination quotas.
+
+    Counts open connections per destination and per rule, and holds the
+    byte buckets. The core asks it after the policy allowed an operation
+    and before any syscall (core/context.py turns a "no" into
+    `limit-reached` or `would-block`).
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._per_destination: dict[Hashable, int] = {}
+        self._per_rule: dict[str, int] = {}
+        rate = limits.max_bytes_per_second
+        self._bucket = ByteBucket(rate) if rate is not None else None
+        self._destinations: OrderedDict[Hashable, ByteBucket] = OrderedDict()
+
+    @property
+    def counts_connections(self) -> bool:
+        return (self.limits.max_connections_per_destination is not None
+                or bool(self.limits.connections_per_rule))
+
+    @property
+    def meters_bytes(self) -> bool:
+        return (self._bucket is not None
+                or self.limits.max_bytes_per_second_per_destination is not None)
+
+    def open_connection(self, destination: Hashable, rule: str | None
+                        ) -> tuple[str, int] | None:
+        """Count one connection, or say which quota it would exceed
+        (`(name, value)`, nothing counted)."""
+        per_destination = self.limits.max_connections_per_destination
+        per_rule = self.limits.rule_quota(rule)
+        with self._lock:
+            if per_destination is not None and \
+                    self._per_destination.get(destination, 0) >= per_destination:
+                return "max_connections_per_destination", per_destination
+            if per_rule is not None and rule is not None and \
+                    self._per_rule.get(rule, 0) >= per_rule:
+                return f"max-connections of {rule}", per_rule
+            self._per_destination[destination] = self._per_destination.get(destination, 0) + 1
+            if rule is not None:
+                self._per_rule[rule] = self._per_rule.get(rule, 0) + 1
+        return None
+
+    def close_connection(self, destination: Hashable, rule: str | None) -> None:
+        with self._lock:
+            left = self._per_destination.get(destination, 0) - 1
+            if left > 0:
+                self._per_destination[destination] = left
+            else:
+                self._per_destination.pop(destination, None)
+            if rule is not None:
+                count = self._per_rule.get(rule, 0) - 1
+                if count > 0:
+                    self._per_rule[rule] = count
+                else:
+                    self._per_rule.pop(rule, None)
+
+    def _buckets(self, destination: Hashable | None) -> list[ByteBucket]:
+        buckets = [] if self._bucket is None else [self._bucket]
+        rate = self.limits.max_bytes_per_second_per_destination
+        if rate is not None and destination is not None:
+            with self._lock:
+                bucket = self._destinations.get(destination)
+                if bucket is None:
+                    bucket = self._destinations[destination] = ByteBucket(rate)
+                    if len(self._destinations) > MAX_DESTINATION_BUCKETS:
+                        self._destinations.popitem(last=False)
+                self._destinations.move_to_end(destination)
+            buckets.append(bucket)
+        return buckets
+
+    def allowance(self, destination: Hashable | None, wanted: int) -> int:
+        """Bytes a call may move now, at most `wanted` (0: some bucket is
+        spent). Nothing is taken: the caller `charge`s what it moved, so a
+        blocking receive that waits for data holds no tokens meanwhile
+        (concurrent calls may overdraw a little; the debt is waited off)."""
+        return min([wanted, *(bucket.available() for bucket in self._buckets(destination))])
+
+    def charge(self, destination: Hashable | None, used: int) -> None:
+        for bucket in self._buckets(destination):
+            bucket.charge(used)
+
+    def wait_time(self, destination: Hashable | None) -> float:
+        return max((bucket.wait_time() for bucket in self._buckets(destination)), default=0.0)
+
+
+__all__ = ["LIMIT_FLAGS", "MAX_DESTINATION_BUCKETS", "ByteBucket", "Limits", "QuotaState",
+           "TokenBucket"]

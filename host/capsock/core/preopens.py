@@ -36,7 +36,9 @@ def adopt_tcp(context: InstanceContext, preopen: Preopen) -> TcpSocket:
         raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a TCP socket")
     # protocol "tcp" means the host made it with backend.open_listener/adopt_tcp.
     stream = cast(StreamSocket, preopen.socket)
-    return TcpSocket(context, context.checker, stream, preopen.ipv6, TcpState.LISTENING)
+    listener = TcpSocket(context, context.checker, stream, preopen.ipv6, TcpState.LISTENING)
+    listener.origin = f"preopen {preopen.name}"
+    return listener
 
 
 def adopt_udp(context: InstanceContext, preopen: Preopen) -> UdpSocket:
@@ -46,8 +48,10 @@ def adopt_udp(context: InstanceContext, preopen: Preopen) -> UdpSocket:
         raise NetError(ErrorCode.INVALID_ARGUMENT, f"{preopen.name} is not a UDP socket")
     # protocol "udp" means the host made it with backend.open_udp/adopt_udp.
     datagram = cast(DatagramSocket, preopen.socket)
-    return UdpSocket(context, context.checker, datagram, preopen.ipv6, UdpState.BOUND,
-                     preopened=True)
+    udp = UdpSocket(context, context.checker, datagram, preopen.ipv6, UdpState.BOUND,
+                    preopened=True)
+    udp.origin = f"preopen {preopen.name}"
+    return udp
 
 
 def wait(context: InstanceContext, waits: Sequence[Wait], timeout: float | None) -> list[int]:

@@ -8,7 +8,9 @@ Order of checks, each before anything later happens:
    differently;
 2. the checker must allow resolving it (`access-denied` -- no query is sent,
    so a guest can tell policy from DNS trouble);
-3. the resolver backend asks; the addresses it returns are remembered for
+3. a name of a `->` rule answers its guest-side address without any
+   query (`translate.resolve`); any other name, the resolver backend asks;
+   the addresses it returns are remembered for
    the instance, which is what name rules (`tcp://svc.test:80`) match.
 """
 
@@ -19,6 +21,7 @@ import ipaddress
 from ..addresses import IPAddress
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use, normalize_query_name
+from . import translate
 from .context import InstanceContext
 
 #: The longest domain name in presentation form (RFC 1035), in bytes.
@@ -57,16 +60,21 @@ class NameResolver:
     def resolve(self, name: str, ipv6: bool | None) -> list[IPAddress]:
         """Addresses of `name` (only IPv6 ones if `ipv6`, IPv4 if False)."""
         normalized = validate_name(name)
-        self.context.require(self.checker, Use.RESOLVE, normalized)
+        mapped = translate.resolve(self.context, normalized)
+        self.context.require(self.checker, Use.RESOLVE, normalized,
+                             real=None if mapped is None else mapped[1])
         # After the policy (a denied name costs nothing and stays
         # `access-denied`), before the resolver sends any query.
         if not self.context.resolve_bucket.take():
             raise self.context.limit_reached("resolve", "dns", normalized,
                                              "resolves_per_second")
         backend = self.context.resolver
-        if backend is None:
+        if mapped is not None:  # a `->` name: its guest-side address, no query
+            addresses = list(mapped[0])
+        elif backend is None:
             raise NetError(ErrorCode.NOT_SUPPORTED, "this host has no resolver")
-        addresses = backend.resolve(normalized, ipv6)
+        else:
+            addresses = backend.resolve(normalized, ipv6)
         if ipv6 is not None:
             addresses = [a for a in addresses if (a.version == 6) == ipv6]
             if not addresses:

@@ -25,6 +25,7 @@ from ..backends.base import StreamSocket
 from ..backends.tls import transport_of
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use, special_kind
+from . import translate
 from .common import SocketCore, make_counted
 from .context import UNSPECIFIED_V4, UNSPECIFIED_V6, InstanceContext
 
@@ -85,6 +86,15 @@ class TcpSocket(SocketCore):
         self.blocking = True
         self.timeout: float | None = None
         self.connecting_to: SocketAddress | None = None
+        #: Where the pending connect really goes (`connecting_to` is the
+        #: guest-side address; they differ through a `->` mapping).
+        self.connecting_real: SocketAddress | None = None
+        #: The guest-side peer of a connect through a mapping (what
+        #: remote-address answers); None otherwise.
+        self.mapped_peer: SocketAddress | None = None
+        #: Bound by the host for a connect through a mapping: local-address
+        #: hides the real source address (`translate.seen_local`).
+        self.behind_mapping = False
         #: Accepted from a listener: its peer is hidden under
         #: `--peer-address=hidden` (a socket the guest connected itself
         #: already knows its peer, so hiding it there would protect nothing).
@@ -92,6 +102,17 @@ class TcpSocket(SocketCore):
         #: Counted in `context.open_sockets` (created or accepted by the
         #: guest; pre-opens are the operator's and are not counted).
         self.counted = False
+        #: The real peer (connected to, or accepted from): what the byte
+        #: quotas per destination are kept by.
+        self.peer_address: SocketAddress | None = None
+        #: The connection-quota slot this socket holds: (destination, rule).
+        self.connection: tuple[SocketAddress, str | None] | None = None
+
+    def release_quotas(self) -> None:
+        if self.connection is not None:
+            address, rule = self.connection
+            self.connection = None
+            self.context.close_connection(address, rule)
 
     def _require(self, operation: str, *states: TcpState) -> None:
         if self.state not in states:
@@ -100,8 +121,10 @@ class TcpSocket(SocketCore):
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", TcpState.UNBOUND)
         check_family(address, self.ipv6)
-        self.context.require(self.checker, Use.TCP_BIND, address)
-        self.bind_checked(Use.TCP_BIND, address)
+        real, _, decision = translate.local(self.context, self.checker, Use.TCP_BIND, address,
+                                            self.ipv6)
+        self.take_origin(decision)
+        self.bind_checked(Use.TCP_BIND, real)
         self.state = TcpState.BOUND
 
     def listen(self, backlog: int) -> None:
@@ -122,9 +145,12 @@ class TcpSocket(SocketCore):
             self.context.release_socket()
             raise
         child = TcpSocket(self.context, self.checker, conn, self.ipv6, TcpState.CONNECTED)
+        child.peer_address = peer
         child.accepted = True
         child.counted = True
-        return child, self.context.peer(peer)
+        child.origin = self.origin
+        child.opened()
+        return child, self.context.peer(translate.seen_peer(self.context, "tcp", peer, self.ipv6))
 
     def connect(self, address: SocketAddress) -> None:
         """Connect; a non-blocking socket says would-block, then the guest
@@ -134,46 +160,80 @@ class TcpSocket(SocketCore):
             return
         self._require("connect", TcpState.UNBOUND, TcpState.BOUND)
         check_remote(address, self.ipv6)
-        self.context.require(self.checker, Use.TCP_CONNECT, address)
-        if self.state is TcpState.UNBOUND:
-            # The state stays UNBOUND: a failed connect releases a port the
-            # kernel picked (Linux), as it always did.
-            self.implicit_bind(Use.TCP_IMPLICIT_BIND)
+        real, mapped, decision = translate.remote(self.context, self.checker,
+                                                  Use.TCP_CONNECT, address, self.ipv6)
+        self.take_origin(decision)
+        # After the policy, before any syscall: a full connection quota
+        # costs the host nothing. Quotas count guest-side destinations
+        # (what the rules name).
+        self.context.open_connection(address, decision.rule)
+        self.connection = (address, decision.rule)
         try:
-            self.sock.connect(address)
+            if self.state is TcpState.UNBOUND:
+                # The state stays UNBOUND: a failed connect releases a port
+                # the kernel picked (Linux), as it always did.
+                self.implicit_bind(Use.TCP_IMPLICIT_BIND)
+                self.behind_mapping = mapped
+            self.mapped_peer = address if mapped else None
+            self.sock.connect(real)
         except NetError as error:
             if error.code is ErrorCode.WOULD_BLOCK:
                 self.state = TcpState.CONNECTING
                 self.connecting_to = address
+                self.connecting_real = real
+            else:
+                self.release_quotas()
             raise
+        except BaseException:
+            self.release_quotas()
+            raise
+        self.peer_address = address
         self.state = TcpState.CONNECTED
+        self.opened()
 
     def _finish_connect(self, address: SocketAddress) -> None:
         if address != self.connecting_to:
             raise NetError(ErrorCode.INVALID_STATE, "a connect to another address is in progress")
         try:
-            self.sock.connect(address)
+            self.sock.connect(self.connecting_real or address)
         except NetError as error:
             if error.code is ErrorCode.WOULD_BLOCK:
                 raise
             if error.code is not ErrorCode.INVALID_STATE:  # EISCONN means it succeeded
                 self.state = TcpState.BOUND
-                self.connecting_to = None
+                self.connecting_to = self.connecting_real = None
+                self.release_quotas()
                 raise
+        self.peer_address = address
         self.state = TcpState.CONNECTED
+        self.opened()
 
     def receive(self, max_len: int, peek: bool = False) -> bytes:
         self._require("receive", TcpState.CONNECTED)
         if max_len == 0:
             return b""
-        return self.sock.receive(min(max_len, self.context.limits.max_io_bytes), peek)
+        wanted = min(max_len, self.context.limits.max_io_bytes)
+        if peek:  # consumes nothing: the receive that follows is metered
+            return self.sock.receive(wanted, peek)
+        allowed = self.context.meter(self.peer_address, wanted, self.blocking)
+        data = self.sock.receive(allowed, peek)
+        self.context.charge(self.peer_address, len(data))
+        if data:
+            self.context.observer.transferred("tcp", self.origin, len(data), 0)
+        return data
 
     def send(self, data: bytes) -> int:
         self._require("send", TcpState.CONNECTED)
         if self.send_closed:
             raise NetError(ErrorCode.INVALID_STATE, "send after shutdown(send)")
         # A partial send is what send() may do anyway: the guest loops.
-        return self.sock.send(data[:self.context.limits.max_io_bytes])
+        allowed = self.context.meter(self.peer_address,
+                                     min(len(data), self.context.limits.max_io_bytes),
+                                     self.blocking)
+        sent = self.sock.send(data[:allowed])
+        self.context.charge(self.peer_address, sent)
+        self.context.observer.transferred("tcp", self.origin, 0, sent)
+        return sent
 
     def splice(self, target: TcpSocket, max_len: int) -> int:
         """Move bytes from this socket to `target` without the guest
@@ -195,11 +255,17 @@ class TcpSocket(SocketCore):
         chunk = self.context.limits.max_io_bytes
         moved = 0
         while moved < max_len:
+            sent = 0
             try:
-                data = self.sock.receive(min(chunk, max_len - moved), True)
+                # Metered as a receive here and a send on `target`, like
+                # the guest doing both: the lesser allowance moves.
+                allowed = self.context.meter(self.peer_address, min(chunk, max_len - moved),
+                                             self.blocking)
+                data = self.sock.receive(allowed, True)
                 if not data:
                     break
-                sent = self._splice_send(target, data)
+                allowed = self.context.meter(target.peer_address, len(data), self.blocking)
+                sent = self._splice_send(target, data[:allowed])
                 consumed = 0
                 while consumed < sent:  # already queued: never waits
                     taken = self.sock.receive(sent - consumed, False)
@@ -210,7 +276,13 @@ class TcpSocket(SocketCore):
                 if moved:
                     break
                 raise
+            finally:
+                self.context.charge(self.peer_address, sent)
+                self.context.charge(target.peer_address, sent)
             moved += sent
+        if moved:
+            self.context.observer.transferred("tcp", self.origin, moved, 0)
+            target.context.observer.transferred("tcp", target.origin, 0, moved)
         return moved
 
     def _splice_send(self, target: TcpSocket, data: bytes) -> int:
@@ -251,9 +323,14 @@ class TcpSocket(SocketCore):
     def local_address(self) -> SocketAddress:
         if self.state is TcpState.UNBOUND or self.state is TcpState.CLOSED:
             raise _invalid_state("local-address", self.state)
-        return self.sock.local_address()
+        return translate.seen_local(self.context, "tcp", self.sock.local_address(), self.ipv6,
+                                    self.behind_mapping)
 
     def remote_address(self) -> SocketAddress:
         self._require("remote-address", TcpState.CONNECTED)
+        if self.mapped_peer is not None:
+            return self.mapped_peer
         peer = self.sock.remote_address()
-        return self.context.peer(peer) if self.accepted else peer
+        if not self.accepted:
+            return peer
+        return self.context.peer(translate.seen_peer(self.context, "tcp", peer, self.ipv6))

@@ -50,6 +50,7 @@ from ..addresses import MAX_DATAGRAM, IPAddress, SocketAddress
 from ..backends.base import DatagramSocket
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use, special_kind
+from . import translate
 from .common import SocketCore, make_counted
 from .context import HIDDEN_PEER_V4, HIDDEN_PEER_V6, InstanceContext
 from .tcp import check_family
@@ -118,6 +119,11 @@ class UdpSocket(SocketCore):
         self._hidden_sender: SocketAddress | None = None
         #: Counted in `context.open_sockets` (see `open_udp`).
         self.counted = False
+        #: Connected through a `->` mapping: `peer` is the guest-side address.
+        self.peer_mapped = False
+        #: Bound by the host for a send or connect through a mapping:
+        #: local-address hides the real source (`translate.seen_local`).
+        self.behind_mapping = False
 
     def _require(self, operation: str, *states: UdpState) -> None:
         if self.state not in states:
@@ -126,19 +132,26 @@ class UdpSocket(SocketCore):
     def bind(self, address: SocketAddress) -> None:
         self._require("bind", UdpState.UNBOUND)
         check_family(address, self.ipv6)
-        self.context.require(self.checker, Use.UDP_BIND, address)
-        self.bind_checked(Use.UDP_BIND, address)
+        real, _, decision = translate.local(self.context, self.checker, Use.UDP_BIND, address,
+                                            self.ipv6)
+        self.take_origin(decision)
+        self.bind_checked(Use.UDP_BIND, real)
         self.state = UdpState.BOUND
         self.receive_any = True
 
     def connect(self, address: SocketAddress) -> None:
         self._require("connect", UdpState.UNBOUND, UdpState.BOUND, UdpState.CONNECTED)
         check_destination(address, self.ipv6)
-        self.context.require(self.checker, Use.UDP_CONNECT, address)
+        real, mapped, decision = translate.remote(self.context, self.checker, Use.UDP_CONNECT,
+                                                  address, self.ipv6)
+        if self.origin == "implicit":
+            self.take_origin(decision)
         if self.state is UdpState.UNBOUND:
             self._implicit_bind()
-        self.sock.connect(address)
+            self.behind_mapping = mapped
+        self.sock.connect(real)
         self.peer = address
+        self.peer_mapped = mapped
         self.state = UdpState.CONNECTED
 
     def _implicit_bind(self) -> None:
@@ -151,6 +164,7 @@ class UdpSocket(SocketCore):
         self._require("disconnect", UdpState.CONNECTED)
         self.sock.disconnect()
         self.peer = None
+        self.peer_mapped = False
         # Linux also releases a port the OS picked (connect on an unbound
         # socket, or bind to port 0): then the socket is unbound again.
         try:
@@ -168,7 +182,11 @@ class UdpSocket(SocketCore):
                 raise NetError(ErrorCode.INVALID_ARGUMENT,
                                f"connected to {self.peer}, not {address}")
             # The peer was checked by connect; send() goes nowhere else.
-            return self.sock.send(data, None)
+            self.context.meter_datagram(self.peer, self.blocking)
+            sent = self.sock.send(data, None)
+            self.context.charge(self.peer, len(data))
+            self.context.observer.transferred("udp", self.origin, 0, sent)
+            return sent
         if address is None:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "no destination on an unconnected socket")
         if self.context.hide_peers:
@@ -178,11 +196,15 @@ class UdpSocket(SocketCore):
             # A reply to a recent sender is its own use (`Policy`: no allow
             # rule needed, like an accepted TCP connection answering its peer).
             use = Use.UDP_REPLY if (address.ip, address.port) in self._reply_peers else Use.UDP_SEND
-        self.context.require(self.checker, use, address)
+        real, mapped, _ = translate.remote(self.context, self.checker, use, address, self.ipv6)
         if self.state is UdpState.UNBOUND:
             self._implicit_bind()
-        sent = self.sock.send(data, address)
+            self.behind_mapping = mapped
+        self.context.meter_datagram(address, self.blocking)
+        sent = self.sock.send(data, real)
+        self.context.charge(address, len(data))
         self.state = UdpState.BOUND
+        self.context.observer.transferred("udp", self.origin, 0, sent)
         return sent
 
     def _hidden_destination(self, address: SocketAddress) -> tuple[SocketAddress, Use]:
@@ -210,11 +232,16 @@ class UdpSocket(SocketCore):
             deadline = time.monotonic() + self.timeout
         try:
             while True:
-                data, sender = self.sock.receive(size, peek)
-                if self._accepts(sender):
+                if not peek:
+                    self.context.meter_datagram(self.peer, self.blocking)
+                data, real_sender = self.sock.receive(size, peek)
+                sender = translate.seen_peer(self.context, "udp", real_sender, self.ipv6)
+                if self._accepts(sender, real_sender):
                     if not peek:
+                        self.context.charge(sender, len(data))
                         self._remember_reply_peer(sender)
                         self._hidden_sender = sender
+                        self.context.observer.transferred("udp", self.origin, len(data), 0)
                     return data, self.context.peer(sender)
                 if peek:
                     self.sock.receive(0, False)  # consume the dropped datagram
@@ -234,26 +261,37 @@ class UdpSocket(SocketCore):
         if len(self._reply_peers) > MAX_REPLY_PEERS:
             self._reply_peers.popitem(last=False)
 
-    def _accepts(self, sender: SocketAddress) -> bool:
-        """The receive filter (see the module docstring); audits drops."""
+    def _accepts(self, sender: SocketAddress, real: SocketAddress) -> bool:
+        """The receive filter (see the module docstring) on the sender as
+        the guest sees it, and its real address (`translate.admit`);
+        audits drops."""
         if self.receive_any:
             return True
-        decision = self.context.check(self.checker, Use.UDP_RECEIVE, sender)
+        decision = translate.admit(self.context, self.checker, sender, real)
+        shown_real = real if real != sender else None
+        if not decision.allowed and self.context.audit_mode:
+            if sender not in self._audited_senders and len(self._audited_senders) < 1024:
+                self._audited_senders.add(sender)
+                self.context.would_deny("receive", "udp", sender, decision, shown_real)
+            return True
         if not decision.allowed:
-            self.context.record("receive-drop", "udp", sender, decision)
+            self.context.record("receive-drop", "udp", sender, decision, real=shown_real)
             return False
         if sender not in self._audited_senders and len(self._audited_senders) < 1024:
             self._audited_senders.add(sender)
-            self.context.record("receive", "udp", sender, decision)
+            self.context.record("receive", "udp", sender, decision, real=shown_real)
         return True
 
     def local_address(self) -> SocketAddress:
         if self.state is UdpState.UNBOUND or self.state is UdpState.CLOSED:
             raise _invalid_state("local-address", self.state)
-        return self.sock.local_address()
+        return translate.seen_local(self.context, "udp", self.sock.local_address(), self.ipv6,
+                                    self.behind_mapping)
 
     def remote_address(self) -> SocketAddress:
         self._require("remote-address", UdpState.CONNECTED)
+        if self.peer_mapped and self.peer is not None:
+            return self.peer
         return self.sock.remote_address()
 
 

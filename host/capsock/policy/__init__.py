@@ -9,10 +9,13 @@ spoofing the network.
 """
 
 from .checker import Checker, Decision, Endpoint, Resolved, Use, decision_of
+from .groups import GROUP_NAMES, GROUPS
+from .mapping import DEFAULT_VIRTUAL_RANGE, Mapping, MappingTable, is_mapping
 from .policy import Direction, Narrowed, Policy, narrow, restrict_depth
 from .rules import (
     AddressRule,
     AnyHost,
+    GroupHost,
     HostMatcher,
     IPAddress,
     IPNetwork,
@@ -22,6 +25,7 @@ from .rules import (
     PolicyError,
     PortRange,
     ResolveRule,
+    SubdomainHost,
     embedded_ipv4,
     normalize_ip,
     normalize_query_name,
@@ -32,12 +36,19 @@ from .rules import (
 )
 
 __all__ = [
+    "DEFAULT_VIRTUAL_RANGE",
+    "GROUPS",
+    "GROUP_NAMES",
+    "Mapping",
+    "MappingTable",
+    "is_mapping",
     "AddressRule",
     "AnyHost",
     "Checker",
     "Decision",
     "Direction",
     "Endpoint",
+    "GroupHost",
     "HostMatcher",
     "IPAddress",
     "IPNetwork",
@@ -50,6 +61,7 @@ __all__ = [
     "PortRange",
     "ResolveRule",
     "Resolved",
+    "SubdomainHost",
     "Use",
     "decision_of",
     "embedded_ipv4",

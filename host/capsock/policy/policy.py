@@ -55,6 +55,7 @@ from .rules import (
     LocalhostHost,
     NameHost,
     ResolveRule,
+    SubdomainHost,
     embedded_ipv4,
     normalize_ip,
     normalize_query_name,
@@ -182,7 +183,7 @@ class _RuleSet(NamedTuple):
         if self.allow_resolve:
             return True
         return any(
-            isinstance(entry.rule.host, NameHost | LocalhostHost)
+            isinstance(entry.rule.host, NameHost | LocalhostHost | SubdomainHost)
             for entry in self.allow_outbound + self.allow_inbound
         )
 
@@ -203,7 +204,7 @@ class _RuleSet(NamedTuple):
             host = entry.rule.host
             if (isinstance(host, NameHost) and host.name == name) or (
                 isinstance(host, LocalhostHost) and name == "localhost"
-            ):
+            ) or (isinstance(host, SubdomainHost) and host.covers(name)):
                 return Decision(True, entry.text)
         return _DEFAULT_DENY
 
@@ -368,6 +369,24 @@ class Policy:
             deny_resolve=resolve(deny_resolve, "deny-resolve"),
         )
         return cls((layer,))
+
+    def granting(self, *, allow_outbound: Iterable[AddressRule] = (),
+                 allow_inbound: Iterable[AddressRule] = (),
+                 allow_resolve: Iterable[ResolveRule] = ()) -> Policy:
+        """This policy with more allow rules in its host (outermost) layer:
+        what the host's mapping rules (``policy/mapping.py``) allow.
+        Restriction layers are kept as they are, so nothing they narrowed
+        widens."""
+        layers = self._layers
+        first = layers[0]
+        first = first._replace(
+            allow_outbound=first.allow_outbound + tuple(
+                _Entry("allow-outbound", rule) for rule in allow_outbound),
+            allow_inbound=first.allow_inbound + tuple(
+                _Entry("allow-inbound", rule) for rule in allow_inbound),
+            allow_resolve=first.allow_resolve + tuple(
+                _ResolveEntry("allow-resolve", rule) for rule in allow_resolve))
+        return Policy((first, *layers[1:]))
 
     @classmethod
     def deny_all(cls) -> Policy:

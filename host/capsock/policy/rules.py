@@ -23,11 +23,14 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple, TypeAlias
 
+from .groups import GROUP_NAMES, group_network
+
 __all__ = [
     "MAX_PORT",
     "PROTOCOLS",
     "AddressRule",
     "AnyHost",
+    "GroupHost",
     "HostMatcher",
     "IPAddress",
     "IPNetwork",
@@ -37,6 +40,7 @@ __all__ = [
     "PolicyError",
     "PortRange",
     "ResolveRule",
+    "SubdomainHost",
     "embedded_ipv4",
     "normalize_ip",
     "special_kind",
@@ -444,12 +448,71 @@ class NameHost(NamedTuple):
                     break
             else:
                 return False
-        return any((ip == normalize_ip(address) or ip in embedded_ipv4(address))
-                   and special_kind(address) is None
-                   for address in addresses)
+        return _answers_hold(ip, addresses)
 
 
-HostMatcher: TypeAlias = AnyHost | NetworkHost | LocalhostHost | NameHost
+def _answers_hold(ip: IPAddress, addresses: frozenset[IPAddress]) -> bool:
+    """Whether one of a name's resolved `addresses` is (or embeds) `ip`,
+    leaving out the special ones (see `NameHost`)."""
+    return any((ip == normalize_ip(address) or ip in embedded_ipv4(address))
+               and special_kind(address) is None
+               for address in addresses)
+
+
+class SubdomainHost(NamedTuple):
+    """``*.NAME``: the addresses this instance resolved for any strict
+    subdomain of NAME, at any depth (not NAME itself: list both).
+
+    The address-rule counterpart of the resolve rule ``*.NAME`` (and of
+    Spin's ``*.example.com`` allowed host); like `NameHost` it matches only
+    what the instance resolved, and an allow rule with it implies resolving
+    those names.
+    """
+
+    suffix: str
+
+    def covers(self, name: str) -> bool:
+        """Whether the normalized `name` is a strict subdomain of `suffix`."""
+        return name.endswith("." + self.suffix)
+
+    def matches(self, ip: IPAddress, resolved: _Resolved) -> bool:
+        """Match *ip* against the answers of every resolved subdomain."""
+        if resolved is None or special_kind(ip) is not None:
+            return False
+        for key, addresses in resolved.items():
+            name = key if key.islower() and not key.endswith(".") else normalize_query_name(key)
+            if name is not None and self.covers(name) and _answers_hold(ip, addresses):
+                return True
+        return False
+
+
+class GroupHost(NamedTuple):
+    """A network group (``private``, ``loopback``, ``metadata``,
+    ``multicast``, ``special``: `groups.py` holds the tables).
+
+    An IPv6 address is a member when it is in the group's networks or when
+    an IPv4 address it embeds (`embedded_ipv4`: NAT64, 6to4, Teredo,
+    IPv4-compatible) is: ``64:ff9b::a9fe:a9fe`` is in ``metadata``.
+    """
+
+    group: str
+
+    def matches(self, ip: IPAddress, resolved: _Resolved) -> bool:
+        """Membership of *ip* (already normalized) or of an IPv4 it embeds."""
+        return self.member(ip) is not None
+
+    def member(self, ip: IPAddress) -> tuple[IPAddress, IPNetwork] | None:
+        """The address (*ip* or one it embeds) and the group network that
+        holds it, or None: what `policy explain` shows."""
+        for candidate in (ip, *embedded_ipv4(ip)):
+            network = group_network(self.group, candidate)
+            if network is not None:
+                return candidate, network
+        return None
+
+
+HostMatcher: TypeAlias = (AnyHost | NetworkHost | LocalhostHost | NameHost | SubdomainHost
+                          | GroupHost)
 
 
 class AddressRule(NamedTuple):
@@ -526,11 +589,21 @@ def _parse_plain_host(host: str) -> HostMatcher:
     if _DIGITS_AND_DOTS.fullmatch(host):
         # Never fall back to "it's a name" for things like 1.2.3 or 256.1.1.1.
         return NetworkHost(ipaddress.IPv4Network(_parse_ipv4(host)))
+    if host.startswith("*."):
+        suffix = host[2:]
+        if "*" in suffix:
+            raise _Invalid(f"'*' is only allowed alone or as a leading '*.' label in '{host}'")
+        return SubdomainHost(_normalize_name(suffix, _LDH_LABEL))
     if "*" in host:
-        raise _Invalid(f"wildcards are not allowed in host '{host}' (only '*' alone)")
+        raise _Invalid(f"wildcards are not allowed in host '{host}' (only '*' or a "
+                       "leading '*.' label)")
     name = _normalize_name(host, _LDH_LABEL)
     if name == "localhost":
         return LocalhostHost()
+    if name in GROUP_NAMES:
+        # A group name shadows a single-label host of that name: rules
+        # for such a host use its address (README, "Network groups").
+        return GroupHost(name)
     return NameHost(name)
 
 
@@ -572,7 +645,10 @@ def parse_address_rule(text: str, flag: str = "rule") -> AddressRule:
 
     * PROTO: ``tcp`` or ``udp`` (case-insensitive).
     * HOST: IPv4 literal, ``[IPv6]`` literal, CIDR (``10.0.0.0/8``,
-      ``[fd00::/8]`` or ``[fd00::]/8``), ``*``, ``localhost`` or a domain name.
+      ``[fd00::/8]`` or ``[fd00::]/8``), ``*``, ``localhost``, a network
+      group (``private``, ``loopback``, ``metadata``, ``multicast``,
+      ``special``: `groups.py`), a domain name, or ``*.NAME`` (the
+      addresses resolved for NAME's subdomains).
     * PORT: ``0``..``65535``, ``LO-HI`` or ``*``; it is mandatory so that a
       rule can never be accidentally wider than intended.
 

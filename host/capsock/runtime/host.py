@@ -11,7 +11,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from wasmtime import Engine, ExitTrap, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Linker
@@ -24,10 +24,15 @@ from ..binding import HandleTable, interfaces_for, link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
+from ..core.observe import NULL_OBSERVER, InstanceObserver
 from ..core.tls import TlsListenSpec, TlsSettings
 from ..core.tls import attach as attach_tls
 from ..errors import NetError
-from ..policy import Checker, Policy
+from ..policy import Checker, MappingTable, Policy
+from .activation import InheritedSocket
+
+if TYPE_CHECKING:
+    from ..policy.config import PolicyConfig
 from .cache import load_component
 from .engine import new_engine
 from .kill import GuestKilled, KillSwitch, RunGuard
@@ -118,26 +123,65 @@ class Host:
     """A configured host: checker, backend, pre-opens. Runs components.
 
     Every argument is optional and keyword-only: `Host()` denies all
-    networking. `policy` (capsock's rules, e.g. `Policy.from_flags(...)`)
+    networking. `policy` (capsock's rules, e.g. `Policy.from_flags(...)`;
+    or a policy file's path, or its parsed `PolicyConfig`, which also
+    bring the file's limits, pre-opens, dns, audit log and mode, each
+    replaced by the matching argument when one is given)
     or `checker` (any object with the `Checker` method `check(use,
     target, resolved)`, docs/embedding.md) decides every socket operation
     and lookup; give one or neither. A plain class, not a dataclass: see
     policy/rules.py.
     """
 
-    def __init__(self, *, policy: Policy | None = None, checker: Checker | None = None,
+    def __init__(self, *, policy: Policy | PolicyConfig | str | Path | None = None,
+                 checker: Checker | None = None,
                  backend: Backend | None = None,
                  tcp_listen: Sequence[TcpListenSpec] = (), cache_dir: Path | None = None,
                  engine: Engine | None = None, udp_bind: Sequence[UdpBindSpec] = (),
-                 resolver: Resolver | None = None, peer_address: str = "real",
+                 resolver: Resolver | None = None, peer_address: str | None = None,
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
-                 limits: Limits | None = None, tls: TlsSettings | None = None,
+                 limits: Limits | None = None, mappings: MappingTable | None = None,
+                 audit_mode: bool = False,
+                 inherited: Sequence[InheritedSocket] = (), tls: TlsSettings | None = None,
                  tls_listen: Sequence[TlsListenSpec] = ()) -> None:
         if policy is not None and checker is not None:
             raise TypeError("Host takes a policy or a checker, not both")
+        if isinstance(policy, str | Path):
+            # A policy file (`capsock run --policy`); PolicyError names it.
+            from ..policy.loader import load_policy
+
+            policy = load_policy(policy)
+        if policy is not None and not isinstance(policy, Policy):
+            # A PolicyConfig: the one path from a config to a host
+            # (runtime/configure.py; imported only here, for start time).
+            # What the caller passes explicitly wins, lists add up.
+            from .configure import host_parts
+
+            parts = host_parts(policy)
+            policy = parts.policy
+            limits = limits if limits is not None else parts.limits
+            tcp_listen = [*parts.tcp_listen, *tcp_listen]
+            udp_bind = [*parts.udp_bind, *udp_bind]
+            dirs = [*parts.dirs, *dirs]
+            resolver = resolver if resolver is not None else parts.resolver
+            peer_address = peer_address if peer_address is not None else parts.peer_address
+            audit_log = audit_log if audit_log is not None else parts.audit_log
+            audit_mode = audit_mode or parts.audit_mode
+            mappings = mappings if mappings is not None else parts.mappings
+        #: The `->` rules (`MappingTable.build`): virtual addresses the host
+        #: translates (core/translate.py). With a `policy`, each mapping is
+        #: also an allow rule for its guest side; an embedder's `checker`
+        #: gets no such rule and is asked about both sides.
+        self.mappings = mappings if mappings else None
+        if checker is None:
+            rules = policy if policy is not None else Policy.deny_all()
+            if self.mappings is not None:
+                outbound, inbound, resolve = self.mappings.allow_rules()
+                rules = rules.granting(allow_outbound=outbound, allow_inbound=inbound,
+                                       allow_resolve=resolve)
+            checker = rules
         #: What decides each socket operation of every instance.
-        self.checker: Checker = (checker if checker is not None else
-                                 policy if policy is not None else Policy.deny_all())
+        self.checker: Checker = checker
         self.backend: Backend = backend if backend is not None else OsBackend()
         #: `--tcplisten`: TCP listeners opened before the guest starts.
         self.tcp_listen = tcp_listen
@@ -153,7 +197,9 @@ class Host:
         #: virtual network's name table for the in-memory backend).
         self.resolver = resolver
         #: `--peer-address`: "real", or "hidden" for the reserved stand-ins.
-        self.peer_address = peer_address
+        self.peer_address = peer_address if peer_address is not None else "real"
+        #: `--policy-mode=audit`: denials are logged as would-deny, not enforced.
+        self.audit_mode = audit_mode
         #: `--audit-log`: already open, so a bad path fails before any guest runs.
         self.audit_log = audit_log
         #: `--dir`: host directories pre-opened for the guest's WASI filesystem.
@@ -164,52 +210,74 @@ class Host:
         self.tls = tls if tls is not None else TlsSettings()
         #: `--tls-listen`: listeners whose connections the host TLS-terminates.
         self.tls_listen = tls_listen
+        #: Sockets a launcher passed (socket activation, runtime/activation.py):
+        #: the Host keeps them; each instance gets a dup, like `serve`'s.
+        self.inherited = inherited
 
     def __repr__(self) -> str:
         return (f"Host(checker={self.checker!r}, backend={self.backend!r}, "
                 f"tcp_listen={self.tcp_listen!r}, udp_bind={self.udp_bind!r})")
 
-    def new_context(self, preopens: list[Preopen] | None = None) -> InstanceContext:
+    def new_context(self, preopens: list[Preopen] | None = None,
+                    observer: InstanceObserver = NULL_OBSERVER) -> InstanceContext:
         """A fresh instance context with this host's pre-opens opened
-        (or with `preopens` already opened by the caller, e.g. `serve`)."""
+        (or with `preopens` already opened by the caller, e.g. `serve`),
+        reporting to `observer` (metrics; core/observe.py)."""
         resolver = self.resolver if self.resolver is not None else self.backend.default_resolver()
-        if preopens is None:
-            preopens = []
-            try:
-                for spec in self.tcp_listen:
-                    preopens.append(self._preopen(spec))
-                for tls_spec in self.tls_listen:
-                    preopens.append(self._preopen_tls(tls_spec))
-                for udp in self.udp_bind:
-                    preopens.append(self._preopen_udp(udp))
-            except RunError:
-                for preopen in preopens:
-                    preopen.socket.close()
-                raise
-        context = InstanceContext(self.checker, self.backend, preopens, resolver=resolver,
-                                  hide_peers=self.peer_address == "hidden",
-                                  audit=self.audit_log, limits=self.limits)
+        context = InstanceContext(self.checker, self.backend,
+                                  preopens if preopens is not None else self.open_preopens(),
+                                  resolver=resolver, hide_peers=self.peer_address == "hidden",
+                                  audit=self.audit_log, limits=self.limits,
+                                  mappings=self.mappings, audit_mode=self.audit_mode,
+                                  observer=observer)
         attach_tls(context, self.tls)
         return context
+
+    def open_preopens(self) -> list[Preopen]:
+        """This host's own pre-opens, opened now: `--tcplisten`, `--tls-listen`, `--udpbind`,
+        then a dup of each inherited socket (all closed again on a RunError)."""
+        preopens: list[Preopen] = []
+        try:
+            for spec in self.tcp_listen:
+                preopens.append(self._preopen(spec))
+            for tls_spec in self.tls_listen:
+                preopens.append(self._preopen_tls(tls_spec))
+            for udp in self.udp_bind:
+                preopens.append(self._preopen_udp(udp))
+            for inherited in self.inherited:
+                preopens.append(self.adopt_inherited(inherited))
+        except RunError:
+            for preopen in preopens:
+                preopen.socket.close()
+            raise
+        return preopens
 
     def run(self, path: str | Path, args: Sequence[str] = (), *,
             env: Sequence[tuple[str, str]] = (),
             preopens: list[Preopen] | None = None,
             stdout: str | Path | None = None,
-            kill_switch: KillSwitch | None = None) -> int:
+            kill_switch: KillSwitch | None = None,
+            observer: InstanceObserver = NULL_OBSERVER) -> int:
         """Run the component's `wasi:cli/run`; returns its exit code.
 
         `env` becomes the guest's environment. `preopens`, when given,
         replaces the pre-opens this Host would open itself; the guest's
         teardown closes them either way. `kill_switch.kill()`, from any
         thread, stops the guest wherever it is (kill.py): the instance is
-        torn down like any other and this raises `GuestKilled`.
+        torn down like any other and this raises `GuestKilled`. `observer`
+        is told what the instance does (`runtime.metrics.Metrics.instance`).
         """
-        guard = RunGuard(self.engine, kill_switch,
-                         shared=[transport_of(p.socket) for p in preopens]
-                         if preopens is not None else ())
+        shared = [transport_of(p.socket) for p in preopens] if preopens is not None else []
+        if preopens is None and self.inherited:
+            # Inherited sockets are the launcher's too: a kill must leave
+            # them listening (RunGuard restores shared listeners), so they
+            # are opened here, where they can be named as shared.
+            preopens = self.open_preopens()
+            shared = [transport_of(p.socket)
+                      for p in preopens[len(preopens) - len(self.inherited):]]
+        guard = RunGuard(self.engine, kill_switch, shared=shared)
         try:
-            code = self._run_guarded(path, args, env, preopens, stdout, guard)
+            code = self._run_guarded(path, args, env, preopens, stdout, guard, observer)
         finally:
             guard.close()
         if guard.killed:
@@ -220,7 +288,8 @@ class Host:
 
     def _run_guarded(self, path: str | Path, args: Sequence[str],
                      env: Sequence[tuple[str, str]], preopens: list[Preopen] | None,
-                     stdout: str | Path | None, guard: RunGuard) -> int:
+                     stdout: str | Path | None, guard: RunGuard,
+                     observer: InstanceObserver) -> int:
         """Load, instantiate, run, tear down; the exit code (meaningless
         when `guard.killed`)."""
         if guard.killed:
@@ -232,7 +301,7 @@ class Host:
             directory.check()
         component = load_component(self.engine, path, self.cache_dir)
         run_export = _find_run_export(self.engine, component)
-        context = self.new_context(preopens)
+        context = self.new_context(preopens, observer)
         table = HandleTable()
         guard.watch(context, table)
         try:
@@ -331,6 +400,19 @@ class Host:
             sock.close()
             raise RunError(str(error)) from None
         return Preopen(str(sock.local_address()), "tcp", spec.address.is_ipv6, listener)
+
+    def adopt_inherited(self, inherited: InheritedSocket) -> Preopen:
+        """A pre-open on a dup of a socket the launcher passed (the original
+        stays with the Host, so every run and every instance gets one)."""
+        dup = inherited.sock.dup()
+        try:
+            sock = (self.backend.adopt_tcp(dup) if inherited.protocol == "tcp"
+                    else self.backend.adopt_udp(dup))
+        except NetError as error:
+            dup.close()
+            raise RunError(f"socket activation ({inherited.name}): "
+                           f"{error.detail or error}") from None
+        return Preopen(inherited.name, inherited.protocol, inherited.ipv6, sock)
 
     def _preopen_udp(self, spec: UdpBindSpec) -> Preopen:
         try:

@@ -18,6 +18,14 @@ after `grace` seconds stragglers are killed (processes: SIGKILL; threads:
 a KillSwitch, so their instances are torn down like any other). Then every
 socket is closed and the number of sockets still open in this process is
 reported.
+
+`--restart on-failure` (an exit code other than 0) or `always` runs an
+instance that ended again, while the server is not stopping, after a
+delay that doubles from `RESTART_DELAY` to `RESTART_DELAY_MAX` while the
+instance keeps ending within `RESTART_RESET` seconds of its start (a
+guest that fails at once does not spin), and starts over once it ran
+longer. Each restart is logged and counted (`capsock_guest_restarts_total`
+with `--metrics`).
 """
 
 from __future__ import annotations
@@ -29,19 +37,31 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ..backends.base import DatagramSocket, StreamSocket
 from ..core.context import Preopen
+from ..core.observe import NULL_OBSERVER, InstanceObserver
 from ..core.tls import TlsListenSpec
 from .engine import new_engine
 from .host import Host, TcpListenSpec, open_listener, open_udp
 from .kill import GuestKilled, KillSwitch
 
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
 log = logging.getLogger("capsock")
+
+#: The first restart delay, its ceiling, and the run time that resets it (s).
+RESTART_DELAY = 0.1
+RESTART_DELAY_MAX = 10.0
+RESTART_RESET = 10.0
+#: `--restart` values.
+RESTART_POLICIES = ("no", "on-failure", "always")
 
 
 @dataclass
@@ -53,6 +73,9 @@ class _Listener:
     protocol: str = "tcp"
     #: A --tls-listen listener: each instance's dup is TLS-terminated by it.
     tls: TlsListenSpec | None = None
+    #: Passed by a launcher (socket activation): it outlives this process,
+    #: so a graceful stop leaves it usable for the launcher's next start.
+    inherited: bool = False
 
 
 def open_socket_count() -> int:
@@ -75,23 +98,33 @@ class Server:
     """Runs `instances` copies of a component until they end or a signal."""
 
     def __init__(self, host: Host, component: str | Path, args: Sequence[str],
-                 instances: int, mode: str = "process", grace: float = 10.0) -> None:
+                 instances: int, mode: str = "process", grace: float = 10.0,
+                 restart: str = "no", metrics: Metrics | None = None) -> None:
+        if restart not in RESTART_POLICIES:
+            raise ValueError(f"--restart must be one of {', '.join(RESTART_POLICIES)}")
         if instances < 1:
             raise ValueError("--instances must be at least 1")
         if mode not in ("process", "thread"):
             raise ValueError("--mode must be process or thread")
-        if not host.tcp_listen and not host.tls_listen:
-            raise ValueError("serve needs at least one --tcplisten or --tls-listen to share")
+        if (not host.tcp_listen and not host.tls_listen
+                and not any(s.protocol == "tcp" for s in host.inherited)):
+            raise ValueError("serve needs at least one --tcplisten or --tls-listen (or an "
+                             "inherited TCP listener, socket activation) to share")
         self.host = host
         self.component = component
         self.args = list(args)
         self.instances = instances
         self.mode = mode
         self.grace = grace
+        self.restart = restart
+        #: `--metrics`: made before any instance (and fork), served by the caller.
+        self.metrics = metrics
         self.listeners: list[_Listener] = []
         self._stopping = threading.Event()
         #: Kills the thread-mode instances still running after the grace period.
         self._kill_switch = KillSwitch()
+        #: Make inherited listeners listen again after the stop's shutdown.
+        self._restores: list[Callable[[], None]] = []
 
     # -- lifecycle -------------------------------------------------------------
     def serve(self) -> int:
@@ -105,6 +138,9 @@ class Server:
         for udp in self.host.udp_bind:  # shared too: each datagram goes to one instance
             sock, name = open_udp(udp, self.host.backend)
             self.listeners.append(_Listener(sock, name, udp.address.is_ipv6, "udp"))
+        for inherited in self.host.inherited:
+            self.listeners.append(_Listener(inherited.sock, inherited.name, inherited.ipv6,
+                                            inherited.protocol, inherited=True))
         names = ", ".join(listener.name for listener in self.listeners)
         print(f"capsock: serving {Path(self.component).name} on {names} "
               f"with {self.instances} {self.mode} instance(s)", file=sys.stderr, flush=True)
@@ -115,8 +151,12 @@ class Server:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            for restore in self._restores:
+                restore()
             for listener in self.listeners:
                 listener.sock.close()
+            if self.metrics is not None:  # its socket too, before counting
+                self.metrics.close()
         remaining = open_socket_count()
         print(f"capsock: shut down; exit codes {codes}; {remaining} socket(s) still open",
               file=sys.stderr, flush=True)
@@ -131,6 +171,18 @@ class Server:
         print(f"capsock: {signal.Signals(signum).name}: stop accepting, "
               f"finishing in-flight work (up to {self.grace:g}s)", file=sys.stderr, flush=True)
         for listener in self.listeners:
+            if listener.inherited:
+                if listener.protocol == "tcp":
+                    # The launcher's socket too: listening again once the
+                    # instances are gone (backend.interrupt's restore).
+                    backend = self.host.backend
+                    restore = backend.interrupt(backend.adopt_tcp(listener.sock), shared=True)
+                    if restore is not None:
+                        self._restores.append(restore)
+                # An inherited UDP socket is not shut down: nothing would make
+                # it receive again for the launcher. Instances blocked on it
+                # end with the grace period.
+                continue
             try:
                 listener.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -153,21 +205,62 @@ class Server:
 
     def _run_one(self, index: int) -> int:
         env = [("CAPSOCK_INSTANCE", str(index)), ("CAPSOCK_INSTANCES", str(self.instances))]
+        observer: InstanceObserver = (self.metrics.instance(str(index))
+                                      if self.metrics is not None else NULL_OBSERVER)
         return self.host.run(self.component, self.args, env=env, preopens=self._preopens(),
-                             kill_switch=self._kill_switch)
+                             kill_switch=self._kill_switch, observer=observer)
+
+    # -- restarts -----------------------------------------------------------------
+    def _restarts(self, code: int) -> bool:
+        """Whether an instance that ended with `code` runs again."""
+        if self._stopping.is_set():
+            return False
+        return self.restart == "always" or (self.restart == "on-failure" and code != 0)
+
+    @staticmethod
+    def _next_delay(delay: float | None, ran: float) -> float:
+        """The delay before the next restart (`delay`: the last one, if any)."""
+        if delay is None or ran >= RESTART_RESET:
+            return RESTART_DELAY
+        return min(delay * 2, RESTART_DELAY_MAX)
+
+    def _restarting(self, index: int, code: int, delay: float) -> None:
+        print(f"capsock: instance {index} exited with {code}; restarting in {delay:g}s "
+              f"(--restart {self.restart})", file=sys.stderr, flush=True)
+        if self.metrics is not None:
+            self.metrics.restarts.labels(str(index)).inc()
+
+    def _running(self, delta: int) -> None:
+        if self.metrics is not None:
+            self.metrics.running.inc(delta)
 
     # -- threads ------------------------------------------------------------------
     def _run_threads(self) -> list[int]:
         codes = [0] * self.instances
 
-        def target(index: int) -> None:
+        def run_once(index: int) -> int:
+            self._running(1)
             try:
-                codes[index] = self._run_one(index)
+                return self._run_one(index)
             except GuestKilled:
-                codes[index] = 1
+                return 1
             except Exception:
                 log.exception("capsock: instance %d failed", index)
-                codes[index] = 1
+                return 1
+            finally:
+                self._running(-1)
+
+        def target(index: int) -> None:
+            delay: float | None = None
+            while True:
+                started = time.monotonic()
+                codes[index] = run_once(index)
+                if not self._restarts(codes[index]):
+                    return
+                delay = self._next_delay(delay, time.monotonic() - started)
+                self._restarting(index, codes[index], delay)
+                if self._stopping.wait(delay):
+                    return
 
         threads = [threading.Thread(target=target, args=(i,), name=f"instance-{i}", daemon=True)
                    for i in range(self.instances)]
@@ -189,28 +282,49 @@ class Server:
         return codes
 
     # -- processes ----------------------------------------------------------------
+    def _fork(self, index: int) -> int:
+        """Start instance `index` in a child process; its pid."""
+        pid = os.fork()
+        if pid == 0:  # the instance
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.host.engine = new_engine()  # never share an engine across fork
+            if self.metrics is not None:
+                self.metrics.forked()  # the parent serves the endpoint
+            code = 1
+            try:
+                code = self._run_one(index)
+            finally:
+                if self.host.audit_log is not None:  # its queue, before _exit
+                    self.host.audit_log.close()
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self._running(1)
+        return pid
+
     def _run_processes(self) -> list[int]:
         children: dict[int, int] = {}
         for index in range(self.instances):
-            pid = os.fork()
-            if pid == 0:  # the instance
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                self.host.engine = new_engine()  # never share an engine across fork
-                code = 1
-                try:
-                    code = self._run_one(index)
-                finally:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    os._exit(code)
-            children[pid] = index
+            children[self._fork(index)] = index
         codes = [0] * self.instances
+        started = dict.fromkeys(range(self.instances), time.monotonic())
+        delays: dict[int, float | None] = dict.fromkeys(range(self.instances))
+        pending: dict[int, float] = {}  # instance -> when it restarts
         deadline: float | None = None
-        while children:
+        while children or (pending and not self._stopping.is_set()):
+            now = time.monotonic()
             if self._stopping.is_set() and deadline is None:
-                deadline = time.monotonic() + self.grace
-            pid, status = os.waitpid(-1, os.WNOHANG)
+                deadline = now + self.grace
+            for index, when in list(pending.items()):
+                if self._stopping.is_set():
+                    pending.clear()
+                    break
+                if when <= now:
+                    del pending[index]
+                    started[index] = now
+                    children[self._fork(index)] = index
+            pid, status = os.waitpid(-1, os.WNOHANG) if children else (0, 0)
             if pid == 0:
                 if deadline is not None and time.monotonic() > deadline:
                     for child in children:
@@ -220,5 +334,13 @@ class Server:
                     deadline = float("inf")
                 time.sleep(0.05)
                 continue
-            codes[children.pop(pid)] = os.waitstatus_to_exitcode(status)
+            index = children.pop(pid)
+            codes[index] = os.waitstatus_to_exitcode(status)
+            self._running(-1)
+            if self.metrics is not None:
+                self.metrics.process_ended(pid)
+            if self._restarts(codes[index]):
+                delays[index] = self._next_delay(delays[index], now - started[index])
+                self._restarting(index, codes[index], delays[index] or RESTART_DELAY)
+                pending[index] = now + (delays[index] or RESTART_DELAY)
         return codes

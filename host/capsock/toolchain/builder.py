@@ -18,10 +18,11 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from .bundle import Bundle, find_bundle, stage
+from .requirements import install_requirements
 from .scripts import (
     PRELOAD_REPORT,
     WRAPPER_MODULE,
@@ -136,15 +137,22 @@ def build_script(script: Path, output: Path, cache_dir: Path,
                  progress: Progress = lambda _: None, force: bool = False,
                  search: Iterable[Path] = (), use_environment: bool = True,
                  strict: bool = False, warn: Progress | None = None,
-                 world: str = APP_WORLD) -> bool:
+                 world: str = APP_WORLD, requirements: Iterable[Path] = (),
+                 with_packages: Iterable[str] = ()) -> bool:
     """Build ``script`` (a plain script or an app module with ``Run``) into
     ``output``, with its folder's modules and the packages it imports (from
     ``search``, then the environment running this build: `bundle`). Built
     components are cached in ``cache_dir/builds`` by the hash of everything
     staged; returns False when the cache answered. ``warn`` (default:
     ``progress``) gets the imports that cannot be bundled and the preloads
-    that failed in the guest."""
+    that failed in the guest. ``requirements`` (files) and ``with_packages``
+    are pip-installed for the guest first (`requirements`) and searched
+    before ``search``."""
     warn = warn or progress
+    requirements, with_packages = list(requirements), list(with_packages)
+    if requirements or with_packages:
+        search = [install_requirements(requirements, with_packages, cache_dir, progress),
+                  *search]
     script = script.resolve()  # `capsock build main.py` must bundle main.py's folder
     sources = find_sources()
     try:
@@ -172,7 +180,7 @@ def build_script(script: Path, output: Path, cache_dir: Path,
         failed_file = cached.with_suffix(".preload-failed")
         if cached.is_file() and not force:
             progress(f"up to date (cache {digest[:12]})")
-            _report_failed(failed_file, warn)
+            _report_failed(failed_file, warn, bundle.soft)
             _copy(cached, output)
             return False
         wit_dir = ensure_app_wit(cache_dir / "wit-wasi", sources, tools, progress)
@@ -186,19 +194,29 @@ def build_script(script: Path, output: Path, cache_dir: Path,
         failed_file.write_text(report.read_text() if report.is_file() else "")
     size = cached.stat().st_size / 1e6
     progress(f"built {size:.1f} MB in {time.monotonic() - started:.1f}s")
-    _report_failed(failed_file, warn)
+    _report_failed(failed_file, warn, bundle.soft)
     _copy(cached, output)
     return True
 
 
-def _report_failed(failed_file: Path, warn: Progress) -> None:
-    """The guest's own verdict: modules found here that failed to import in it."""
+def _report_failed(failed_file: Path, warn: Progress, soft: Collection[str] = ()) -> None:
+    """The guest's own verdict: modules found here that failed to import in
+    it. A warning each, except the modules only conditional imports or the
+    whole-package walk reached (`Bundle.soft`): one note naming them."""
     try:
         lines = failed_file.read_text().splitlines()
     except OSError:
         return
+    extra = []
     for line in lines:
+        if line.partition(":")[0] in soft:
+            extra.append(line.partition(":")[0])
+            continue
         warn(f"warning: not bundled, failed to import in the guest at build time: {line}")
+    if extra:
+        warn(f"note: {len(extra)} module(s) imported only conditionally (inside if/try/def, or "
+             "by string from a package) do not import in a guest, fine unless the program "
+             f"takes that path: {', '.join(extra)}")
 
 
 def _copy(cached: Path, output: Path) -> None:

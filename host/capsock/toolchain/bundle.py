@@ -21,11 +21,28 @@ Packages are staged by `stage` into a folder of their own (never the
 user's folder: componentize-py writes ``__pycache__`` into what it
 mounts), so the build's content hash covers exactly what is bundled. A
 package with a C extension cannot run in a guest and is refused by name
-(`BuildError`). An import found nowhere is *unconditional* when it sits at
-a module's top level outside any ``if``/``try``/``def`` (the module cannot
-import without it: a warning, an error with ``--strict``) and
+(`BuildError`), unless only conditional imports reach it (uvicorn's
+``import uvloop`` inside ``try``: listed in the note). An import found
+nowhere is *unconditional* when it sits at a module's top level outside
+any ``if``/``try``/``def`` (the module cannot import without it: a
+warning, an error with ``--strict``) and
 *conditional* otherwise (bottle's ``import gevent`` in one server adapter:
 listed in one note).
+
+A third-party *package* (a folder, from ``--path``, ``--requirements`` or
+the environment) is preloaded whole: every submodule, not only those
+reached by an ``import`` statement, because packages also import by
+string (uvicorn picks its loop and protocol with
+``importlib.import_module("uvicorn.loops.asyncio")``), which no walk of
+the source can see. Those modules, like any module reached only by a
+conditional import, have all their imports counted as conditional. ``tests``/``test``
+subpackages and ``__main__`` modules are left out.
+
+`Bundle.soft` are the modules preloaded only because of a conditional
+import or the whole-package walk: one of them failing to import in the
+guest at build time is listed in one note (uvicorn's ``httptools_impl``
+needs a C extension the program never selects); any other failure is a
+warning of its own.
 """
 
 from __future__ import annotations
@@ -49,6 +66,8 @@ PROVIDED = frozenset({"capsock_guest", "wit_world", "componentize_py_runtime",
 #: Native-code file suffixes: a package holding one cannot run in a guest.
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 _SKIP_DIRS = {"__pycache__"}
+#: Parts of a package never preloaded by the whole-package walk.
+_WHOLE_SKIP = {"tests", "test", "__main__", "__pycache__"}
 
 
 @dataclass
@@ -65,6 +84,8 @@ class Bundle:
     missing: dict[str, list[str]] = field(default_factory=dict)
     #: Conditional imports found nowhere: module -> where.
     optional: dict[str, list[str]] = field(default_factory=dict)
+    #: Modules preloaded only by conditional imports or the whole-package walk.
+    soft: set[str] = field(default_factory=set)
 
 
 #: Statements whose body may not run when the module is imported.
@@ -187,7 +208,7 @@ def find_bundle(script: Path, source: str, search: list[Path],
     bundle = Bundle()
     preload: dict[str, None] = {}
     tops: dict[str, Path | None] = {}
-    queue: list[tuple[str, Path, str, str]] = []  # (module, file, package, label)
+    queue: list[tuple[str, Path, str, str, bool]] = []  # (module, file, package, label, soft)
     seen: set[str] = set()
 
     def locate(top: str) -> Path | None:
@@ -206,14 +227,28 @@ def find_bundle(script: Path, source: str, search: list[Path],
 
     def reach(imp: _Import, where: str) -> None:
         top = imp.name.split(".")[0]
-        if top in PROVIDED or imp.name in seen:
+        if top in PROVIDED:
+            return
+        if imp.name in seen:
+            if not imp.conditional:
+                bundle.soft.discard(imp.name)
             return
         if _is_stdlib(top):
             if not imp.maybe or _stdlib_has(imp.name):
                 seen.add(imp.name)
                 preload[imp.name] = None
+                if imp.conditional:
+                    bundle.soft.add(imp.name)
             return
-        path = locate(top)
+        try:
+            path = locate(top)
+        except BuildError:
+            if not imp.conditional:
+                raise
+            # a C extension behind a conditional import (uvicorn's uvloop): a note
+            tops[top] = None
+            bundle.optional.setdefault(imp.name, []).append(f"{where}:{imp.line} (C extension)")
+            return
         target = _module_file(path, imp.name) if path is not None else None
         if target is None:
             if imp.maybe:
@@ -223,23 +258,57 @@ def find_bundle(script: Path, source: str, search: list[Path],
             return
         seen.add(imp.name)
         preload[imp.name] = None
+        if imp.conditional:
+            bundle.soft.add(imp.name)
         if target.is_file():
             package = imp.name if target.name == "__init__.py" else imp.name.rpartition(".")[0]
             label = target.relative_to(path.parent).as_posix() if path is not None else imp.name
-            queue.append((imp.name, target, package, label))
+            queue.append((imp.name, target, package, label, imp.conditional))
+
+    def drain() -> None:
+        while queue:
+            name, file, package, label, soft = queue.pop(0)
+            try:
+                tree = ast.parse(file.read_bytes(), str(file))
+            except SyntaxError as error:
+                if name in bundle.soft:
+                    continue  # the guest reports it when the preload fails
+                raise BuildError(f"{file}:{error.lineno}: {error.msg}") from None
+            for imp in _imports(tree, package):
+                if soft and not imp.conditional:  # a conditional module's imports are too
+                    imp = _Import(imp.name, imp.line, True, imp.maybe)
+                reach(imp, label)
 
     for imp in _imports(ast.parse(source, script.name), ""):
         reach(imp, script.name)
-    while queue:
-        _, file, package, label = queue.pop(0)
-        try:
-            tree = ast.parse(file.read_bytes(), str(file))
-        except SyntaxError as error:
-            raise BuildError(f"{file}:{error.lineno}: {error.msg}") from None
-        for imp in _imports(tree, package):
-            reach(imp, label)
+    drain()
+    walked: set[str] = set()
+    while set(bundle.packages) - walked:  # packages reached by the walk reach more
+        for top, path in sorted(bundle.packages.items()):
+            if top in walked:
+                continue
+            walked.add(top)
+            for name in _submodules(top, path):
+                reach(_Import(name, 0, True), f"{top} (whole package)")
+        drain()
     bundle.preload = list(preload)
     return bundle
+
+
+def _submodules(top: str, path: Path) -> list[str]:
+    """Every module of package ``path`` (named ``top``), sorted; none for a
+    single-file module. Skips `_WHOLE_SKIP` parts and non-identifier names."""
+    if path.is_file():
+        return []
+    names = []
+    for file in sorted(path.rglob("*.py")):
+        parts = list(file.relative_to(path).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if any(part in _WHOLE_SKIP or not part.isidentifier() for part in parts):
+            continue
+        names.append(".".join([top, *parts]))
+    return names
 
 
 def _copy_tree(source: Path, target: Path) -> None:

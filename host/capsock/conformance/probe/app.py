@@ -524,6 +524,11 @@ def k_tcp_remote_address(target: str) -> None:
     raise Value(fmt(connected(target).remote_address()) == target)
 
 
+def k_tcp_local_host(target: str) -> None:
+    """Connect (the host binds the socket) and report its local address's host."""
+    raise Value(fmt(connected(target).local_address()).rsplit(":", 1)[0])
+
+
 def k_tcp_is_listening_fresh() -> None:
     raise Value(tcp().is_listening())
 
