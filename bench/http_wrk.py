@@ -28,8 +28,9 @@ from collections.abc import Callable
 from common import ENV, ROOT, cpu_split, free_port, markdown, pinned, wait_listening
 
 
-def wrk(port: int, duration: int, connections: int, cpus: str | None) -> tuple[float, float]:
-    url = f"http://127.0.0.1:{port}/api/instance"
+def wrk(port: int, duration: int, connections: int, cpus: str | None = None,
+        scheme: str = "http") -> tuple[float, float]:
+    url = f"{scheme}://127.0.0.1:{port}/api/instance"  # the http guest's JSON route
     threads = len(cpus.split(",")) if cpus else 2
     out = subprocess.run(pinned(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
                                  "--latency", url], cpus),

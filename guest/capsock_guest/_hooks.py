@@ -10,9 +10,11 @@ patches those already imported and puts a finder first on
 ``sys.meta_path`` that patches the others right after they are first
 executed, at build time (the snapshot keeps the result) or at run time
 alike. The finder only wraps the loader of these names;
-every other import goes by untouched. ``ssl`` is `capsock_guest._nossl`
-when the guest's CPython has no ``_ssl`` (importable constants and
-classes, TLS refused by name; see that module).
+every other import goes by untouched. When the guest's CPython has no
+``_ssl``, ``ssl`` is `capsock_guest.bsd_ssl` (TLS done by the host) if
+the guest was built with the ``tls`` extension, else
+`capsock_guest._nossl` (importable constants and classes, TLS refused by
+name; see that module).
 """
 
 from __future__ import annotations
@@ -103,11 +105,12 @@ class _PatchingFinder(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Patch the `PATCHES` modules imported already; hook the rest; give
-    ``ssl`` a placeholder if the real one cannot load (idempotent)."""
+    ``ssl`` the host's TLS, or a placeholder, if the real one cannot load
+    (idempotent)."""
     if "ssl" not in sys.modules and importlib.util.find_spec("_ssl") is None:
-        from . import _nossl
+        from . import _nossl, bsd_ssl
 
-        sys.modules["ssl"] = _nossl
+        sys.modules["ssl"] = bsd_ssl if bsd_ssl.HAS_HOST_TLS else _nossl
     for name, patch in PATCHES.items():
         if name in sys.modules:
             patch()

@@ -1,6 +1,7 @@
 """Import this first: ``import socket`` / ``import selectors`` / ``import
-select`` then give capsock's BSD layer (`capsock_guest.bsd`,
-`capsock_guest.bsd_selectors`, `capsock_guest._select`), and ``asyncio``,
+select`` / ``import ssl`` then give capsock's BSD layer (`capsock_guest.bsd`,
+`capsock_guest.bsd_selectors`, `capsock_guest._select`,
+`capsock_guest.bsd_ssl`: TLS done by the host), and ``asyncio``,
 ``threading`` and ``concurrent.futures`` are adapted to a guest when
 imported (`capsock_guest._hooks`: capsock's event loop, inline threads).
 
@@ -25,12 +26,12 @@ __all__ = ["install"]
 
 
 def install() -> None:
-    """Register the BSD layer as ``socket``, ``selectors`` and ``select``,
+    """Register the BSD layer as ``socket``, ``selectors``, ``select`` and ``ssl``,
     and hook asyncio / threading (idempotent)."""
     sys.modules["socket"] = bsd
     sys.modules["selectors"] = bsd_selectors
     sys.modules["select"] = _select
-    _hooks.install()
+    _hooks.install()  # and ``ssl``: bsd_ssl over the host's TLS (or a placeholder)
 
 
 install()

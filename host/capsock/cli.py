@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from .backends.base import Backend
 from .backends.os import OsBackend
 from .core.limits import LIMIT_FLAGS, Limits
+from .core.tls import TlsListenSpec, TlsSettings
 from .policy import DEFAULT_VIRTUAL_RANGE, PolicyError
 from .policy.config import (
     RULE_KINDS,
@@ -202,11 +203,11 @@ def _add_conformance(commands: _Commands) -> None:
                                   "capsock/conformance/probe/app.py, built for the core world "
                                   "with the build extra and cached)")
     conformance.add_argument("--fast-io-component", type=Path, default=None, metavar="WASM",
-                             help="the probe built with the fast-io extension (default: the "
-                                  "shipped probe, built so and cached)")
+                             help="the probe built with the extensions (fast-io, tls; "
+                                  "default: the shipped probe, built so and cached)")
     conformance.add_argument("--extensions", default=None, metavar="LIST",
                              help="the extensions the host implements, comma-separated "
-                                  "(default: this capsock's, fast-io; with --host-command: "
+                                  "(default: this capsock's, fast-io,tls; with --host-command: "
                                   "none, say what the other host implements)")
     conformance.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                              help="where the built probes are cached "
@@ -434,6 +435,25 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                             "(pip install 'capsock[metrics]'). Port 0 picks one (printed)")
     group.add_argument("-v", "--verbose", action="store_true",
                        help="log every denied operation to stderr")
+    tls = parser.add_argument_group(
+        "TLS", "TLS is done by the host: keys and the trust store never enter the guest")
+    tls.add_argument("--tls-ca", action="append", default=[], type=Path, metavar="FILE",
+                     help="trust the CA certificates of this PEM bundle for the guest's TLS "
+                          "client connections, beside the system's (repeatable)")
+    tls.add_argument("--tls-ca-only", action="store_true",
+                     help="trust only the --tls-ca bundles, not the system's store")
+    tls.add_argument("--tls-listen", action="append", default=[], metavar="HOST:PORT",
+                     help="pre-open a TCP listener whose connections the host TLS-terminates "
+                          "with --tls-cert/--tls-key (repeatable; port 0 picks a free port): "
+                          "the guest accepts plaintext connections, as from --tcplisten")
+    tls.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
+                     help="the PEM certificate chain of the --tls-listen listeners")
+    tls.add_argument("--tls-key", type=Path, default=None, metavar="FILE",
+                     help="the PEM private key of --tls-cert (read by the host only)")
+    tls.add_argument("--tls-client-ca", type=Path, default=None, metavar="FILE",
+                     help="require clients of --tls-listen to present a certificate issued "
+                          "by a CA of this PEM bundle (the guest sees the verified subject "
+                          "and SANs)")
     limits = parser.add_argument_group(
         "per-instance limits",
         "quotas refuse with limit-reached and an audit line; caps shrink a request")
@@ -523,13 +543,15 @@ def host_from_args(args: argparse.Namespace) -> Host:
         from .backends.memory import MemoryBackend, VirtualNetwork  # only this flag needs it
 
         backend = MemoryBackend(VirtualNetwork())
+    tls, tls_listens = tls_from_args(args)
     inherited = inherited_from_args(args, backend)
     # The audit log is opened here rather than by the config's host parts:
     # the rotation flags go with it (the file's `[audit] log` or the flag).
     audit = audit_from_config(args, config)
     try:
         return Host(policy=config._replace(audit_log=None), cache_dir=args.cache_dir,
-                    backend=backend, audit_log=audit, inherited=inherited)
+                    backend=backend, audit_log=audit, inherited=inherited, tls=tls,
+                    tls_listen=tls_listens)
     except PolicyError as error:
         if audit is not None:
             audit.close()
@@ -575,6 +597,34 @@ def inherited_from_args(args: argparse.Namespace, backend: Backend) -> list[Inhe
         raise ConfigError("socket activation: the inherited sockets are OS sockets; "
                           "--backend memory cannot use them (use --no-socket-activation)")
     return inherited
+
+
+def tls_from_args(args: argparse.Namespace) -> tuple[TlsSettings, list[TlsListenSpec]]:
+    """The TLS flags: the client trust settings and the host-terminated
+    listeners, every file loaded once now so a bad one is named at start-up."""
+    settings = TlsSettings(tuple(args.tls_ca), args.tls_ca_only)
+    if args.tls_ca_only and not args.tls_ca:
+        raise ConfigError("--tls-ca-only needs at least one --tls-ca bundle")
+    try:
+        if args.tls_ca:
+            settings.check()
+    except ValueError as error:
+        raise ConfigError(f"invalid --tls-ca: {error}") from None
+    specs = []
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if args.tls_listen and args.tls_cert is None:
+        raise ConfigError("--tls-listen needs --tls-cert and --tls-key")
+    if args.tls_client_ca is not None and not args.tls_listen:
+        raise ConfigError("--tls-client-ca applies to --tls-listen listeners: give one")
+    for text in args.tls_listen:
+        try:
+            spec = TlsListenSpec.parse(text, args.tls_cert, args.tls_key, args.tls_client_ca)
+            spec.server_context()
+        except ValueError as error:
+            raise ConfigError(f"invalid --tls-listen: {error}") from None
+        specs.append(spec)
+    return settings, specs
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:
@@ -760,20 +810,23 @@ def run_conformance(args: argparse.Namespace) -> int:
         extensions = [name.strip() for name in args.extensions.split(",") if name.strip()]
     else:
         extensions = [] if args.host_command else list(EXTENSIONS)
-    unknown = [name for name in extensions if name != "fast-io"]
+    unknown = [name for name in extensions if name not in ("fast-io", "tls")]
     if unknown:
         print(f"capsock: error: no conformance cases for extension(s) {', '.join(unknown)} "
-              "(known: fast-io)", file=sys.stderr)
+              "(known: fast-io, tls)", file=sys.stderr)
         return 2
     core = args.component or _build_probe(args.cache_dir, core=True)
     if core is None:
         return 2
     found: dict[str, Path] = {}
-    if "fast-io" in extensions:
-        fast_io = args.fast_io_component or _build_probe(args.cache_dir, core=False)
-        if fast_io is None:
+    if extensions:
+        # One probe, built for the world with every extension, runs the
+        # cases of each extension the host implements.
+        extended = args.fast_io_component or _build_probe(args.cache_dir, core=False)
+        if extended is None:
             return 2
-        found["fast-io"] = fast_io
+        for name in extensions:
+            found[name] = extended
     probes = harness.Probes(core, found)
     for path in [probes.core, *probes.extensions.values()]:
         if not path.is_file():

@@ -18,7 +18,7 @@ from .helpers import Running
 
 #: tool -> the Debian package that provides it
 PACKAGES = {"curl": "curl", "redis-cli": "redis-tools", "redis-benchmark": "redis-tools",
-            "logger": "bsdutils", "wrk": "wrk"}
+            "logger": "bsdutils", "wrk": "wrk", "openssl": "openssl"}
 
 
 def tool(name: str) -> str:

@@ -89,8 +89,8 @@ def test_case_table_is_consistent() -> None:
     ids = [case.id for case in CASES]
     assert len(ids) == len(set(ids))
     assert {case.id.split(".")[0] for case in CASES} == {"socket", "tcp", "udp", "resolve",
-                                                         "fast-io"}
-    assert {case.extension for case in CASES} == {None, "fast-io"}
+                                                         "fast-io", "tls"}
+    assert {case.extension for case in CASES} == {None, "fast-io", "tls"}
 
 
 def test_core_cases_run_on_a_host_of_the_core_alone(guests: dict[str, Path]) -> None:

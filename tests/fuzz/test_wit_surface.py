@@ -1,7 +1,7 @@
 """A fuzzer over the WIT surface, through the binding layer, on both backends.
 
 A hypothesis state machine plays a hostile guest: random sequences of
-`socket`, `socket-tcp`, `socket-udp` and `fast-io` calls with random and boundary
+`socket`, `socket-tcp`, `socket-udp`, `fast-io` and `tls` calls with random and boundary
 arguments (every integer width's edges, `2**64 - 1` lengths and durations,
 pollable ids never issued, garbage rule and hex strings, every socket
 option), made exactly as the trampoline would make them (the WIT-facing
@@ -271,6 +271,23 @@ class Surface(RuleBasedStateMachine):
     def splice(self, sock: Any, other: Any, length: int) -> None:
         if sock is not None and other is not None:
             self.call(lambda: self.faces["fast-io"].splice(sock, other, length))
+
+    @rule(sock=tcp, name=st.one_of(TEXT, st.sampled_from(["localhost", "svc.test.", "::1",
+                                                          "127.0.0.1", "fe80::1%1", ""])),
+          alpn=st.lists(TEXT, max_size=3),
+          how=st.sampled_from(["client_handshake", "session", "close_notify",
+                               "host_terminated"]))
+    def tls(self, sock: Any, name: str, alpn: list[str], how: str) -> None:
+        """The tls extension: a handshake writes its own `tls-error` (a
+        Case, never an exception); the rest are plain error-code calls."""
+        if sock is None:
+            return
+        face = self.faces["tls"]
+        if how == "client_handshake":
+            outcome = face.client_handshake(sock, name, alpn)
+            assert outcome.tag in ("ok", "err"), outcome
+        else:
+            self.call(lambda: getattr(face, how)(sock))
 
     @rule(target=pollables, sock=st.one_of(tcp, udp), readable=st.booleans())
     def subscribe(self, sock: Any, readable: bool) -> Any:

@@ -17,11 +17,17 @@ peers it started for the run:
 ``{closed}``        a TCP port nobody listens on (``{closed_port}``)
 ``{udp_echo}``      a UDP echo server (``{udp_port}``); ``{udp_echo6}`` on ::1
 ``{dns}``           a DNS server for ``ZONE`` (OS backend: real DNS)
+``{tls_ok}``        a TLS echo server (certificate for localhost, svc.test,
+                    127.0.0.1, from the CA a ``tls`` setup trusts; ALPN h2,
+                    http/1.1); ``{tls_wrong}``, ``{tls_expired}``,
+                    ``{tls_unknown}``, ``{tls_self}`` the same with a bad
+                    certificate; ``{tls_truncate}`` sends ``partial`` and
+                    closes without close_notify (`conformance.tls_peers`)
 ==================  ==========================================================
 
 Core cases (ids ``socket.*``, ``tcp.*``, ``udp.*``, ``resolve.*``) check what
 every host of the core implements and run on the core probe; the cases of
-an extension interface (ids ``fast-io.*``) run on the probe built with it,
+an extension interface (ids ``fast-io.*``, ``tls.*``) run on the probe built with it,
 and only against a host that says it implements it.
 
 To check another host of `capsock:net`, see docs/conformance.md.
@@ -59,10 +65,13 @@ class Setup:
     peer_address: str = "real"
     dns: bool = False
     ipv6: bool = False  # needs IPv6 on loopback
+    tls: bool = False  # the host trusts the test PKI's CA (and only it)
+    #: --tls-listen pre-opens (the test PKI's good certificate; needs tls)
+    tlslisten: tuple[str, ...] = ()
 
 
 #: The extension interfaces the cases cover (the first part of their ids).
-EXTENSIONS: tuple[str, ...] = ("fast-io",)
+EXTENSIONS: tuple[str, ...] = ("fast-io", "tls")
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,13 @@ SETUPS: dict[str, Setup] = {s.name: s for s in [
           ipv6=True),
     Setup("udp-hidden", "UDP with hidden peers",
           {"allow-outbound": ["udp://127.0.0.1:{udp_port}"]}, peer_address="hidden"),
+    Setup("tls", "TLS to the TLS peers by address (an address rule: any name, verified)",
+          {"allow-outbound": ["tcp://127.0.0.1:*"]}, tls=True),
+    Setup("tls-name", "TLS under a name rule: only svc.test, on its addresses",
+          {"allow-outbound": ["tcp://svc.test:{tls_ok_port}"], "allow-resolve": ["other.test"]},
+          dns=True, tls=True),
+    Setup("tls-listen", "a host-terminated TLS listener the guest also connects to",
+          {"allow-outbound": ["tcp://127.0.0.1:*"]}, tls=True, tlslisten=("127.0.0.1:0",)),
     Setup("mapping", "virtual addresses (-> rules): names, a real name on the right, UDP, "
           "an alias, an inbound port",
           {"allow-outbound": ["tcp://db.internal->127.0.0.1:5432->{echo_port}",
@@ -626,6 +642,76 @@ case("fast-io.udp.hex.send-odd", "udp", "udp-hex-send-invalid", ("{udp_echo}", "
 case("fast-io.udp.hex.send-not-hex", "udp", "udp-hex-send-invalid", ("{udp_echo}", "zz"),
      "value:invalid-argument|END", "a non-digit: invalid-argument, nothing sent")
 
+
+# == the tls extension: run only against a host that implements it ===============
+# Outcomes of the tls kinds are values: "value:ok", "value:<error-code>",
+# "value:verify:<verify-reason>", "value:handshake-failed".
+
+# -- tls: handshakes ----------------------------------------------------------------
+case("tls.handshake.ok", "tls", "tls-handshake", ("{tls_ok}", "localhost", []),
+     "value:ok TLSv1.3 -", "a certificate for the name, from a trusted CA; no ALPN offered")
+case("tls.handshake.alpn", "tls", "tls-handshake", ("{tls_ok}", "svc.test", ["h2", "http/1.1"]),
+     "value:ok TLSv1.3 h2", "ALPN: the server's choice is visible")
+case("tls.handshake.ip-literal", "tls", "tls-handshake", ("{tls_ok}", "127.0.0.1", []),
+     "value:ok TLSv1.3 -", "an IP literal is verified against the certificate's IP addresses")
+case("tls.handshake.bad-alpn", "tls", "tls-handshake", ("{tls_ok}", "localhost", [""]),
+     "value:invalid-argument", "an empty ALPN protocol name")
+case("tls.handshake.bad-name", "tls", "tls-handshake", ("{tls_ok}", "no spaces.test", []),
+     "value:invalid-argument", "a server name that is not a domain name")
+case("tls.handshake.unconnected", "tls", "tls-handshake-unconnected", (),
+     "value:invalid-state", "a socket that is not connected")
+case("tls.handshake.twice", "tls", "tls-handshake-twice", ("{tls_ok}", "localhost"),
+     "value:ok invalid-state", "TLS on a socket that has it already")
+case("tls.handshake.nonblocking", "tls", "tls-handshake-nonblocking",
+     ("{tls_ok}", "localhost", 200), "re:value:(would-block,)*ok",
+     "non-blocking: would-block until the server's answer is there (poll readable), then ok")
+case("tls.handshake.nonblocking-waits", "tls", "tls-handshake-nonblocking",
+     ("{silent}", "localhost", 1), "value:would-block",
+     "non-blocking, a server that never answers: would-block, nothing else")
+
+# -- tls: verification failures ------------------------------------------------------
+case("tls.verify.wrong-name", "tls", "tls-handshake", ("{tls_wrong}", "localhost", []),
+     "value:verify:hostname-mismatch", "a certificate for another name")
+case("tls.verify.name-not-in-certificate", "tls", "tls-handshake",
+     ("{tls_ok}", "other.test", []), "value:verify:hostname-mismatch",
+     "an address rule allows any name, but the name must verify")
+case("tls.verify.expired", "tls", "tls-handshake", ("{tls_expired}", "localhost", []),
+     "value:verify:expired", "an expired certificate")
+case("tls.verify.unknown-ca", "tls", "tls-handshake", ("{tls_unknown}", "localhost", []),
+     "value:verify:unknown-ca", "a certificate from a CA the host does not trust")
+case("tls.verify.self-signed", "tls", "tls-handshake", ("{tls_self}", "localhost", []),
+     "value:verify:self-signed", "a self-signed certificate")
+case("tls.verify.unusable-after", "tls", "tls-verify-then-send", ("{tls_wrong}", "localhost"),
+     "value:invalid-state", "after a failed handshake the connection is unusable")
+
+# -- tls: the server-name policy ------------------------------------------------------
+case("tls.policy.name-rule", "tls-name", "tls-resolve-handshake",
+     ("svc.test", "{tls_ok_port}", "svc.test"), "value:ok", "the name rule's own name")
+case("tls.policy.other-name", "tls-name", "tls-resolve-handshake",
+     ("svc.test", "{tls_ok_port}", "other.test"), "value:access-denied",
+     "another name on the name rule's connection, even one the guest may resolve")
+case("tls.policy.ip-literal", "tls-name", "tls-resolve-handshake",
+     ("svc.test", "{tls_ok_port}", "127.0.0.1"), "value:access-denied",
+     "an IP literal under a name rule")
+
+# -- tls: data and the end of the stream ------------------------------------------------
+case("tls.data.echo", "tls", "tls-echo", ("{tls_ok}", "localhost", 100000),
+     "value:100000", "plaintext through the host's TLS, both ways")
+case("tls.session.details", "tls", "tls-session", ("{tls_ok}", "svc.test"),
+     "value:svc.test TLSv1.3 DNS:svc.test", "server name, version, the certificate's SANs")
+case("tls.session.plain", "tls", "tls-session-plain", ("{tls_ok}",), "value:invalid-state",
+     "no TLS on the socket")
+case("tls.host-terminated.plain", "tls", "tls-host-terminated", ("{tls_ok}",), "value:False",
+     "a connection the guest made is not host-terminated")
+case("tls.close-notify", "tls", "tls-close-notify", ("{tls_ok}", "localhost"),
+     "value:ok ''", "close_notify both ways, then plaintext: the server's end of stream")
+case("tls.host-terminated.loop", "tls-listen", "tls-host-terminated-loop", (),
+     "value:True True hello back localhost http/1.1 no-client-certificate",
+     "a --tls-listen connection, both ends non-blocking in one guest: the host handshakes "
+     "the accepted end as the guest reads it; plaintext both ways; SNI and ALPN visible")
+case("tls.truncated", "tls", "tls-truncated", ("{tls_truncate}", "localhost"),
+     "value:partial connection-aborted ''",
+     "EOF without close_notify: connection-aborted once, then end of stream")
 # -- virtual addresses (`->` rules) ------------------------------------------------
 # In "mapping", names mapped to a real name get addresses from the default
 # virtual range (10.225.0.0/16) in rule order: db.internal 10.225.0.1,
@@ -675,3 +761,4 @@ def check_table() -> None:
 
 
 check_table()
+

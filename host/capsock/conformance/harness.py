@@ -16,6 +16,7 @@ import json
 import re
 import shlex
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -26,14 +27,16 @@ from pathlib import Path
 from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
-from ..addresses import SocketAddress
+from ..addresses import SocketAddress, parse_host_port
 from ..backends.memory import MemoryBackend, VirtualConnection, VirtualNetwork
 from ..backends.resolvers import DnsResolver
+from ..core.tls import TlsListenSpec, TlsSettings
 from ..errors import ErrorCode, NetError
 from ..policy import MappingTable, Policy, is_mapping
 from ..runtime.host import Host, TcpListenSpec, UdpBindSpec
 from .cases import CASES, SETUPS, ZONE, Case, Setup
 from .dns_server import DnsServer
+from .tls_peers import SERVERS, TestPki, make_pki, serve_tls
 
 
 @dataclass
@@ -139,6 +142,9 @@ class OsPeers:
         self._values.update(closed=f"127.0.0.1:{port}", closed_port=str(port))
         self.dns = stack.enter_context(DnsServer(ZONE))
         self._values["dns"] = self.dns.address
+        self.pki = _pki(stack, self._values)
+        for name, context, behaviour in _tls_servers(self.pki):
+            self._tcp(name, "127.0.0.1", _os_tls(context, behaviour), stack)
 
     def _tcp(self, name: str, host: str, handler: Callable[[socket.socket], None],
              stack: ExitStack) -> None:
@@ -174,7 +180,8 @@ class OsPeers:
         return Host(policy=_policy(flags), mappings=_mappings(flags),
                     tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
                     udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
-                    peer_address=setup.peer_address, **resolver_kwargs)
+                    peer_address=setup.peer_address, tls=_tls_settings(setup, self.pki),
+                    tls_listen=_tls_listens(setup, self.pki), **resolver_kwargs)
 
 
 class MemoryPeers:
@@ -195,6 +202,9 @@ class MemoryPeers:
         self._values.update(closed="127.0.0.1:7003", closed_port="7003")
         for name, host in (("udp", "127.0.0.1"), ("udp6", "::1")):
             self._udp(name, host, 7004, stack)
+        self.pki = _pki(stack, self._values)
+        for port, (name, context, behaviour) in enumerate(_tls_servers(self.pki), 7010):
+            self._tcp(name, "127.0.0.1", port, _virtual_tls(context, behaviour), stack)
 
     def _tcp(self, name: str, host: str, port: int,
              handler: Callable[[VirtualConnection], None], stack: ExitStack) -> None:
@@ -246,7 +256,8 @@ class MemoryPeers:
                     backend=MemoryBackend(self.network),
                     tcp_listen=[TcpListenSpec.parse(t) for t in setup.tcplisten],
                     udp_bind=[UdpBindSpec.parse(u) for u in setup.udpbind],
-                    peer_address=setup.peer_address, resolver=self.network.resolver())
+                    peer_address=setup.peer_address, resolver=self.network.resolver(),
+                    tls=_tls_settings(setup, self.pki), tls_listen=_tls_listens(setup, self.pki))
 
 
 def _virtual_echo(conn: VirtualConnection) -> None:
@@ -265,6 +276,59 @@ def _virtual_silent(conn: VirtualConnection) -> None:
                 pass
         except NetError:
             pass
+
+
+def _pki(stack: ExitStack, values: dict[str, str]) -> TestPki | None:
+    """The TLS cases' PKI, in a folder that lives as long as the peers;
+    None without the `cryptography` package (the `tls` cases are then
+    reported as skipped, saying so)."""
+    try:
+        import cryptography  # noqa: F401  (make_pki imports its parts)
+    except ImportError:
+        return None
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="capsock-pki-")))
+    pki = make_pki(folder)
+    values["tls_ca"] = str(pki.ca)
+    values["tls_cert"], values["tls_key"] = (str(path) for path in pki.leaves["good"])
+    return pki
+
+
+def _tls_servers(pki: TestPki | None) -> list[tuple[str, ssl.SSLContext, str]]:
+    """(placeholder name, server context, behaviour) of each TLS peer."""
+    if pki is None:
+        return []
+    return [(name, pki.server_context(kind), behaviour)
+            for name, (kind, behaviour) in SERVERS.items()]
+
+
+def _tls_settings(setup: Setup, pki: TestPki | None) -> TlsSettings | None:
+    """A TLS setup trusts the test CA only (so no system CA can vouch for a
+    test certificate)."""
+    return TlsSettings((pki.ca,), ca_only=True) if setup.tls and pki is not None else None
+
+
+def _tls_listens(setup: Setup, pki: TestPki | None) -> list[TlsListenSpec]:
+    """The setup's --tls-listen pre-opens, with the PKI's good certificate."""
+    if pki is None:
+        return []
+    cert, key = pki.leaves["good"]
+    return [TlsListenSpec(parse_host_port(text), cert, key) for text in setup.tlslisten]
+
+
+def _os_tls(context: ssl.SSLContext, behaviour: str) -> Callable[[socket.socket], None]:
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(30)
+            serve_tls(conn.recv, conn.sendall, context, behaviour)
+    return handle
+
+
+def _virtual_tls(context: ssl.SSLContext, behaviour: str
+                 ) -> Callable[[VirtualConnection], None]:
+    def handle(conn: VirtualConnection) -> None:
+        with conn:
+            serve_tls(conn.recv, conn.sendall, context, behaviour)
+    return handle
 
 
 def _policy(flags: dict[str, list[str]]) -> Policy:
@@ -315,6 +379,11 @@ def command_flags(setup: Setup, flags: dict[str, list[str]], values: dict[str, s
         out.append(f"--peer-address={setup.peer_address}")
     if setup.dns:
         out.append(f"--dns={values['dns']}")
+    if setup.tls:
+        out += [f"--tls-ca={values['tls_ca']}", "--tls-ca-only"]
+    if setup.tlslisten:
+        out += [f"--tls-listen={spec}" for spec in setup.tlslisten]
+        out += [f"--tls-cert={values['tls_cert']}", f"--tls-key={values['tls_key']}"]
     return out
 
 
@@ -383,6 +452,12 @@ def run_all(probes: Probes | Path, peers_factory: PeersFactory,
                                   True, True))
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         peers = peers_factory(stack, has_ipv6)
+        if "tls_ca" not in peers.values():  # no PKI: the tls cases cannot run here
+            no_tls = [case for case in chosen if case.extension == "tls"]
+            results += [Result(c, c.expect, "skipped: the TLS peers need the `cryptography` "
+                                            "package", True, True)
+                        for c in no_tls if probes.for_case(c) is not None]
+            chosen = [case for case in chosen if case.extension != "tls"]
         for name, setup in SETUPS.items():
             by_probe: dict[Path, list[Case]] = {}
             for case in chosen:

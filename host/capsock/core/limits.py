@@ -83,6 +83,20 @@ class Limits:
     #: send (hex: 2 characters per byte), so the default leaves room for a
     #: 32 MiB binary `sendall`; the host's copies stay within ~3x of it.
     max_call_bytes: int = 64 << 20
+    #: TLS handshakes per second (client handshakes the guest starts and
+    #: connections accepted on host-terminated listeners; a token bucket
+    #: like `resolves_per_second`): each costs the host public-key
+    #: cryptography. Beyond: `limit-reached` before any byte is sent (an
+    #: accepted connection over it is closed unread).
+    tls_handshakes_per_second: float = 200.0
+    #: TLS connections a guest may hold at once (each holds TLS state in
+    #: the host). Beyond: `limit-reached`, as above.
+    max_tls_connections: int = 256
+    #: Seconds a TLS handshake may take from its start (a client's first
+    #: `client-handshake`, a server connection's accept) to its end,
+    #: whatever the socket's own timeout: a stalled peer frees its
+    #: connection after it. Beyond: `timeout`.
+    tls_handshake_timeout: float = 30.0
 
     #: wasmtime store limits that are not memory: core instances, tables,
     #: elements per table and linear memories one guest may create. A
@@ -118,15 +132,18 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("max_sockets", "max_backlog", "max_io_bytes", "max_buffer_bytes",
                      "max_pollables", "max_datagram", "max_memory", "max_call_bytes",
-                     "max_instances", "max_tables", "max_table_elements", "max_memories"):
+                     "max_instances", "max_tables", "max_table_elements", "max_memories",
+                     "max_tls_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_restrict_depth < 0:
             raise ValueError("max_restrict_depth must be at least 0")
         if self.max_datagram > 65535:
             raise ValueError("max_datagram cannot exceed 65535 (the largest UDP payload)")
-        if not self.resolves_per_second > 0:
-            raise ValueError("resolves_per_second must be positive")
+        for name in ("resolves_per_second", "tls_handshakes_per_second",
+                     "tls_handshake_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
         for name in ("max_connections_per_destination", "max_bytes_per_second",
                      "max_bytes_per_second_per_destination"):
             value = getattr(self, name)
@@ -175,6 +192,12 @@ LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
      "would-block when spent)"),
     ("--max-bytes-per-second-per-destination", "max_bytes_per_second_per_destination", float,
      "the same per remote address:port"),
+    ("--max-tls-handshakes-per-second", "tls_handshakes_per_second", float,
+     "TLS handshakes per second, client and host-terminated (quota)"),
+    ("--max-tls-connections", "max_tls_connections", int,
+     "TLS connections a guest may hold at once (quota)"),
+    ("--tls-handshake-timeout", "tls_handshake_timeout", float,
+     "seconds a TLS handshake may take (timeout beyond)"),
 ]
 
 

@@ -9,10 +9,12 @@ the same answers without copying them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import cast
 
 from ..backends.base import DatagramSocket, StreamSocket
+from ..backends.tls import plan_waits
 from ..errors import ErrorCode, NetError
 from .context import InstanceContext, Preopen
 from .tcp import TcpSocket, TcpState
@@ -54,8 +56,28 @@ def adopt_udp(context: InstanceContext, preopen: Preopen) -> UdpSocket:
 
 def wait(context: InstanceContext, waits: Sequence[Wait], timeout: float | None) -> list[int]:
     """The indices of `waits` that are ready, waiting up to `timeout`
-    seconds (None: until one is). The backend does the waiting."""
-    return context.backend.poll(waits, timeout)
+    seconds (None: until one is). The backend does the waiting, on the
+    transports under any TLS layers (`backends.tls.plan_waits`: plaintext
+    already decrypted is ready at once, and a stream's unsent ciphertext
+    is sent as its transport takes it, however long the guest waits)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        ready, backend_waits, handshake_deadline = plan_waits(waits)
+        if ready:
+            return ready
+        now = time.monotonic()
+        remaining = None if deadline is None else max(0.0, deadline - now)
+        if handshake_deadline is not None:
+            until = max(0.0, handshake_deadline - now)
+            remaining = until if remaining is None else min(remaining, until)
+        found = context.backend.poll(backend_waits, remaining)
+        asked = [index for index in found if index < len(waits)]
+        if asked:
+            return asked
+        if deadline is not None and time.monotonic() >= deadline:
+            return []
+        # A transport with unsent ciphertext became writable (pump), or a
+        # handshake's deadline came (ready now): plan again.
 
 
 def poll(context: InstanceContext, waits: Sequence[Wait], timeout: float | None) -> list[int]:

@@ -22,6 +22,7 @@ import time
 
 from ..addresses import SocketAddress
 from ..backends.base import StreamSocket
+from ..backends.tls import transport_of
 from ..errors import ErrorCode, NetError
 from ..policy import Checker, Use, special_kind
 from . import translate
@@ -317,7 +318,7 @@ class TcpSocket(SocketCore):
                 remaining = deadline - now
                 if remaining <= 0:
                     raise NetError(ErrorCode.TIMEOUT, "splice: the target stayed full")
-            self.context.backend.poll([(target.sock, False)], remaining)
+            self.context.backend.poll([(transport_of(target.sock), False)], remaining)
 
     def shutdown(self, receive: bool, send: bool) -> None:
         self._require("shutdown", TcpState.CONNECTED)

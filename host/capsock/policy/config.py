@@ -63,7 +63,8 @@ LIMIT_KEYS: frozenset[str] = frozenset({
     "max-sockets", "max-backlog", "max-io-bytes", "max-buffer-bytes", "max-pollables",
     "max-datagram", "max-resolves-per-second", "max-restrict-depth", "max-memory",
     "max-call-bytes", "max-connections-per-destination", "max-bytes-per-second",
-    "max-bytes-per-second-per-destination",
+    "max-bytes-per-second-per-destination", "max-tls-handshakes-per-second",
+    "max-tls-connections", "tls-handshake-timeout",
 })
 
 _MODES = ("enforce", "audit")

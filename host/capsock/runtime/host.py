@@ -19,11 +19,14 @@ from wasmtime.component import Component, Linker
 from ..addresses import SocketAddress, parse_host_port
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..backends.os import OsBackend, OsDatagramSocket, OsStreamSocket
+from ..backends.tls import transport_of
 from ..binding import HandleTable, interfaces_for, link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
 from ..core.observe import NULL_OBSERVER, InstanceObserver
+from ..core.tls import TlsListenSpec, TlsSettings
+from ..core.tls import attach as attach_tls
 from ..errors import NetError
 from ..policy import Checker, MappingTable, Policy
 from .activation import InheritedSocket
@@ -139,7 +142,8 @@ class Host:
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
                  limits: Limits | None = None, mappings: MappingTable | None = None,
                  audit_mode: bool = False,
-                 inherited: Sequence[InheritedSocket] = ()) -> None:
+                 inherited: Sequence[InheritedSocket] = (), tls: TlsSettings | None = None,
+                 tls_listen: Sequence[TlsListenSpec] = ()) -> None:
         if policy is not None and checker is not None:
             raise TypeError("Host takes a policy or a checker, not both")
         if isinstance(policy, str | Path):
@@ -202,6 +206,10 @@ class Host:
         self.dirs = dirs
         #: Per-instance limits (`--max-*`): each instance gets its own quotas.
         self.limits = limits if limits is not None else Limits()
+        #: `--tls-ca`, `--tls-ca-only`: the trust store of guests' TLS clients.
+        self.tls = tls if tls is not None else TlsSettings()
+        #: `--tls-listen`: listeners whose connections the host TLS-terminates.
+        self.tls_listen = tls_listen
         #: Sockets a launcher passed (socket activation, runtime/activation.py):
         #: the Host keeps them; each instance gets a dup, like `serve`'s.
         self.inherited = inherited
@@ -216,19 +224,24 @@ class Host:
         (or with `preopens` already opened by the caller, e.g. `serve`),
         reporting to `observer` (metrics; core/observe.py)."""
         resolver = self.resolver if self.resolver is not None else self.backend.default_resolver()
-        return InstanceContext(self.checker, self.backend,
-                               preopens if preopens is not None else self.open_preopens(),
-                               resolver=resolver, hide_peers=self.peer_address == "hidden",
-                               audit=self.audit_log, limits=self.limits, mappings=self.mappings,
-                               audit_mode=self.audit_mode, observer=observer)
+        context = InstanceContext(self.checker, self.backend,
+                                  preopens if preopens is not None else self.open_preopens(),
+                                  resolver=resolver, hide_peers=self.peer_address == "hidden",
+                                  audit=self.audit_log, limits=self.limits,
+                                  mappings=self.mappings, audit_mode=self.audit_mode,
+                                  observer=observer)
+        attach_tls(context, self.tls)
+        return context
 
     def open_preopens(self) -> list[Preopen]:
-        """This host's own pre-opens, opened now: `--tcplisten`, `--udpbind`,
+        """This host's own pre-opens, opened now: `--tcplisten`, `--tls-listen`, `--udpbind`,
         then a dup of each inherited socket (all closed again on a RunError)."""
         preopens: list[Preopen] = []
         try:
             for spec in self.tcp_listen:
                 preopens.append(self._preopen(spec))
+            for tls_spec in self.tls_listen:
+                preopens.append(self._preopen_tls(tls_spec))
             for udp in self.udp_bind:
                 preopens.append(self._preopen_udp(udp))
             for inherited in self.inherited:
@@ -254,13 +267,14 @@ class Host:
         torn down like any other and this raises `GuestKilled`. `observer`
         is told what the instance does (`runtime.metrics.Metrics.instance`).
         """
-        shared = [p.socket for p in preopens] if preopens is not None else []
+        shared = [transport_of(p.socket) for p in preopens] if preopens is not None else []
         if preopens is None and self.inherited:
             # Inherited sockets are the launcher's too: a kill must leave
             # them listening (RunGuard restores shared listeners), so they
             # are opened here, where they can be named as shared.
             preopens = self.open_preopens()
-            shared = [p.socket for p in preopens[len(preopens) - len(self.inherited):]]
+            shared = [transport_of(p.socket)
+                      for p in preopens[len(preopens) - len(self.inherited):]]
         guard = RunGuard(self.engine, kill_switch, shared=shared)
         try:
             code = self._run_guarded(path, args, env, preopens, stdout, guard, observer)
@@ -372,6 +386,20 @@ class Host:
         except NetError as error:
             raise RunError(f"cannot listen on {spec.address}: {error.detail or error}") from None
         return Preopen(str(sock.local_address()), "tcp", spec.address.is_ipv6, sock)
+
+    def _preopen_tls(self, spec: TlsListenSpec) -> Preopen:
+        """A `--tls-listen` listener: a backend listener whose accepted
+        connections are TLS-terminated by the host (`backends.tls`)."""
+        try:
+            sock = self.backend.open_listener(spec.address, spec.backlog)
+        except NetError as error:
+            raise RunError(f"cannot listen on {spec.address}: {error.detail or error}") from None
+        try:
+            listener = spec.listener(sock, self.limits.tls_handshake_timeout)
+        except ValueError as error:
+            sock.close()
+            raise RunError(str(error)) from None
+        return Preopen(str(sock.local_address()), "tcp", spec.address.is_ipv6, listener)
 
     def adopt_inherited(self, inherited: InheritedSocket) -> Preopen:
         """A pre-open on a dup of a socket the launcher passed (the original

@@ -43,10 +43,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from ..backends.base import DatagramSocket, StreamSocket
 from ..core.context import Preopen
 from ..core.observe import NULL_OBSERVER, InstanceObserver
+from ..core.tls import TlsListenSpec
 from .engine import new_engine
-from .host import Host, open_listener, open_udp
+from .host import Host, TcpListenSpec, open_listener, open_udp
 from .kill import GuestKilled, KillSwitch
 
 if TYPE_CHECKING:
@@ -69,6 +71,8 @@ class _Listener:
     ipv6: bool
     #: "tcp" (a --tcplisten listener) or "udp" (a --udpbind socket).
     protocol: str = "tcp"
+    #: A --tls-listen listener: each instance's dup is TLS-terminated by it.
+    tls: TlsListenSpec | None = None
     #: Passed by a launcher (socket activation): it outlives this process,
     #: so a graceful stop leaves it usable for the launcher's next start.
     inherited: bool = False
@@ -102,9 +106,10 @@ class Server:
             raise ValueError("--instances must be at least 1")
         if mode not in ("process", "thread"):
             raise ValueError("--mode must be process or thread")
-        if not host.tcp_listen and not any(s.protocol == "tcp" for s in host.inherited):
-            raise ValueError("serve needs at least one --tcplisten (or an inherited TCP "
-                             "listener, socket activation) to share")
+        if (not host.tcp_listen and not host.tls_listen
+                and not any(s.protocol == "tcp" for s in host.inherited)):
+            raise ValueError("serve needs at least one --tcplisten or --tls-listen (or an "
+                             "inherited TCP listener, socket activation) to share")
         self.host = host
         self.component = component
         self.args = list(args)
@@ -126,6 +131,10 @@ class Server:
         for spec in self.host.tcp_listen:
             sock, name = open_listener(spec, self.host.backend)
             self.listeners.append(_Listener(sock, name, spec.address.is_ipv6))
+        for tls in self.host.tls_listen:  # each instance handshakes what it accepts
+            sock, name = open_listener(TcpListenSpec(tls.address, tls.backlog),
+                                       self.host.backend)
+            self.listeners.append(_Listener(sock, name, tls.address.is_ipv6, tls=tls))
         for udp in self.host.udp_bind:  # shared too: each datagram goes to one instance
             sock, name = open_udp(udp, self.host.backend)
             self.listeners.append(_Listener(sock, name, udp.address.is_ipv6, "udp"))
@@ -180,11 +189,19 @@ class Server:
                 pass
 
     def _preopens(self) -> list[Preopen]:
-        backend = self.host.backend
-        return [Preopen(listener.name, listener.protocol, listener.ipv6,
-                        backend.adopt_tcp(listener.sock.dup()) if listener.protocol == "tcp"
-                        else backend.adopt_udp(listener.sock.dup()))
+        return [Preopen(listener.name, listener.protocol, listener.ipv6, self._adopt(listener))
                 for listener in self.listeners]
+
+    def _adopt(self, listener: _Listener) -> StreamSocket | DatagramSocket:
+        """One instance's dup of a shared socket (TLS-terminated for
+        --tls-listen: the server context was loaded at start-up)."""
+        backend = self.host.backend
+        if listener.protocol == "udp":
+            return backend.adopt_udp(listener.sock.dup())
+        sock = backend.adopt_tcp(listener.sock.dup())
+        if listener.tls is None:
+            return sock
+        return listener.tls.listener(sock, self.host.limits.tls_handshake_timeout)
 
     def _run_one(self, index: int) -> int:
         env = [("CAPSOCK_INSTANCE", str(index)), ("CAPSOCK_INSTANCES", str(self.instances))]

@@ -19,10 +19,10 @@ __all__ = ["Sources", "find_sources", "HERE"]
 
 #: This package's folder (``capsock/toolchain``).
 HERE = Path(__file__).resolve().parent
-#: The world guests include, in the ``capsock:net`` package of ``wit/``.
-#: The world guests are built for: the core plus the `fast-io` extension,
-#: which the guest library uses.
-NET_WORLD_NAME = "imports-fast-io"
+#: The world guests are built for, in the ``capsock:net`` package of
+#: ``wit/``: the core plus every extension (`fast-io`, `tls`), which the
+#: guest library uses (its byte lanes; its ``ssl`` module).
+NET_WORLD_NAME = "imports-extended"
 #: The core world alone (the conformance kit's core probe).
 CORE_NET_WORLD_NAME = "imports"
 _NET_PACKAGE = re.compile(r"^package\s+capsock:net@([0-9A-Za-z.+-]+);", re.M)
@@ -45,7 +45,7 @@ class Sources:
 
     @property
     def net_world(self) -> str:
-        """``capsock:net/imports-fast-io@<version>``, the version read from
+        """``capsock:net/imports-extended@<version>``, the version read from
         the WIT, so a bump of the contract needs no edit here."""
         return f"capsock:net/{NET_WORLD_NAME}@{self.net_version}"
 

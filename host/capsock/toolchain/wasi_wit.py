@@ -4,7 +4,7 @@ A guest is a component of the world::
 
     package capsock:app;
     world app {
-        include capsock:net/imports-fast-io@<contract version>;
+        include capsock:net/imports-extended@<contract version>;
         export wasi:cli/run@<wasi version>;
     }
 

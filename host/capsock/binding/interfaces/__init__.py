@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...backends.base import DatagramSocket, StreamSocket
+from ...backends.tls import transport_of
 from ...core.context import InstanceContext
 from .common import SocketResource
 from .fast_io import FastIo
@@ -22,12 +23,13 @@ from .ip_resolve_address import IpResolveAddress
 from .socket import Pollable, PreopenedSocket, Socket
 from .socket_tcp import SocketTcp
 from .socket_udp import SocketUdp
+from .tls import Tls
 
 #: The core interfaces, which every host implements.
 CORE = ("socket", "socket-tcp", "socket-udp", "ip-resolve-address")
 
 #: The extension interfaces this host implements too.
-EXTENSIONS = ("fast-io",)
+EXTENSIONS = ("fast-io", "tls")
 
 
 def interfaces_for(context: InstanceContext) -> dict[str, Any]:
@@ -38,6 +40,7 @@ def interfaces_for(context: InstanceContext) -> dict[str, Any]:
         "socket-udp": SocketUdp(context),
         "ip-resolve-address": IpResolveAddress(context),
         "fast-io": FastIo(context),
+        "tls": Tls(context),
     }
 
 
@@ -58,6 +61,7 @@ def held_sockets(context: InstanceContext,
             found.append(obj.sock)
     unique: dict[int, StreamSocket | DatagramSocket] = {}
     for sock in found:
+        sock = transport_of(sock)  # a TLS layer: the backend socket beneath
         unique.setdefault(id(sock), sock)
     return list(unique.values())
 

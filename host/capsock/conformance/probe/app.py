@@ -4,8 +4,9 @@
 
 Built twice from this file: ``conformance`` for the core world (`imports`,
 runs on any host of the core) and ``conformance-fast-io`` for the world
-with the `fast-io` extension. The extension's probes need the second; the
-harness sends them only to it, and only for a host that implements it.
+with every extension (`imports-extended`: `fast-io` and `tls`). The
+extensions' probes need the second; the harness sends them only to it,
+and only for a host that implements them.
 
 Each *kind* below is a small probe of the raw WIT bindings (not the
 Pythonic library, so the contract itself is what gets tested). For every
@@ -33,6 +34,10 @@ try:
     from wit_world.imports import fast_io
 except ImportError:  # the core probe: the extension's kinds are never asked of it
     fast_io = None  # type: ignore[assignment]
+try:
+    from wit_world.imports import tls as wtls
+except ImportError:  # the core probe, as above
+    wtls = None  # type: ignore[assignment]
 from wit_world.imports import ip_resolve_address as wresolve
 from wit_world.imports import socket as wsocket
 from wit_world.imports import socket_tcp as wtcp
@@ -1104,6 +1109,173 @@ def k_resolve_connect(name: str, port: int) -> None:
     found = resolver.resolve_addresses(name, wresolve.ResolveOptions(address_family=V4))
     ip = cg.ip_from_wit(found[0])
     tcp().connect(addr(f"{ip}:{port}"))
+
+
+# -- the tls extension ---------------------------------------------------------------
+
+def tls_outcome(call: Callable[[], object]) -> str:
+    """"ok", or a `tls-error` as text: the error-code name of `socket`,
+    ``verify:<verify-reason>``, or ``handshake-failed``."""
+    try:
+        call()
+    except Err as error:
+        value = error.value
+        if isinstance(value, wtls.TlsError_Socket):
+            return str(value.value.name).lower().replace("_", "-")
+        if isinstance(value, wtls.TlsError_VerificationFailed):
+            return "verify:" + value.value.reason.name.lower().replace("_", "-")
+        return "handshake-failed"
+    return "ok"
+
+
+def handshaken(target: str, name: str, alpn: list[str] | None = None) -> wtcp.TcpSocket:
+    sock = connected(target)
+    got = tls_outcome(lambda: wtls.client_handshake(sock, name, alpn or []))
+    if got != "ok":
+        raise Value(got)
+    return sock
+
+
+def k_tls_handshake(target: str, name: str, alpn: list[str]) -> None:
+    sock = handshaken(target, name, alpn)
+    info = wtls.session(sock)
+    raise Value(f"ok {info.version} {info.alpn_protocol or '-'}")
+
+
+def k_tls_handshake_unconnected() -> None:
+    sock = tcp()
+    raise Value(tls_outcome(lambda: wtls.client_handshake(sock, "localhost", [])))
+
+
+def k_tls_handshake_twice(target: str, name: str) -> None:
+    sock = connected(target)
+    first = tls_outcome(lambda: wtls.client_handshake(sock, name, []))
+    second = tls_outcome(lambda: wtls.client_handshake(sock, name, []))
+    raise Value(f"{first} {second}")
+
+
+def k_tls_handshake_nonblocking(target: str, name: str, rounds: int) -> None:
+    """Up to `rounds` calls, waiting (at most 2 s) for readable between them."""
+    sock = connected(target)
+    sock.set_blocking(False)
+    seen = []
+    for _ in range(rounds):
+        got = tls_outcome(lambda: wtls.client_handshake(sock, name, []))
+        seen.append(got)
+        if got != "would-block":
+            break
+        pollable = sock.subscribe(READABLE_TCP)
+        wsocket.poll([pollable], 2_000_000_000)
+    raise Value(",".join(seen))
+
+
+def k_tls_verify_then_send(target: str, name: str) -> None:
+    sock = connected(target)
+    tls_outcome(lambda: wtls.client_handshake(sock, name, []))
+    raise Value(outcome(lambda: sock.send(b"after")))
+
+
+def k_tls_resolve_handshake(host: str, port: int, name: str) -> None:
+    resolver = wresolve.resolver()
+    if resolver is None:
+        raise Value("no-resolver")
+    found = resolver.resolve_addresses(host, wresolve.ResolveOptions(address_family=V4))
+    sock = connected(f"{cg.ip_from_wit(found[0])}:{port}")
+    raise Value(tls_outcome(lambda: wtls.client_handshake(sock, name, [])))
+
+
+def k_tls_echo(target: str, name: str, size: int) -> None:
+    sock = handshaken(target, name)
+    data = pattern(size)
+    view = data
+    while view:
+        view = view[sock.send(view):]
+    back = recv_exact(sock, size)
+    raise Value(len(back) if back == data else f"mismatch {len(back)}")
+
+
+def k_tls_session(target: str, name: str) -> None:
+    sock = handshaken(target, name)
+    info = wtls.session(sock)
+    cert = info.peer_certificate
+    sans = [f"{kind}:{value}" for kind, value in cert.subject_alt_names] if cert else []
+    raise Value(f"{info.server_name} {info.version} "
+                f"{'DNS:svc.test' if 'DNS:svc.test' in sans else sans}")
+
+
+def k_tls_session_plain(target: str) -> None:
+    sock = connected(target)
+    raise Value(outcome(lambda: wtls.session(sock)))
+
+
+def k_tls_host_terminated(target: str) -> None:
+    raise Value(wtls.host_terminated(connected(target)))
+
+
+def k_tls_close_notify(target: str, name: str) -> None:
+    sock = handshaken(target, name)
+    sock.send(b"bye")
+    recv_exact(sock, 3)
+    done = outcome(lambda: wtls.close_notify(sock))
+    raise Value(f"{done} {sock.receive(100)!r}".replace("b''", "''"))
+
+
+def nonblocking_call(call: Callable[[], Any], sockets: list[wtcp.TcpSocket]) -> Any:
+    """`call` until it does not say would-block, polling `sockets`
+    (readable, 100 ms) in between; at most 300 rounds."""
+    for _ in range(300):
+        try:
+            return call()
+        except Err as error:
+            if code(error) != "would-block":
+                raise
+        wsocket.poll([sock.subscribe(READABLE_TCP) for sock in sockets], 100_000_000)
+    raise Value("still would-block")
+
+
+def k_tls_host_terminated_loop() -> None:
+    """Both ends of a --tls-listen connection in this guest, non-blocking:
+    the client's handshake and the host's server handshake (driven by the
+    accepted end's receive) progress in turns."""
+    listener_raw, name = preopen("tcp")
+    listener = wtcp.TcpSocket.from_socket(listener_raw)
+    client = connected(name)
+    server, _ = listener.accept()
+    terminated = f"{wtls.host_terminated(listener)} {wtls.host_terminated(server)}"
+    client.set_blocking(False)
+    server.set_blocking(False)
+    done = False
+    for _ in range(300):
+        if not done:
+            got = tls_outcome(lambda: wtls.client_handshake(client, "localhost", ["http/1.1"]))
+            if got not in ("ok", "would-block"):
+                raise Value(f"client handshake: {got}")
+            done = got == "ok"
+        try:
+            server.receive(100)  # drives the server handshake; nothing to read yet
+        except Err as error:
+            if code(error) != "would-block":
+                raise
+        if done:
+            break
+        wsocket.poll([client.subscribe(READABLE_TCP), server.subscribe(READABLE_TCP)],
+                     100_000_000)
+    nonblocking_call(lambda: client.send(b"hello"), [client, server])
+    data = nonblocking_call(lambda: server.receive(100), [server])
+    nonblocking_call(lambda: server.send(b"back"), [client, server])
+    back = nonblocking_call(lambda: client.receive(100), [client])
+    info = wtls.session(server)
+    cert = "no-client-certificate" if info.peer_certificate is None else "client-certificate"
+    raise Value(f"{terminated} {data.decode()} {back.decode()} {info.server_name} "
+                f"{info.alpn_protocol} {cert}")
+
+
+def k_tls_truncated(target: str, name: str) -> None:
+    sock = handshaken(target, name)
+    data = recv_exact(sock, 7)
+    failed = outcome(lambda: sock.receive(100))
+    after = sock.receive(100)
+    raise Value(f"{data.decode()} {failed} {after!r}".replace("b''", "''"))
 
 
 KINDS: dict[str, Callable[..., None]] = {
