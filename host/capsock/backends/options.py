@@ -98,6 +98,12 @@ KEEP_ALIVE_ENABLED = _row(SocketOption("keep-alive-enabled", _F, _TCP,
 KEEP_ALIVE_IDLE_TIME = _row(SocketOption("keep-alive-idle-time", _D, _TCP,
                                          (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), minimum=1,
                                          maximum=32767 * SECOND, default=7200 * SECOND))
+KEEP_ALIVE_INTERVAL = _row(SocketOption("keep-alive-interval", _D, _TCP,
+                                        (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL), minimum=1,
+                                        maximum=32767 * SECOND, default=75 * SECOND))
+KEEP_ALIVE_COUNT = _row(SocketOption("keep-alive-count", _C, _TCP,
+                                     (socket.IPPROTO_TCP, socket.TCP_KEEPCNT), minimum=1,
+                                     maximum=127, default=9))
 NO_DELAY = _row(SocketOption("no-delay", _F, _TCP, (socket.IPPROTO_TCP, socket.TCP_NODELAY)))
 HOP_LIMIT = _row(SocketOption("hop-limit", _C, _BOTH, (socket.IPPROTO_IP, socket.IP_TTL),
                               (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS), minimum=1,
