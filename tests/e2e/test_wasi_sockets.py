@@ -41,7 +41,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     "tcp_client": ("socket", "sys", "encodings.idna"),
     "udp_echo": ("socket", "sys"),
     "lookup": ("socket", "sys", "encodings.idna"),
-    "http_server": ("sys", "http.server"),
+    "http_server": ("sys", "http.server", "encodings.idna"),
     "urllib_client": ("http.client", "sys", "urllib.parse", "urllib.request", "encodings.idna"),
 }
 CURL = shutil.which("curl")
