@@ -411,10 +411,16 @@ def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncTy
     if result is None:
         return _compile_call(name, impl, lifts, None, None, lines)
     if isinstance(result, ResultType):
-        lower_err = compiler.lower_err(result)
-        if isinstance(result.err, EnumType) and _is_error_code(compiler, result.err):
-            lower_err = _translated(lower_err, compiler.enum_names(result.err))
-        return _compile_call(name, impl, lifts, compiler.lower_ok(result), lower_err, lines)
+        # An `error-code` result, and every WASI result, is written from
+        # the bare payload (`ok`) or an exception (`err`); any other result
+        # from the `Case` the implementation returns.
+        error_code = isinstance(result.err, EnumType) and _is_error_code(compiler, result.err)
+        if error_code or name.startswith(WASI_PREFIX):
+            lower_err = compiler.lower_err(result)
+            if error_code:
+                assert isinstance(result.err, EnumType)
+                lower_err = _translated(lower_err, compiler.enum_names(result.err))
+            return _compile_call(name, impl, lifts, compiler.lower_ok(result), lower_err, lines)
     return _compile_call(name, impl, lifts, compiler.lower(result), None, lines)
 
 

@@ -19,8 +19,7 @@ from wasmtime.component import Component, Linker
 from ..addresses import SocketAddress, parse_host_port
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..backends.os import OsBackend, OsDatagramSocket, OsStreamSocket
-from ..binding import HandleTable, interfaces_for, link
-from ..binding.wasi import WasiState, wasi_interfaces
+from ..binding import HandleTable, WasiState, interfaces_for, link, wasi_interfaces
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits

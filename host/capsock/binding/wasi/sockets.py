@@ -137,7 +137,7 @@ def _streams(state: WasiState, tcp: WasiTcp) -> tuple[TcpInputStream, TcpOutputS
     return TcpInputStream(state, tcp), TcpOutputStream(state, tcp)
 
 
-class TcpSocketResource(SocketResource, protocol="tcp"):
+class TcpSocketResource(SocketResource, protocol="tcp", wasi=True):
     """`resource tcp-socket` of `wasi:sockets/tcp`."""
 
     def __init__(self, state: WasiState, tcp: WasiTcp) -> None:
@@ -235,7 +235,7 @@ class TcpCreateSocket:
 
 # -- UDP ---------------------------------------------------------------------------
 
-class UdpSocketResource(SocketResource, protocol="udp"):
+class UdpSocketResource(SocketResource, protocol="udp", wasi=True):
     """`resource udp-socket` of `wasi:sockets/udp`."""
 
     def __init__(self, state: WasiState, udp: WasiUdp) -> None:
