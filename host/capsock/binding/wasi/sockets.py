@@ -22,8 +22,8 @@ from typing import Any
 from ...addresses import IPAddress, SocketAddress
 from ...backends.options import HOP_LIMIT
 from ...core.resolve import NameResolver
-from ...core.tcp import open_tcp
-from ...core.udp import open_udp
+from ...core.tcp import TcpSocket, open_tcp
+from ...core.udp import UdpSocket, open_udp
 from ...core.wasi_poll import Readiness
 from ...core.wasi_sockets import Lookup, TcpReader, TcpWriter, WasiTcp, WasiUdp
 from ...errors import ErrorCode, NetError
@@ -143,7 +143,11 @@ class TcpSocketResource(SocketResource, protocol="tcp", wasi=True):
     def __init__(self, state: WasiState, tcp: WasiTcp) -> None:
         self.state = state
         self.tcp = tcp
-        self.core = tcp.core
+
+    @property
+    def core(self) -> TcpSocket:  # type: ignore[override]
+        """The core socket (a bind may swap in a pre-open: WasiTcp)."""
+        return self.tcp.core
 
     def _use(self, network: Network) -> None:
         """Operations judge by the network the guest passes (there is one
@@ -241,7 +245,11 @@ class UdpSocketResource(SocketResource, protocol="udp", wasi=True):
     def __init__(self, state: WasiState, udp: WasiUdp) -> None:
         self.state = state
         self.udp = udp
-        self.core = udp.core
+
+    @property
+    def core(self) -> UdpSocket:  # type: ignore[override]
+        """The core socket (a bind may swap in a pre-open: WasiUdp)."""
+        return self.udp.core
 
     def start_bind(self, network: Network, local_address: SocketAddress) -> None:
         self.core.checker = network.checker
