@@ -369,3 +369,19 @@ def test_audit_lines_and_socket_limit(stock: dict[str, Path], tmp_path: Path) ->
         assert len(native.connections) == 1
     finally:
         native.close()
+
+
+def test_a_component_importing_both_capsock_net_and_wasi(guests: dict[str, Path]) -> None:
+    """capsock's own echo guest imports `capsock:net` and (through
+    componentize-py's runtime) `wasi:sockets`: under --wasi-sockets one
+    instance gets both from capsock, in one handle table."""
+    server = Running("run", "--wasi-sockets", "--tcplisten", "127.0.0.1:0",
+                     str(guests["echo"]), "--", "--max-connections", "1")
+    try:
+        line = server.wait_for("listening on", timeout=WAIT)
+        port = int(line.rsplit(":", 1)[1])
+        assert echo_roundtrip(port, b"both worlds" * 1000) == b"both worlds" * 1000
+        code, _out, err = server.finish(timeout=WAIT)
+        assert code == 0, err
+    finally:
+        server.kill()
