@@ -17,6 +17,7 @@ The socket options are the core's registry rows (`SocketResource`);
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import Any
 
 from ...addresses import IPAddress, SocketAddress
@@ -33,6 +34,10 @@ from ..registrar import GuestTrap
 from ..wit_values import family_is_ipv6
 from .io import InputStream, IoError, OutputStream, Pollable
 from .state import WasiState
+
+#: How long dropping an output stream waits for its buffered bytes to go
+#: out (seconds), like a blocking close's linger.
+LINGER = 30.0
 
 #: The names of `wasi:sockets/network.error-code` a core error maps to,
 #: where the two enums differ.
@@ -119,10 +124,12 @@ class TcpOutputStream(OutputStream):
         """Push out what is still buffered before the guest closes the
         socket (a `sendall` then `close` must deliver every byte), waiting
         for the peer to take it, as a blocking `close` with unsent data
-        lingers; the kill switch interrupts this wait like any other."""
+        lingers, for at most `LINGER` seconds (a peer that never reads
+        cannot hold the guest longer); the kill switch interrupts it too."""
         writer = self.writer
+        deadline = time.monotonic() + LINGER
         try:
-            while writer.pending and not self.stopped():
+            while writer.pending and not self.stopped() and time.monotonic() < deadline:
                 if writer.flushed():
                     return
                 readiness = writer.readiness()
