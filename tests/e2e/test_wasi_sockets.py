@@ -57,6 +57,7 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
     "lookup": ("socket", "sys", "encodings.idna"),
     "http_server": ("sys", "http.server", "encodings.idna"),
     "many_sockets": ("socket",),
+    "files": ("os", "sys"),
     "urllib_client": ("http.client", "sys", "urllib.parse", "urllib.request", "encodings.idna"),
 }
 CURL = shutil.which("curl")
@@ -385,3 +386,20 @@ def test_a_component_importing_both_capsock_net_and_wasi(guests: dict[str, Path]
         assert code == 0, err
     finally:
         server.kill()
+
+
+def test_files_under_a_dir_preopen_and_nothing_outside(stock: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "link").symlink_to(tmp_path)  # a way out, if paths were not confined
+    done = run_capsock("run", "--dir", f"{shared}::/data", str(stock["files"]), "/data",
+                       timeout=WAIT)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "read: written by the guest" in out
+    assert "listing: ['link', 'note.txt', 'sub']" in out
+    assert "size: 21" in out
+    assert "ESCAPED" not in out and out.count("refused ") == 2, out
+    assert "after: ['link']" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]
