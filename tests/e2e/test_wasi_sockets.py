@@ -330,7 +330,9 @@ def test_serve_hands_each_instance_the_shared_listener(stock: dict[str, Path]) -
     server = Running("serve", "--instances", "2", "--mode", "thread", "--grace", "1",
                      "--tcplisten", f"127.0.0.1:{port}", str(stock["echo"]), str(port))
     try:
-        server.wait_for("listening on", timeout=WAIT)
+        # One line: the two instances print at once, and CPython's print
+        # writes its text and its newline separately, so their lines can
+        # merge; the listener is the operator's, listening already.
         server.wait_for("listening on", timeout=WAIT)
         for i in range(6):
             payload = f"request {i}".encode() * 100
