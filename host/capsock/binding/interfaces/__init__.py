@@ -48,7 +48,8 @@ def held_sockets(context: InstanceContext,
                  handles: Iterable[object]) -> list[StreamSocket | DatagramSocket]:
     """Every backend socket the instance could be blocked on: its unclaimed
     pre-opens, and what its live handles hold (a socket resource's core
-    socket, a claimed pre-open, a pollable's socket), each once. The kill
+    socket, a claimed pre-open, a pollable's or a WASI stream's socket),
+    each once. The kill
     switch asks the backend to interrupt these."""
     with context.lock:
         found = [preopen.socket for preopen in context.preopens]
@@ -59,6 +60,11 @@ def held_sockets(context: InstanceContext,
             found.append(obj.preopen.socket)
         elif isinstance(obj, Pollable):
             found.append(obj.sock)
+        else:  # the WASI host's streams and pollables say what they wait on
+            held = getattr(obj, "held_socket", None)
+            sock = held() if callable(held) else None
+            if sock is not None:
+                found.append(sock)
     unique: dict[int, StreamSocket | DatagramSocket] = {}
     for sock in found:
         sock = transport_of(sock)  # a TLS layer: the backend socket beneath
