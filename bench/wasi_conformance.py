@@ -73,7 +73,7 @@ def all_or_none(setup: WasiSetup) -> dict[str, bool] | None:
     return {name: value == "all" for name, value in grants.items()}
 
 
-def wasmtime_switches(setup: WasiSetup) -> list[str] | None:
+def wasmtime_switches(setup: WasiSetup, flags: dict[str, list[str]]) -> list[str] | None:
     """inherit-network is the address check of TCP and UDP together: on
     when either is allowed, and the other is then switched off at create;
     both denied: the address check refuses every bind/connect/send."""
@@ -90,7 +90,7 @@ def wasmtime_switches(setup: WasiSetup) -> list[str] | None:
     return words
 
 
-def jco_switches(setup: WasiSetup) -> list[str] | None:
+def jco_switches(setup: WasiSetup, flags: dict[str, list[str]]) -> list[str] | None:
     on = all_or_none(setup)
     if on is None:
         return None

@@ -38,8 +38,8 @@ from ..cases import Setup
 from ..harness import MemoryPeers, OsPeers, Peers, fill, ipv6_available, matches
 from .cases import WASI_CASES, WASI_SETUPS, WasiCase, WasiSetup
 
-__all__ = ["CANNOT", "CapsockRow", "CommandRow", "HostRow", "Outcome", "run_rows",
-           "side_by_side", "start_peers"]
+__all__ = ["CANNOT", "CapsockRow", "CommandRow", "HostRow", "Outcome", "capsock_flags", "grant",
+           "run_rows", "side_by_side", "start_peers", "summary", "to_json"]
 
 #: The outcome of a case a row cannot express.
 CANNOT = "cannot express"
@@ -160,9 +160,10 @@ class CapsockRow:
         peers.host_for(_kit_setup(setup), flags).run(component, [plan], stdout=report)
 
 
-#: A row's switches for one setup: the words of its command, or None when
-#: they cannot express it.
-Switches = Callable[[WasiSetup], list[str] | None]
+#: A row's switches for one setup (and its rules, placeholders filled, in
+#: capsock's flag syntax): the words of its command, or None when they
+#: cannot express it.
+Switches = Callable[[WasiSetup, dict[str, list[str]]], list[str] | None]
 
 
 class CommandRow:
@@ -178,11 +179,11 @@ class CommandRow:
         self.env = dict(env) if env is not None else None
 
     def expresses(self, setup: WasiSetup) -> bool:
-        return not setup.own_dns and self.switches(setup) is not None
+        return not setup.own_dns and self.switches(setup, dict(setup.flags)) is not None
 
     def run(self, setup: WasiSetup, flags: dict[str, list[str]], plan: str, component: Path,
             peers: Peers, report: Path) -> None:
-        words = self.switches(setup) or []
+        words = self.switches(setup, flags) or []
         command = self.template.format(switches=" ".join(shlex.quote(w) for w in words),
                                        component=shlex.quote(str(component)),
                                        plan=shlex.quote(plan))
@@ -190,6 +191,11 @@ class CommandRow:
             subprocess.run(command, shell=True, stdout=out, stderr=subprocess.DEVNULL,
                            stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT, check=False,
                            env=self.env)
+
+
+def capsock_flags(setup: WasiSetup, flags: dict[str, list[str]]) -> list[str]:
+    """The setup as `capsock run` flags: for a host that takes capsock's."""
+    return [f"--{name}={rule}" for name, rules in flags.items() for rule in rules]
 
 
 def grant(setup: WasiSetup, capability: str) -> str:
