@@ -294,6 +294,14 @@ def add_instance_flags(parser: argparse.ArgumentParser) -> None:
                        help="pre-open host directory HOSTDIR read-write for the guest's "
                             "files at GUESTDIR, like `wasmtime run --dir` (repeatable; "
                             "DIR alone maps DIR to itself)")
+    group.add_argument("--wasi-sockets", dest="wasi", action="store_const", const="capsock",
+                       default="auto",
+                       help="serve all of the guest's WASI 0.2 (io, clocks, random, cli, "
+                            "filesystem, sockets) from capsock's own host, so its "
+                            "wasi:sockets obey the policy flags. Chosen by default for a "
+                            "component importing wasi:sockets but not capsock:net (a stock "
+                            "componentize-py, Rust or C component); otherwise wasmtime's "
+                            "WASI serves it, whose wasi:sockets deny everything")
     group.add_argument("--dns", default=None, metavar="HOST:PORT",
                        help="resolve names by asking this DNS server (UDP, A and AAAA) "
                             "instead of the system resolver")
@@ -422,7 +430,7 @@ def host_from_args(args: argparse.Namespace) -> Host:
     return Host(policy=policy, tcp_listen=listens, cache_dir=args.cache_dir, udp_bind=binds,
                 resolver=resolver, backend=backend, peer_address=args.peer_address,
                 audit_log=audit,
-                dirs=dirs, limits=limits)
+                dirs=dirs, limits=limits, wasi=args.wasi)
 
 
 def add_policy_flags(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ import enum
 
 
 class ErrorCode(enum.Enum):
-    """The cases of `capsock:net/socket.error-code`, valued by WIT name."""
+    """The cases of `capsock:net/socket.error-code`, valued by WIT name
+    (and the two of `wasi:sockets` that it lacks, at the end)."""
 
     ACCESS_DENIED = "access-denied"
     NOT_SUPPORTED = "not-supported"
@@ -32,6 +33,10 @@ class ErrorCode(enum.Enum):
     PERMANENT_RESOLVER_FAILURE = "permanent-resolver-failure"
     LIMIT_REACHED = "limit-reached"
     UNKNOWN = "unknown"
+    # `wasi:sockets/network.error-code` only (its start/finish pairs): in
+    # `capsock:net` they would read as `unknown` (binding/registrar.py).
+    CONCURRENCY_CONFLICT = "concurrency-conflict"
+    NOT_IN_PROGRESS = "not-in-progress"
 
 
 class NetError(Exception):

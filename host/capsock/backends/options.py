@@ -57,6 +57,7 @@ class SocketOption:
     choice, e.g. the virtual network's buffer size). `os` / `os_ipv6`:
     the `(level, optname)` of `setsockopt` for IPv4 / IPv6 sockets.
     `before_bind`: only settable on an unbound socket (`invalid-state`).
+    `wasi_only`: `wasi:sockets` has it and `capsock:net` does not.
     """
 
     name: str
@@ -68,6 +69,7 @@ class SocketOption:
     maximum: int | None = None
     default: int | None = 0
     before_bind: bool = False
+    wasi_only: bool = False
 
     @property
     def unit(self) -> int:
@@ -98,6 +100,13 @@ KEEP_ALIVE_ENABLED = _row(SocketOption("keep-alive-enabled", _F, _TCP,
 KEEP_ALIVE_IDLE_TIME = _row(SocketOption("keep-alive-idle-time", _D, _TCP,
                                          (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), minimum=1,
                                          maximum=32767 * SECOND, default=7200 * SECOND))
+KEEP_ALIVE_INTERVAL = _row(SocketOption("keep-alive-interval", _D, _TCP,
+                                        (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL), minimum=1,
+                                        maximum=32767 * SECOND, default=75 * SECOND,
+                                        wasi_only=True))
+KEEP_ALIVE_COUNT = _row(SocketOption("keep-alive-count", _C, _TCP,
+                                     (socket.IPPROTO_TCP, socket.TCP_KEEPCNT), minimum=1,
+                                     maximum=127, default=9, wasi_only=True))
 NO_DELAY = _row(SocketOption("no-delay", _F, _TCP, (socket.IPPROTO_TCP, socket.TCP_NODELAY)))
 HOP_LIMIT = _row(SocketOption("hop-limit", _C, _BOTH, (socket.IPPROTO_IP, socket.IP_TTL),
                               (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS), minimum=1,
@@ -112,9 +121,11 @@ REUSE_ADDRESS = _row(SocketOption("reuse-address", _F, _BOTH,
                                   (socket.SOL_SOCKET, socket.SO_REUSEADDR), before_bind=True))
 
 
-def options_of(protocol: str) -> list[SocketOption]:
-    """The options a `tcp` or `udp` socket has."""
-    return [option for option in OPTIONS.values() if protocol in option.protocols]
+def options_of(protocol: str, wasi: bool = False) -> list[SocketOption]:
+    """The options a `tcp` or `udp` socket of `capsock:net` has (with
+    `wasi`: of `wasi:sockets`, which has a few more)."""
+    return [option for option in OPTIONS.values()
+            if protocol in option.protocols and (wasi or not option.wasi_only)]
 
 
 __all__ = ["OPTIONS", "SECOND", "OptionKind", "SocketOption", "options_of"]

@@ -17,6 +17,7 @@ from ._wasmtime_capi import (
 from .handles import HandleTable
 from .interfaces import EXTENSIONS, held_sockets, interfaces_for
 from .registrar import link
+from .wasi import WasiState, wasi_interfaces
 
 __all__ = [
     "EXTENSIONS",
@@ -24,9 +25,11 @@ __all__ = [
     "WASMTIME_VERSION",
     "DeadlineCallback",
     "HandleTable",
+    "WasiState",
     "error_new",
     "held_sockets",
     "interfaces_for",
     "link",
     "set_epoch_deadline_callback",
+    "wasi_interfaces",
 ]

@@ -42,6 +42,7 @@ WIT                Python
 bool, integers     bool, int
 string             str
 enum               str (the case name, e.g. ``"access-denied"``)
+flags              frozenset of the names set (lower takes any iterable)
 list<u8>           bytes (lower also takes bytearray/memoryview)
 list<T>            list
 tuple<...>         tuple
@@ -81,6 +82,7 @@ from wasmtime.component import (
     BorrowType,
     Char,
     EnumType,
+    FlagsType,
     ListType,
     OptionType,
     OwnType,
@@ -123,7 +125,7 @@ _ENTRY_VAL = ffi.wasmtime_component_valrecord_entry.val.offset
 _K = {name: getattr(ffi, f"WASMTIME_COMPONENT_{name}").value for name in (
     "BOOL", "S8", "U8", "S16", "U16", "S32", "U32", "S64", "U64", "CHAR",
     "STRING", "LIST", "RECORD", "TUPLE", "VARIANT", "ENUM", "OPTION", "RESULT",
-    "RESOURCE",
+    "RESOURCE", "FLAGS",
 )}
 
 #: The address space as bytes, and as each scalar format: the value at
@@ -194,6 +196,7 @@ class _CApi:
         self.valrecord_new_uninit = bind("wasmtime_component_valrecord_new_uninit", None, p,
                                          size)
         self.valrecord_delete = bind("wasmtime_component_valrecord_delete", None, p)
+        self.valflags_new_uninit = bind("wasmtime_component_valflags_new_uninit", None, p, size)
         self.any_to_host = bind("wasmtime_component_resource_any_to_host", p, p, p, p)
         self.host_new = bind("wasmtime_component_resource_host_new", p, b, u32, u32)
         self.host_rep = bind("wasmtime_component_resource_host_rep", u32, p)
@@ -288,6 +291,8 @@ class Compiler:
                                                                  self._refuse)
         if isinstance(ty, EnumType):
             return _lift_enum(self.enum_names(ty))
+        if isinstance(ty, FlagsType):
+            return _lift_flags(ty.names)
         if isinstance(ty, ListType):
             element = ty.element
             if isinstance(element, U8):
@@ -333,6 +338,8 @@ class Compiler:
             return _lower_string
         if isinstance(ty, EnumType):
             return _lower_enum(self.enum_names(ty))
+        if isinstance(ty, FlagsType):
+            return _lower_flags(ty.names)
         if isinstance(ty, ListType):
             element = ty.element
             if isinstance(element, U8):
@@ -458,6 +465,41 @@ def _lower_enum(names: list[str]) -> Lower:
         if data is None:
             raise ValueError(f"{value!r} is not one of {sorted(names)}")
         new_vec(a + 8, len(data), data)  # the payload
+        _BYTES[a] = kind
+    return lower
+
+
+def _lift_flags(names: list[str]) -> Lift:
+    """A `flags` value is a vector of the names set, each a byte vector
+    (`wasm_name_t`, 16 bytes: size, data)."""
+    known = {name.encode(): name for name in names}
+
+    def lift(ctx: Context, a: int) -> frozenset[str]:
+        size, data = _vector(a)
+        found = set()
+        for i in range(size):
+            raw = _read_bytes(data + i * 16 - _P)
+            found.add(known.get(raw) or raw.decode("utf-8"))
+        return frozenset(found)
+    return lift
+
+
+def _lower_flags(names: list[str]) -> Lower:
+    encoded = {name: name.encode() for name in names}
+    kind = _K["FLAGS"]
+
+    def lower(ctx: Context, value: Any, a: int) -> None:
+        chosen = [encoded[name] for name in names if name in value]
+        unknown = set(value) - set(names)
+        if unknown:
+            raise ValueError(f"{sorted(unknown)} are not flags of {names}")
+        if not chosen:
+            _set_vector(a, 0, 0)
+        else:
+            capi.valflags_new_uninit(a + _P, len(chosen))
+            data = _word(a + _P + 8)
+            for i, raw in enumerate(chosen):
+                _byte_vec_new(data + i * 16, len(raw), raw)
         _BYTES[a] = kind
     return lower
 

@@ -76,6 +76,21 @@ class Interface(Protocol):
     resources: Mapping[str, type]
 
 
+class WitError(Exception):
+    """An expected failure whose `err` payload the implementation wrote in
+    the function's own WIT terms (a `wasi:io` `stream-error`, a
+    `wasi:filesystem` `error-code`): lowered as the `err` case as is."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+class GuestTrap(Exception):
+    """End the guest with a trap carrying this message, logging nothing
+    (`wasi:cli/exit`, a precondition the WIT says traps)."""
+
+
 class LinkError(Exception):
     """The component needs functions no implementation provides."""
 
@@ -137,6 +152,12 @@ def _compile_call(name: str, impl: Callable[..., Any], lifts: list[Lift],
                 if lower_err is None:
                     return _trap(f"capsock: {name} failed: {error}")
                 value, lower = error.code.value, lower_err
+            except WitError as error:
+                if lower_err is None:
+                    return _trap(f"capsock: {name} failed: {error}")
+                value, lower = error.value, lower_err
+            except GuestTrap as error:
+                return _trap(str(error))
             except Exception as error:
                 _log_unexpected(budget, name)
                 if lower_err is None:
@@ -243,13 +264,22 @@ def _destructor(table: HandleTable) -> Callable[[Any, int], None]:
 
 def link(linker: Linker, engine: Engine, component: Component,
          interfaces: Mapping[str, Any], table: HandleTable, *,
-         max_call_bytes: int | None = None, refuse: Refuse | None = None) -> list[str]:
+         max_call_bytes: int | None = None, refuse: Refuse | None = None,
+         wasi: Mapping[str, Any] | None = None) -> list[str]:
     """Define every `capsock:net` import of `component` on `linker`.
 
     `interfaces` maps interface names (``"socket-tcp"``) to implementations.
     Returns the names of the interfaces linked. Raises :class:`LinkError`
     listing every missing implementation. `max_call_bytes` caps each string
     and list<u8> argument (codec.Compiler); `refuse` makes the error.
+
+    `wasi`, when given, maps unversioned WASI interface names
+    (``"wasi:io/streams"``) to implementations too: then every ``wasi:``
+    import is linked from it, under the exact versioned name the component
+    imports (any `0.2.x` up to :data:`WASI_MAX_PATCH`; the 0.2 line only
+    adds items, and a function's meaning never changes within it), with
+    the same handle table and codec as `capsock:net`, so a socket's
+    streams and pollables are one kind of handle across both.
 
     The conversions compiled here own scratch slots and `table` one output
     slot, so the linker serves one instance (one thread at a time), as the
@@ -262,15 +292,20 @@ def link(linker: Linker, engine: Engine, component: Component,
     defined: list[ResourceType] = []
     plan: list[tuple[str, ComponentInstanceType]] = []
     for import_name, extern in component.type.imports(engine).items():
-        if import_name.startswith(PACKAGE):
+        if import_name.startswith(PACKAGE) or (wasi is not None
+                                               and import_name.startswith(WASI_PREFIX)):
             ty = extern.ty
             assert isinstance(ty, ComponentInstanceType)
             plan.append((import_name, ty))
-    _check_version([name for name, _ in plan])
+    _check_version([name for name, _ in plan if name.startswith(PACKAGE)])
     with linker.root() as root:
         for import_name, ty in plan:
-            iface_name = import_name[len(PACKAGE):].partition("@")[0]
-            iface = interfaces.get(iface_name)
+            if import_name.startswith(PACKAGE):
+                iface_name = import_name[len(PACKAGE):].partition("@")[0]
+                iface = interfaces.get(iface_name)
+            else:
+                iface_name = import_name
+                iface = _wasi_interface(wasi or {}, import_name)
             if iface is None:
                 missing.append(f"interface {import_name}")
                 continue
@@ -282,6 +317,25 @@ def link(linker: Linker, engine: Engine, component: Component,
         raise LinkError("the component imports functions capsock does not implement:\n  "
                         + "\n  ".join(missing))
     return linked
+
+
+#: Imports linked from the `wasi` implementations of `link`.
+WASI_PREFIX = "wasi:"
+#: The last 0.2 patch release of WASI (0.3 needs async, which
+#: wasmtime-py cannot host).
+WASI_MAX_PATCH = 12
+
+
+def _wasi_interface(wasi: Mapping[str, Any], import_name: str) -> Any:
+    """The implementation of a versioned WASI import, or None (another
+    major/minor version, or an interface not implemented)."""
+    name, _, version = import_name.partition("@")
+    major, _, rest = version.partition(".")
+    minor, _, patch = rest.partition(".")
+    patch = patch.partition("-")[0]
+    if (major, minor) != ("0", "2") or not patch.isdigit() or int(patch) > WASI_MAX_PATCH:
+        return None
+    return wasi.get(name)
 
 
 def _check_version(import_names: list[str]) -> None:
@@ -356,10 +410,40 @@ def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncTy
     result = ty.result
     if result is None:
         return _compile_call(name, impl, lifts, None, None, lines)
-    if isinstance(result, ResultType) and _is_error_code(compiler, result.err):
-        return _compile_call(name, impl, lifts, compiler.lower_ok(result),
-                             compiler.lower_err(result), lines)
+    if isinstance(result, ResultType):
+        # An `error-code` result, and every WASI result, is written from
+        # the bare payload (`ok`) or an exception (`err`); any other result
+        # from the `Case` the implementation returns.
+        error_code = isinstance(result.err, EnumType) and _is_error_code(compiler, result.err)
+        if error_code or name.startswith(WASI_PREFIX):
+            lower_err = compiler.lower_err(result)
+            if error_code:
+                assert isinstance(result.err, EnumType)
+                lower_err = _translated(lower_err, compiler.enum_names(result.err))
+            return _compile_call(name, impl, lifts, compiler.lower_ok(result), lower_err, lines)
     return _compile_call(name, impl, lifts, compiler.lower(result), None, lines)
 
 
-__all__ = ["Interface", "LinkError", "VERSION", "VersionError", "link", "snake"]
+#: What a core `ErrorCode` becomes in an `error-code` enum that lacks it
+#: (`wasi:sockets/network.error-code` has no `limit-reached`: a guest over
+#: its socket quota gets what the kernel's EMFILE gives in wasmtime).
+_ERROR_FALLBACK = {"limit-reached": "new-socket-limit"}
+
+
+def _translated(lower_err: Lower, names: list[str]) -> Lower:
+    """`lower_err`, first mapping core error names the enum lacks."""
+    missing = [code.value for code in ErrorCode if code.value not in names]
+    if not missing:
+        return lower_err
+    table = {value: value for value in names}
+    for value in missing:
+        fallback = _ERROR_FALLBACK.get(value, "unknown")
+        table[value] = fallback if fallback in names else "unknown"
+
+    def lower(ctx: Any, value: Any, results: int) -> None:
+        lower_err(ctx, table.get(value, value), results)
+    return lower
+
+
+__all__ = ["GuestTrap", "Interface", "LinkError", "VERSION", "VersionError", "WASI_MAX_PATCH",
+           "WitError", "link", "snake"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,7 +19,7 @@ from wasmtime.component import Component, Linker
 from ..addresses import SocketAddress, parse_host_port
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..backends.os import OsBackend, OsDatagramSocket, OsStreamSocket
-from ..binding import HandleTable, interfaces_for, link
+from ..binding import HandleTable, WasiState, interfaces_for, link, wasi_interfaces
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
@@ -128,7 +128,7 @@ class Host:
                  engine: Engine | None = None, udp_bind: Sequence[UdpBindSpec] = (),
                  resolver: Resolver | None = None, peer_address: str = "real",
                  audit_log: AuditLog | None = None, dirs: Sequence[DirSpec] = (),
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, wasi: str = "auto") -> None:
         if policy is not None and checker is not None:
             raise TypeError("Host takes a policy or a checker, not both")
         #: What decides each socket operation of every instance.
@@ -156,6 +156,11 @@ class Host:
         self.dirs = dirs
         #: Per-instance limits (`--max-*`): each instance gets its own quotas.
         self.limits = limits if limits is not None else Limits()
+        if wasi not in WASI_MODES:
+            raise ValueError(f"wasi must be one of {WASI_MODES}, not {wasi!r}")
+        #: Which WASI serves a component (`wasi_host_of`): "auto", "capsock"
+        #: (`--wasi-sockets`) or "wasmtime".
+        self.wasi = wasi
 
     def __repr__(self) -> str:
         return (f"Host(checker={self.checker!r}, backend={self.backend!r}, "
@@ -225,9 +230,10 @@ class Host:
         context = self.new_context(preopens)
         table = HandleTable()
         guard.watch(context, table)
+        closers: list[Callable[[], None]] = []
         try:
             return self._instantiate_and_run(path, args, env, stdout, component, run_export,
-                                             context, table, guard)
+                                             context, table, guard, closers)
         except Exception:
             if not guard.killed:
                 raise
@@ -235,15 +241,36 @@ class Host:
         finally:
             guard.finish()
             self._teardown(context, table)
+            for close in closers:
+                close()
 
     def _instantiate_and_run(self, path: str | Path, args: Sequence[str],
                              env: Sequence[tuple[str, str]], stdout: str | Path | None,
                              component: Component, run_export: str, context: InstanceContext,
-                             table: HandleTable, guard: RunGuard) -> int:
+                             table: HandleTable, guard: RunGuard,
+                             closers: list[Callable[[], None]]) -> int:
         linker = Linker(self.engine)
-        linker.add_wasip2()
-        link(linker, self.engine, component, interfaces_for(context), table,
-             max_call_bytes=self.limits.max_call_bytes, refuse=context.call_too_large)
+        capsock_wasi = wasi_host_of(self.engine, component, self.wasi) == "capsock"
+        variables = [(name, value) for name, value in env]
+        if self.dirs and not any(name == "PWD" for name, _ in env):
+            # The first --dir is the guest's working directory: a WASI guest
+            # has no cwd of its own, so `capsock build`'s script wrapper
+            # chdirs to $PWD (http.server's default ".", os.getcwd()).
+            variables.append(("PWD", self.dirs[0].guest))
+        argv = [Path(path).name, *args]
+        state: WasiState | None = None
+        if capsock_wasi:
+            state = WasiState(context, args=argv, env=variables, stdout=stdout,
+                              dirs=[(d.host, d.guest) for d in self.dirs],
+                              stopped=lambda: guard.killed)
+            closers.append(state.close)
+            link(linker, self.engine, component, interfaces_for(context), table,
+                 max_call_bytes=self.limits.max_call_bytes, refuse=context.call_too_large,
+                 wasi=wasi_interfaces(state))
+        else:
+            linker.add_wasip2()
+            link(linker, self.engine, component, interfaces_for(context), table,
+                 max_call_bytes=self.limits.max_call_bytes, refuse=context.call_too_large)
         store = Store(self.engine)
         limits = self.limits
         # Before instantiation: a component whose initial memory exceeds the
@@ -253,24 +280,19 @@ class Host:
                          instances=limits.max_instances, tables=limits.max_tables,
                          memories=limits.max_memories)
         guard.arm(store)
-        wasi = WasiConfig()
-        wasi.argv = [Path(path).name, *args]
-        variables = [list(pair) for pair in env]
-        if self.dirs and not any(name == "PWD" for name, _ in env):
-            # The first --dir is the guest's working directory: a WASI guest
-            # has no cwd of its own, so `capsock build`'s script wrapper
-            # chdirs to $PWD (http.server's default ".", os.getcwd()).
-            variables.append(["PWD", self.dirs[0].guest])
-        wasi.env = variables
-        wasi.inherit_stdin()
-        if stdout is None:
-            wasi.inherit_stdout()
-        else:  # e.g. the conformance harness reads the guest's report
-            wasi.stdout_file = str(stdout)
-        wasi.inherit_stderr()
-        for directory in self.dirs:
-            wasi.preopen_dir(str(directory.host), directory.guest)
-        store.set_wasi(wasi)
+        if not capsock_wasi:
+            wasi = WasiConfig()
+            wasi.argv = argv
+            wasi.env = [list(pair) for pair in variables]
+            wasi.inherit_stdin()
+            if stdout is None:
+                wasi.inherit_stdout()
+            else:  # e.g. the conformance harness reads the guest's report
+                wasi.stdout_file = str(stdout)
+            wasi.inherit_stderr()
+            for directory in self.dirs:
+                wasi.preopen_dir(str(directory.host), directory.guest)
+            store.set_wasi(wasi)
         try:
             instance = linker.instantiate(store, component)
         except WasmtimeError as error:
@@ -291,6 +313,8 @@ class Host:
         except ExitTrap as exit_trap:
             return exit_trap.code
         except WasmtimeError as error:
+            if state is not None and state.exit_code is not None:
+                return state.exit_code
             code = _exit_code(error)
             if code is not None:
                 return code
@@ -322,6 +346,28 @@ class Host:
         for preopen in context.take_preopens():
             preopen.socket.close()
         context.flush_denials()
+
+
+#: `Host(wasi=...)`: which WASI implementation serves a component.
+WASI_MODES = ("auto", "capsock", "wasmtime")
+
+
+def wasi_host_of(engine: Engine, component: Component, mode: str) -> str:
+    """"capsock" or "wasmtime": whose WASI serves `component`.
+
+    One instance cannot mix them (they would not share `wasi:io` types).
+    "auto" picks capsock's for a component that imports `wasi:sockets`
+    and not `capsock:net` (a stock component, whose only network is
+    `wasi:sockets`, which wasmtime's C API denies); a capsock guest
+    (`capsock:net`, whose componentize-py runtime imports `wasi:sockets`
+    without using it) keeps wasmtime's, faster at start-up and stdio.
+    """
+    if mode != "auto":
+        return mode
+    names = list(component.type.imports(engine))
+    sockets = any(name.startswith("wasi:sockets/") for name in names)
+    capsock = any(name.startswith("capsock:net/") for name in names)
+    return "capsock" if sockets and not capsock else "wasmtime"
 
 
 def _find_run_export(engine: Engine, component: Component) -> str:

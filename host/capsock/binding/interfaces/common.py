@@ -46,10 +46,11 @@ class SocketResource:
 
     core: TcpSocket | UdpSocket
 
-    def __init_subclass__(cls, protocol: str = "", **kwargs: Any) -> None:
-        """Give a `tcp` / `udp` resource class its options' methods."""
+    def __init_subclass__(cls, protocol: str = "", wasi: bool = False, **kwargs: Any) -> None:
+        """Give a `tcp` / `udp` resource class its options' methods (those
+        of `wasi:sockets` with `wasi`)."""
         super().__init_subclass__(**kwargs)
-        for option in options_of(protocol):
+        for option in options_of(protocol, wasi):
             getter, setter = _option_methods(option)
             name = snake(option.name)
             getter.__name__, setter.__name__ = name, f"set_{name}"
