@@ -245,6 +245,15 @@ def tcp_pair(fam: str = "ipv4") -> tuple[Any, ...]:
     return listener, client, cin, cout, server, sin, sout
 
 
+def bind_local(sock: wudp.UdpSocket, address: str) -> None:
+    """The bind before the step a UDP probe is about: its failure is
+    reported as ``value:bind:<code>``, apart from that step's own outcome."""
+    try:
+        bind(sock, address)
+    except Err as error:
+        raise Value(f"bind:{code(error)}") from None
+
+
 def udp_stream(sock: wudp.UdpSocket, remote: str | None) -> tuple[Any, Any]:
     return sock.stream(sa(remote) if remote else None)  # type: ignore[no-any-return]
 
@@ -684,15 +693,18 @@ def p_stream_peer_closes(address: str) -> None:
 
 
 def p_stream_after_shutdown(address: str, how: str) -> None:
-    """After shutdown(send) a write fails; after shutdown(receive) a read
-    reports the end."""
+    """After shutdown(send) the output stream is closed (check-write says
+    so); after shutdown(receive) a read reports the end."""
     sock = tcp()
     try:
         cin, cout = connect(sock, address)
         try:
             if how == "send":
                 sock.shutdown(wtcp.ShutdownType.SEND)
-                cout.write(b"late")
+                permit = cout.check_write()  # write without a permit may trap (the spec)
+                if permit == 0:
+                    raise Value("check-write permits 0")
+                cout.write(b"late"[:permit])
                 cout.blocking_flush()
                 raise Value("write accepted")
             sock.shutdown(wtcp.ShutdownType.RECEIVE)
@@ -814,7 +826,7 @@ def p_udp_stream_unbound(remote: str) -> None:
 def p_udp_stream(local: str, remote: str, fam: str = "ipv4") -> None:
     sock = udp(fam)
     try:
-        bind(sock, local)
+        bind_local(sock, local)
         streams = udp_stream(sock, remote or None)
         drop(*streams)
     finally:
@@ -826,7 +838,7 @@ def p_udp_echo(local: str, connect_to: str, send_to: str, fam: str = "ipv4") -> 
     (to `send_to`, or none for the connected peer) and receive the echo."""
     sock = udp(fam)
     try:
-        bind(sock, local)
+        bind_local(sock, local)
         incoming, outgoing = udp_stream(sock, connect_to or None)
         try:
             sent = send(outgoing, b"ping", send_to or None)
@@ -841,7 +853,7 @@ def p_udp_echo(local: str, connect_to: str, send_to: str, fam: str = "ipv4") -> 
 def p_udp_send(local: str, connect_to: str, send_to: str, size: int = 4) -> None:
     sock = udp()
     try:
-        bind(sock, local)
+        bind_local(sock, local)
         incoming, outgoing = udp_stream(sock, connect_to or None)
         try:
             raise Value(f"sent={send(outgoing, b'x' * size, send_to or None)}")
@@ -854,7 +866,7 @@ def p_udp_send(local: str, connect_to: str, send_to: str, size: int = 4) -> None
 def p_udp_receive_nothing(local: str) -> None:
     sock = udp()
     try:
-        bind(sock, local)
+        bind_local(sock, local)
         incoming, outgoing = udp_stream(sock, None)
         try:
             raise Value(len(incoming.receive(10)))
@@ -867,7 +879,7 @@ def p_udp_receive_nothing(local: str) -> None:
 def p_udp_check_send(local: str) -> None:
     sock = udp()
     try:
-        bind(sock, local)
+        bind_local(sock, local)
         incoming, outgoing = udp_stream(sock, None)
         try:
             wait_on(outgoing)
@@ -881,7 +893,7 @@ def p_udp_check_send(local: str) -> None:
 def p_udp_remote_address(local: str, connect_to: str) -> None:
     sock = udp()
     try:
-        bind(sock, local)
+        bind_local(sock, local)
         streams = udp_stream(sock, connect_to or None)
         try:
             raise Value(fmt(sock.remote_address()))
@@ -896,7 +908,7 @@ def p_udp_filter(local: str, control: str) -> None:
     stranger) and then answer from its own: report the first datagram."""
     sock = udp()
     try:
-        bind(sock, local)
+        bind_local(sock, local)
         incoming, outgoing = udp_stream(sock, None)
         try:
             port = sock.local_address().value.port
