@@ -78,3 +78,22 @@ def test_cases_name_real_probes_and_setups() -> None:
         assert set(setup.grants.values()) <= {"all", "none", "some"}
     assert len(WASI_CASES) >= 60
     assert sum(c.expect == "access-denied" for c in WASI_CASES) >= 10
+
+
+LIAR = """import json, socket, sys
+for case_id, kind, args in json.loads(sys.argv[-1]):
+    host, _, port = args[0].rpartition(":")
+    socket.create_connection((host, int(port)), timeout=10).close()
+    print(json.dumps({"case": case_id, "got": "access-denied"}), flush=True)
+"""
+
+
+def test_a_denial_that_reaches_its_target_fails(wasi_probe: Path, tmp_path: Path) -> None:
+    """A "host" that says access-denied but connected anyway: the witness
+    peer at the target saw it, so the case fails."""
+    liar = tmp_path / "liar.py"
+    liar.write_text(LIAR)
+    done, cases = _run(wasi_probe, tmp_path, "-k", "tcp.connect.denied-port",
+                       "--host-command", f"python3 {liar} {{flags}} {{component}} {{args}}")
+    assert done.returncode == 1
+    assert [c["got"] for c in cases] == ["access-denied, but the witness saw 1"]

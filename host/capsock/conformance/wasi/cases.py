@@ -7,7 +7,8 @@ denials, capsock's rules) asks for: ``"ok"``, an ``error-code`` name,
 ``"stream:closed"``, or ``"value:..."`` (``re:`` makes it a regular
 expression). Placeholders (``{echo}``, ``{closed_port}``, ...: see
 `capsock.conformance.cases`, plus ``{control}``, the UDP peer that sends
-from a second port) are filled by the harness in arguments and
+from a second port, and ``{witness}``/``{udp_witness}``, which must see
+nothing) are filled by the harness in arguments and
 expectations alike.
 
 A :class:`WasiSetup` is one run of the probe: capsock's rules for it, and
@@ -184,14 +185,14 @@ case("tcp.connect.family-mismatch", "all", "tcp-connect", ("{echo}", "ipv6"),
      "invalid-argument", "an IPv4 address on an IPv6 socket")
 case("tcp.connect.mapped-ipv4", "all", "tcp-connect", ("[::ffff:127.0.0.1]:{echo_port}", "ipv6"),
      "invalid-argument", "an IPv4-mapped IPv6 address is refused")
-case("tcp.connect.denied-port", "tcp-selective", "tcp-connect", ("{closed}",), "access-denied",
-     "a port no outbound rule names (no connection attempt: the port is closed anyway)")
+case("tcp.connect.denied-port", "tcp-selective", "tcp-connect", ("{witness}",), "access-denied",
+     "a port no outbound rule names; the listener there sees no connection")
 case("tcp.connect.denied-address", "tcp-selective", "tcp-connect", ("127.0.0.2:{echo_port}",),
      "access-denied", "an address no outbound rule names")
 case("tcp.connect.allowed-selective", "tcp-selective", "tcp-connect", ("{echo}",), "ok",
      "the one allowed destination")
-case("tcp.connect.denied-no-rules", "none", "tcp-connect", ("{echo}",), "access-denied",
-     "no rules at all")
+case("tcp.connect.denied-no-rules", "none", "tcp-connect", ("{witness}",), "access-denied",
+     "no rules at all; the listener there sees no connection")
 case("tcp.connect.deny-wins", "tcp-deny", "tcp-connect", ("{echo}",), "access-denied",
      "a deny rule beats an allow rule")
 case("tcp.connect.deny-leaves-others", "tcp-deny", "tcp-connect", ("{closed}",),
@@ -328,9 +329,9 @@ case("udp.send.family-mismatch", "all", "udp-send", ("127.0.0.1:0", "", "[::1]:9
      "invalid-argument", "an IPv6 destination on an IPv4 socket")
 case("udp.send.too-large", "all", "udp-send", ("127.0.0.1:0", "", "{udp_echo}", 70000),
      "datagram-too-large", "a datagram larger than UDP carries")
-case("udp.send.denied", "udp-selective", "udp-send", ("0.0.0.0:0", "", "127.0.0.1:9"),
-     "access-denied", "a destination no outbound rule names")
-case("udp.send.denied-no-rules", "none", "udp-send", ("127.0.0.1:0", "", "{udp_echo}"),
+case("udp.send.denied", "udp-selective", "udp-send", ("0.0.0.0:0", "", "{udp_witness}"),
+     "access-denied", "a destination no outbound rule names; nothing reaches it")
+case("udp.send.denied-no-rules", "none", "udp-send", ("127.0.0.1:0", "", "{udp_witness}"),
      "re:(value:bind:)?access-denied", "no rules at all (the bind or the send is refused)")
 case("udp.receive.nothing", "all", "udp-receive-nothing", ("127.0.0.1:0",), "value:0",
      "receive with nothing waiting returns an empty list at once")

@@ -10,9 +10,11 @@ policy that is not the case's.
 
 Peers are those of the capsock:net kit (`capsock.conformance.harness`:
 echo, silent, closed port, UDP echo, DNS), plus a UDP *control* peer for
-the receive-filter case: a datagram ``PORT`` sent to it makes it send
+the receive-filter case (a datagram ``PORT`` sent to it makes it send
 ``stranger`` to ``127.0.0.1:PORT`` from a second port, then ``ack`` from
-its own.
+its own) and a *witness* (`Witness`), the target of denial cases: if
+anything reaches it during a setup's run, its cases fail whatever the
+guest was told.
 
 A probe that traps ends its run; the harness marks the case that was
 running ``crashed`` and reruns the rest of the plan (bounded: at most one
@@ -27,6 +29,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -123,18 +126,104 @@ def _control_memory(peers: MemoryPeers, stack: ExitStack) -> str:
     return "127.0.0.1:7010"
 
 
-def start_peers(backend: str, stack: ExitStack) -> tuple[Peers, dict[str, str]]:
-    """The kit's peers for `backend` and the control peer; their values."""
+class Witness:
+    """A TCP listener and a UDP socket that count what reaches them: the
+    target of denial cases (``{witness}``, ``{udp_witness}``), which must
+    see nothing, since a denial makes no system call toward its target."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.stop = threading.Event()
+
+    def hit(self) -> None:
+        self.hits += 1
+
+    def start(self, loop: Callable[[], None]) -> None:
+        threading.Thread(target=loop, daemon=True).start()
+
+
+def _witness_os(witness: Witness, stack: ExitStack) -> dict[str, str]:
+    tcp = socket.socket()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for sock in (tcp, udp):
+        stack.callback(sock.close)
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.2)
+    tcp.listen(16)
+    stack.callback(witness.stop.set)
+
+    def accept_loop() -> None:
+        while not witness.stop.is_set():
+            try:
+                conn, _ = tcp.accept()
+            except OSError:
+                continue
+            witness.hit()
+            conn.close()
+
+    def receive_loop() -> None:
+        while not witness.stop.is_set():
+            try:
+                udp.recvfrom(65536)
+            except OSError:
+                continue
+            witness.hit()
+
+    witness.start(accept_loop)
+    witness.start(receive_loop)
+    return {"witness": f"127.0.0.1:{tcp.getsockname()[1]}",
+            "udp_witness": f"127.0.0.1:{udp.getsockname()[1]}"}
+
+
+def _witness_memory(witness: Witness, peers: MemoryPeers, stack: ExitStack) -> dict[str, str]:
+    listener = peers.network.listen(("127.0.0.1", 7012), timeout=0.2)
+    udp = peers.network.udp_bind(("127.0.0.1", 7013), timeout=0.2)
+    stack.callback(listener.close)
+    stack.callback(udp.close)
+    stack.callback(witness.stop.set)
+
+    def accept_loop() -> None:
+        while not witness.stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except NetError as error:
+                if error.code is ErrorCode.TIMEOUT:
+                    continue
+                return
+            witness.hit()
+            conn.close()
+
+    def receive_loop() -> None:
+        while not witness.stop.is_set():
+            try:
+                udp.recvfrom()
+            except NetError as error:
+                if error.code is ErrorCode.TIMEOUT:
+                    continue
+                return
+            witness.hit()
+
+    witness.start(accept_loop)
+    witness.start(receive_loop)
+    return {"witness": "127.0.0.1:7012", "udp_witness": "127.0.0.1:7013"}
+
+
+def start_peers(backend: str, stack: ExitStack) -> tuple[Peers, dict[str, str], Witness]:
+    """The kit's peers for `backend`, the control peer and the witness;
+    their values."""
     has_ipv6 = ipv6_available()
+    witness = Witness()
     if backend == "memory":
         memory = MemoryPeers(stack, has_ipv6)
         values = memory.values()
         values["control"] = _control_memory(memory, stack)
-        return memory, values
+        values.update(_witness_memory(witness, memory, stack))
+        return memory, values, witness
     os_peers = OsPeers(stack, has_ipv6)
     values = os_peers.values()
     values["control"] = _control_os(stack)
-    return os_peers, values
+    values.update(_witness_os(witness, stack))
+    return os_peers, values, witness
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -254,7 +343,7 @@ def run_rows(rows: Sequence[HostRow], backend: str, component: Path,
     has_ipv6 = ipv6_available()
     table: dict[str, list[Outcome]] = {}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        peers, values = start_peers(backend, stack)
+        peers, values, witness = start_peers(backend, stack)
         for index, row in enumerate(rows):
             found: dict[str, Outcome] = {}
             for name, setup in WASI_SETUPS.items():
@@ -269,11 +358,24 @@ def run_rows(rows: Sequence[HostRow], backend: str, component: Path,
                 else:
                     workdir = Path(tmp) / str(index)
                     workdir.mkdir(exist_ok=True)
-                    for outcome in run_setup(row, setup, group, peers, values, component,
-                                             workdir):
+                    before = witness.hits
+                    outcomes = run_setup(row, setup, group, peers, values, component, workdir)
+                    time.sleep(WITNESS_GRACE)  # what was sent reaches the witness by then
+                    reached = witness.hits - before
+                    for outcome in outcomes:
+                        if reached and _aims_at_witness(outcome.case):
+                            outcome = Outcome(outcome.case, outcome.expected,
+                                              f"{outcome.got}, but the witness saw {reached}")
                         found[outcome.case.id] = outcome
             table[row.name] = [found[c.id] for c in chosen]
     return table
+
+
+WITNESS_GRACE = 0.3  # seconds; the witness threads poll every 0.2 s
+
+
+def _aims_at_witness(case: WasiCase) -> bool:
+    return any("witness}" in str(arg) for arg in case.args)
 
 
 # -- reports ----------------------------------------------------------------------------------
