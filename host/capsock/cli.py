@@ -615,7 +615,8 @@ def run_wasi_conformance(args: argparse.Namespace) -> int:
     row: harness.HostRow
     if args.host_command:
         template = args.host_command.replace("{flags}", "{switches}").replace("{args}", "{plan}")
-        row = harness.CommandRow("host-command", template, harness.capsock_flags)
+        row = harness.CommandRow("host-command", template, harness.capsock_flags,
+                                 takes_dns=True)
     else:
         row = harness.CapsockRow(args.backend)
     selected = args.select

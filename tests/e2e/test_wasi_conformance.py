@@ -48,6 +48,19 @@ def test_capsock_passes_every_wasi_case(wasi_probe: Path, tmp_path: Path, backen
     assert all(WASI_SETUPS[c["setup"]].ipv6 for c in cases if c["result"] == "skip")
 
 
+def test_capsock_run_passes_every_wasi_case_as_a_host_command(wasi_probe: Path,
+                                                              tmp_path: Path) -> None:
+    """The same through the CLI contract: `capsock run FLAGS probe.wasm PLAN`
+    picks the WASI host by the component's imports."""
+    command = " ".join(shlex.quote(word) for word in capsock_command("run"))
+    done, cases = _run(wasi_probe, tmp_path, "--host-command",
+                       f"{command} {{flags}} {{component}} {{args}}")
+    failed = [f"{c['case']}: expected {c['expected']}, got {c['got']}" for c in cases
+              if c["result"] == "fail"]
+    assert done.returncode == 0 and not failed, "\n".join(failed) + done.stderr[-2000:]
+    assert len(cases) == len(WASI_CASES)
+
+
 def test_a_wrong_outcome_fails_and_a_crash_costs_one_case(wasi_probe: Path,
                                                           tmp_path: Path) -> None:
     """A "host" that answers one case wrongly and then dies: that case

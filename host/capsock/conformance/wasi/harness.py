@@ -261,18 +261,23 @@ class CommandRow:
     ``switches`` turns a setup's grants into that host's switches."""
 
     def __init__(self, name: str, template: str, switches: Switches,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, takes_dns: bool = False) -> None:
         self.name = name
         self.template = template
         self.switches = switches
         self.env = dict(env) if env is not None else None
+        #: the host takes capsock's ``--dns=ADDRESS`` (the harness's DNS peer)
+        self.takes_dns = takes_dns
 
     def expresses(self, setup: WasiSetup) -> bool:
-        return not setup.own_dns and self.switches(setup, dict(setup.flags)) is not None
+        return ((self.takes_dns or not setup.own_dns)
+                and self.switches(setup, dict(setup.flags)) is not None)
 
     def run(self, setup: WasiSetup, flags: dict[str, list[str]], plan: str, component: Path,
             peers: Peers, report: Path) -> None:
         words = self.switches(setup, flags) or []
+        if self.takes_dns and isinstance(peers, OsPeers):
+            words.append(f"--dns={peers.dns.address}")
         command = self.template.format(switches=" ".join(shlex.quote(w) for w in words),
                                        component=shlex.quote(str(component)),
                                        plan=shlex.quote(plan))
