@@ -42,6 +42,8 @@ class WasiSetup:
     #: the cases resolve names only the harness's DNS peer knows
     own_dns: bool = False
     ipv6: bool = False
+    #: capsock's --peer-address: "real", or "hidden" (stand-ins for peers)
+    peer_address: str = "real"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,13 @@ WASI_SETUPS: dict[str, WasiSetup] = {s.name: s for s in [
               "a sendto on an unbound socket), which capsock:net allows without a rule",
               {"allow-outbound": ["udp://127.0.0.1:{udp_port}", "udp://{control}"]},
               {"udp": "some"}),
+    WasiSetup("hidden", "loopback allowed, peers hidden (--peer-address=hidden)",
+              {"allow-outbound": LOOPBACK_TCP + LOOPBACK_UDP,
+               "allow-inbound": LOOPBACK_TCP + LOOPBACK_UDP},
+              {"tcp": "all", "udp": "all"}, peer_address="hidden"),
+    WasiSetup("hidden6", "the same over IPv6 loopback",
+              {"allow-outbound": LOOPBACK_TCP, "allow-inbound": LOOPBACK_TCP},
+              {"tcp": "all"}, peer_address="hidden", ipv6=True),
     WasiSetup("names", "names through the harness's DNS peer; some allowed",
               {"allow-resolve": ["svc.test", "dual.test", "nx.test"],
                "allow-outbound": ["tcp://name.test:{echo_port}"]},
@@ -353,6 +362,17 @@ for option, value, expect in [("unicast_hop_limit", 42, "value:42"),
          f"set-{name}, then {name} reads it back")
     case(f"udp.option.{name}-zero", "all", "udp-option", (option, 0), "invalid-argument",
          f"set-{name} to 0 is refused")
+
+# -- hidden peers (capsock's --peer-address=hidden) -----------------------------------------
+case("tcp.accept.peer-hidden", "hidden", "tcp-accepted-peer", ("ipv4",), "value:192.0.0.8:0",
+     "accept's socket reports the stand-in peer (RFC 7600's dummy address, port 0)")
+case("tcp.accept.peer-hidden-ipv6", "hidden6", "tcp-accepted-peer", ("ipv6",), "value:[100::]:0",
+     "the IPv6 stand-in (RFC 6666's discard-only prefix)")
+case("udp.receive.sender-hidden", "hidden", "udp-echo", ("127.0.0.1:0", "", "{udp_echo}", "ipv4"),
+     "value:sent=1 ping from=192.0.0.8:0", "a datagram's sender is the stand-in")
+case("tcp.connect.remote-not-hidden", "hidden", "tcp-connect-addresses", ("{echo}",),
+     "value:remote={echo} local-port-set=True",
+     "the address the guest connected to is its own knowledge: not replaced")
 
 # -- ip-name-lookup --------------------------------------------------------------------------
 case("ip-name-lookup.ipv4-literal", "all", "lookup", ("127.0.0.1",), "value:127.0.0.1",

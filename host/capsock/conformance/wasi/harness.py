@@ -231,7 +231,8 @@ def start_peers(backend: str, stack: ExitStack) -> tuple[Peers, dict[str, str], 
 def _kit_setup(setup: WasiSetup) -> Setup:
     """The capsock:net kit's setup for `setup`: its DNS peer always (so an
     unknown name is unknown there, not on the machine's resolver)."""
-    return Setup(setup.name, setup.doc, setup.flags, dns=True, ipv6=setup.ipv6)
+    return Setup(setup.name, setup.doc, setup.flags, dns=True, ipv6=setup.ipv6,
+                 peer_address=setup.peer_address)
 
 
 class CapsockRow:
@@ -289,7 +290,10 @@ class CommandRow:
 
 def capsock_flags(setup: WasiSetup, flags: dict[str, list[str]]) -> list[str]:
     """The setup as `capsock run` flags: for a host that takes capsock's."""
-    return [f"--{name}={rule}" for name, rules in flags.items() for rule in rules]
+    words = [f"--{name}={rule}" for name, rules in flags.items() for rule in rules]
+    if setup.peer_address != "real":
+        words.append(f"--peer-address={setup.peer_address}")
+    return words
 
 
 def grant(setup: WasiSetup, capability: str) -> str:

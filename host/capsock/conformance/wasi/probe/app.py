@@ -584,6 +584,15 @@ def p_tcp_accept(fam: str) -> None:
         drop(sin, sout, server, cin, cout, client, listener)
 
 
+def p_tcp_accepted_peer(fam: str) -> None:
+    """What the accepted socket says its peer is."""
+    listener, client, cin, cout, server, sin, sout = tcp_pair(fam)
+    try:
+        raise Value(fmt(server.remote_address()))
+    finally:
+        drop(sin, sout, server, cin, cout, client, listener)
+
+
 def p_tcp_accept_inherits(option: str, value: Any) -> None:
     """A property set on the listener is inherited by the accepted socket."""
     listener = tcp()
