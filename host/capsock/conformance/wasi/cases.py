@@ -154,6 +154,8 @@ case("tcp.bind.denied-no-rules", "none", "tcp-bind", ("127.0.0.1:0",), "access-d
 case("tcp.bind.retry-after-denied", "tcp-selective", "tcp-bind-retry",
      ("127.0.0.2:0", "127.0.0.1:0"), "value:access-denied,ok",
      "a failed bind leaves the socket unbound: a second, allowed bind works")
+case("tcp.bind.reuse-after-close", "all", "tcp-rebind-after-close", (), "ok",
+     "a port whose connection this side closed first (TIME_WAIT) can be bound again")
 case("tcp.local-address.unbound", "all", "tcp-local-address-unbound", (), "invalid-state",
      "local-address before bind")
 case("tcp.remote-address.unbound", "all", "tcp-remote-address", ("",), "invalid-state",
@@ -225,6 +227,8 @@ case("tcp.listen.backlog", "all", "tcp-backlog", ("127.0.0.1:0", 16), "ok",
      "set-listen-backlog-size before listen")
 case("tcp.listen.backlog-zero", "all", "tcp-backlog", ("127.0.0.1:0", 0), "invalid-argument",
      "a backlog of 0 is refused")
+case("tcp.listen.backlog-after-listen", "all", "tcp-backlog-after-listen", ("127.0.0.1:0", 32),
+     "re:ok|not-supported", "set-listen-backlog-size on a listening socket: ok, or not-supported")
 case("tcp.listen.allowed-inbound-only", "tcp-inbound-only", "tcp-is-listening", ("127.0.0.1:0",),
      "value:False,True", "an inbound rule alone allows bind and listen")
 case("tcp.accept.not-listening", "all", "tcp-accept-not-listening", ("127.0.0.1:0",),
@@ -348,6 +352,13 @@ case("udp.receive.filtered", "udp-selective", "udp-filter", ("0.0.0.0:0", "{cont
      "value:ack from-control=True",
      "a datagram from a sender no rule names (the control peer's second port) is dropped; "
      "the control's own reply arrives")
+case("udp.receive.zero", "all", "udp-receive-zero", ("127.0.0.1:0",), "value:0",
+     "receive(0) returns an empty list")
+case("udp.send.nothing", "all", "udp-send-nothing", ("127.0.0.1:0",), "value:0",
+     "send of an empty list sends nothing and says 0")
+case("udp.stream.disconnect", "all", "udp-disconnect", ("127.0.0.1:0", "{udp_echo}"),
+     "value:{udp_echo},invalid-state",
+     "stream(remote) then stream(none): remote-address is invalid-state again")
 case("udp.check-send", "all", "udp-check-send", ("127.0.0.1:0",), "value:True",
      "check-send on a fresh stream permits datagrams")
 case("udp.remote-address.unconnected", "all", "udp-remote-address", ("127.0.0.1:0", ""),
@@ -379,6 +390,8 @@ case("ip-name-lookup.ipv4-literal", "all", "lookup", ("127.0.0.1",), "value:127.
      "an IP address string is returned as it is")
 case("ip-name-lookup.ipv6-literal", "all", "lookup", ("::1",), "value:::1",
      "an IPv6 address string is returned as it is")
+case("ip-name-lookup.exhausted", "all", "lookup-exhausted", ("127.0.0.1",), "value:none,none,none",
+     "after the last address, resolve-next-address keeps returning none")
 case("ip-name-lookup.invalid-name", "all", "lookup", ("not a name!",), "invalid-argument",
      "a syntactically invalid name")
 case("ip-name-lookup.unknown-name", "all", "lookup", ("nx.invalid",), "name-unresolvable",

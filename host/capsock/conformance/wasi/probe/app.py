@@ -367,6 +367,24 @@ def p_tcp_bind_in_use(address: str) -> None:
         drop(second, first)
 
 
+def p_tcp_rebind_after_close() -> None:
+    """Bind the port of a listener whose accepted connection this side
+    closed first (its TIME_WAIT): the spec's implementors note says a bind
+    must not be affected (an implicit SO_REUSEADDR)."""
+    listener, client, cin, cout, server, sin, sout = tcp_pair()
+    port = listener.local_address().value.port
+    server.shutdown(wtcp.ShutdownType.BOTH)
+    drop(sin, sout, server)
+    read_to_end(cin)
+    drop(cin, cout, client, listener)
+    again = tcp()
+    try:
+        bind(again, f"127.0.0.1:{port}")
+        listen(again)
+    finally:
+        drop(again)
+
+
 def p_tcp_local_address_unbound() -> None:
     sock = tcp()
     try:
@@ -546,6 +564,16 @@ def p_tcp_backlog(address: str, value: int) -> None:
         bind(sock, address)
         sock.set_listen_backlog_size(value)
         listen(sock)
+    finally:
+        drop(sock)
+
+
+def p_tcp_backlog_after_listen(address: str, value: int) -> None:
+    sock = tcp()
+    try:
+        bind(sock, address)
+        listen(sock)
+        sock.set_listen_backlog_size(value)
     finally:
         drop(sock)
 
@@ -885,6 +913,51 @@ def p_udp_receive_nothing(local: str) -> None:
         drop(sock)
 
 
+def p_udp_receive_zero(local: str) -> None:
+    sock = udp()
+    try:
+        bind_local(sock, local)
+        incoming, outgoing = udp_stream(sock, None)
+        try:
+            raise Value(len(incoming.receive(0)))
+        finally:
+            drop(incoming, outgoing)
+    finally:
+        drop(sock)
+
+
+def p_udp_send_nothing(local: str) -> None:
+    sock = udp()
+    try:
+        bind_local(sock, local)
+        incoming, outgoing = udp_stream(sock, None)
+        try:
+            wait_on(outgoing)
+            outgoing.check_send()
+            raise Value(outgoing.send([]))
+        finally:
+            drop(incoming, outgoing)
+    finally:
+        drop(sock)
+
+
+def p_udp_disconnect(local: str, remote: str) -> None:
+    """stream(remote), then stream(none): the socket is no longer connected."""
+    sock = udp()
+    try:
+        bind_local(sock, local)
+        drop(*udp_stream(sock, remote))
+        first = fmt(sock.remote_address())
+        drop(*udp_stream(sock, None))
+        try:
+            sock.remote_address()
+            raise Value(f"{first},still-connected")
+        except Err as error:
+            raise Value(f"{first},{code(error)}") from None
+    finally:
+        drop(sock)
+
+
 def p_udp_check_send(local: str) -> None:
     sock = udp()
     try:
@@ -949,6 +1022,28 @@ def p_lookup(name: str) -> None:
                 break
             found.append(ip_text(address))
         raise Value(",".join(sorted(set(found))))
+    finally:
+        drop(stream)
+
+
+def p_lookup_exhausted(name: str) -> None:
+    """After the last address, resolve-next-address keeps saying none."""
+    stream = ip_name_lookup.resolve_addresses(net(), name)
+    try:
+        ends = 0
+        for _ in range(64):
+            try:
+                address = stream.resolve_next_address()
+            except Err as error:
+                if code(error) != "would-block":
+                    raise
+                wait_on(stream)
+                continue
+            if address is None:
+                ends += 1
+                if ends == 3:
+                    raise Value("none,none,none")
+        raise Value(f"ends={ends}")
     finally:
         drop(stream)
 
