@@ -28,6 +28,10 @@ bench *ARGS: build
     {{python}} -m pip install -q -e '.[bench]'
     {{python}} bench/compare.py {{ARGS}}
 
+# the wasi:sockets conformance cases on capsock, the wasmtime CLI and jco, side by side (not a test)
+wasi-conformance *ARGS:
+    {{python}} bench/wasi_conformance.py {{ARGS}}
+
 # type-check (mypy --strict) the host and the guest library, lint everything (ruff); .ci/run runs this
 check: bindings
     {{python}} -m mypy --strict host/capsock

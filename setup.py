@@ -26,6 +26,8 @@ setup(
         "capsock": ["py.typed"],
         # The conformance probe guest: `capsock conformance` builds it.
         "capsock.conformance": ["probe/*.py"],
+        # The wasi:sockets probe: `capsock conformance --wasi-sockets` builds it.
+        "capsock.conformance.wasi": ["probe/*.py"],
         "capsock.toolchain.wit": ["*.wit"],
         "capsock.toolchain.guest.capsock_guest": ["*.py", "py.typed"],
     },

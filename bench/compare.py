@@ -235,9 +235,10 @@ def find_wasmtime_cli() -> Path:
     return binary
 
 
-def prepare_jco(wasi_guest: Path) -> list[str]:
-    """npm-install jco + preview2-shim under build/bench/jco, transpile the
-    plain-WASI guest; returns the node command (minus the port)."""
+def jco_transpile(component: Path, out: Path) -> Path:
+    """npm-install jco + preview2-shim under build/bench/jco (once), and
+    transpile `component` into `out` (redone when the component changes);
+    returns `out`, which holds ``<component stem>.js``."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         raise RuntimeError("node/npm not on PATH")
@@ -249,16 +250,23 @@ def prepare_jco(wasi_guest: Path) -> list[str]:
         say("npm install", *JCO_PACKAGES, "...")
         run([npm, "install", "--no-audit", "--no-fund", "--no-save", *JCO_PACKAGES],
             timeout=240, cwd=base)
-    out = base / "out"
-    stamp = base / "out.hash"
-    digest = hashlib.sha256(wasi_guest.read_bytes()).hexdigest()
+    stamp = out.with_name(out.name + ".hash")
+    digest = hashlib.sha256(component.read_bytes()).hexdigest()
     if not (stamp.is_file() and stamp.read_text() == digest):
         shutil.rmtree(out, ignore_errors=True)
-        run([str(base / "node_modules" / ".bin" / "jco"), "transpile", str(wasi_guest),
+        run([str(base / "node_modules" / ".bin" / "jco"), "transpile", str(component),
              "-o", str(out)], timeout=300, cwd=base)
-        (out / "run.mjs").write_text(
-            "import { run } from './echo_wasi.js';\nrun.run();\n")
         stamp.write_text(digest)
+    return out
+
+
+def prepare_jco(wasi_guest: Path) -> list[str]:
+    """jco-transpile the plain-WASI guest (`jco_transpile`); returns the
+    node command (minus the port)."""
+    out = jco_transpile(wasi_guest, BENCH / "jco" / "out")
+    (out / "run.mjs").write_text(
+        f"import {{ run }} from './{wasi_guest.stem}.js';\nrun.run();\n")
+    node = shutil.which("node") or "node"
     version = run([node, "--version"], timeout=30).strip()
     say(f"jco ready (node {version})")
     return [node, "--experimental-wasm-extended-const", str(out / "run.mjs")]

@@ -223,6 +223,13 @@ def _add_conformance(commands: _Commands) -> None:
                                   "{flags} (the setup's rules as capsock flags), {component} "
                                   "and {args}; its stdout is the guest's report. See "
                                   "docs/conformance.md")
+    conformance.add_argument("--wasi-sockets", action="store_true",
+                             help="run the wasi:sockets@0.2 section instead: the probe of "
+                                  "capsock/conformance/wasi/ (built against the standard WASI "
+                                  "WIT; --component to give one), its cases per function and "
+                                  "per policy decision; with --host-command, {args} is the "
+                                  "plan. bench/wasi_conformance.py puts the wasmtime CLI and "
+                                  "jco beside capsock")
 
 
 def _add_build(commands: _Commands) -> None:
@@ -811,6 +818,8 @@ def run_killable(host: Host, component: str, guest_args: Sequence[str],
 
 
 def run_conformance(args: argparse.Namespace) -> int:
+    if args.wasi_sockets:
+        return run_wasi_conformance(args)
     from .binding import EXTENSIONS
     from .conformance import harness  # imports dnspython; only this command needs it
 
@@ -853,6 +862,44 @@ def run_conformance(args: argparse.Namespace) -> int:
     if args.junit:
         args.junit.write_text(harness.to_junit(results, args.backend))
     return 0 if all(result.passed for result in results) else 1
+
+
+def run_wasi_conformance(args: argparse.Namespace) -> int:
+    """`capsock conformance --wasi-sockets`: the wasi:sockets section on
+    this capsock (a backend) or on a host command."""
+    from .conformance.wasi import harness  # imports dnspython; only this command needs it
+    from .conformance.wasi.build import build_probe
+    from .runtime.cache import default_cache_dir
+    from .toolchain import BuildError
+
+    component: Path | None = args.component
+    if component is None:
+        try:
+            component = build_probe(args.cache_dir or default_cache_dir(), None, lambda text: print(
+                f"capsock conformance: {text}", file=sys.stderr, flush=True))
+        except BuildError as error:
+            print(f"capsock: error: building the wasi:sockets probe: {error}\n"
+                  "  (or pass --component PROBE.wasm)", file=sys.stderr)
+            return 2
+    if not component.is_file():
+        print(f"capsock: error: no wasi:sockets probe at {component}", file=sys.stderr)
+        return 2
+    row: harness.HostRow
+    if args.host_command:
+        template = args.host_command.replace("{flags}", "{switches}").replace("{args}", "{plan}")
+        row = harness.CommandRow("host-command", template, harness.capsock_flags,
+                                 takes_dns=True)
+    else:
+        row = harness.CapsockRow(args.backend)
+    selected = args.select
+    table = harness.run_rows([row], args.backend, component,
+                             (lambda case: selected in case.id) if selected else lambda case: True)
+    print(harness.side_by_side(table))
+    if args.json:
+        import json  # only here: kept off `capsock run`'s start
+
+        args.json.write_text(json.dumps(harness.to_json(table), indent=2) + "\n")
+    return 0 if all(o.verdict != "fail" for o in table[row.name]) else 1
 
 
 def _build_probe(cache_dir: Path | None, core: bool) -> Path | None:
