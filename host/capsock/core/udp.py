@@ -154,6 +154,16 @@ class UdpSocket(SocketCore):
         self.peer_mapped = mapped
         self.state = UdpState.CONNECTED
 
+    def check_family_of(self, address: SocketAddress) -> None:
+        """`invalid-argument` unless `address` is of this socket's family."""
+        check_family(address, self.ipv6)
+
+    def implicit_bind_now(self) -> None:
+        """The implicit bind, asked for ahead of a send (a `wasi:sockets`
+        bind to the unspecified address and port 0, core/wasi_sockets.py)."""
+        self._require("bind", UdpState.UNBOUND)
+        self._implicit_bind()
+
     def _implicit_bind(self) -> None:
         """`SocketCore.implicit_bind`: checked before anything is sent or
         can arrive."""

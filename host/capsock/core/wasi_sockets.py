@@ -43,7 +43,9 @@ from typing import cast
 
 from ..addresses import IPAddress, SocketAddress
 from ..backends.base import DatagramSocket, StreamSocket
+from ..backends.options import REUSE_ADDRESS
 from ..errors import ErrorCode, NetError
+from ..policy import Use
 from .context import InstanceContext, Preopen
 from .tcp import TcpSocket, TcpState
 from .udp import UdpSocket, UdpState
@@ -63,6 +65,21 @@ class Pending(enum.Enum):
 
 def _error(code: ErrorCode, detail: str) -> NetError:
     return NetError(code, detail)
+
+
+def _check_bind_address(address: SocketAddress) -> None:
+    """`start-bind`'s `invalid-argument` for an address that is not
+    unicast (the spec; wasmtime and jco agree), before the policy is
+    asked: a multicast or broadcast bind is malformed, not denied."""
+    ip = address.ip
+    if ip.is_multicast or (ip.version == 4 and int(ip) == 0xFFFFFFFF):
+        raise _error(ErrorCode.INVALID_ARGUMENT, f"{ip} is not a unicast address")
+
+
+def _is_ephemeral_any(address: SocketAddress) -> bool:
+    """The unspecified address with port 0: what wasi-libc binds a UDP
+    socket to before its first `sendto` (an implicit bind in all but name)."""
+    return address.port == 0 and address.ip.is_unspecified
 
 
 class WasiTcp:
@@ -103,12 +120,17 @@ class WasiTcp:
         server binding its port is how it finds the one it was given (a
         pre-open needs no rule, as in `capsock:net`)."""
         self._not_pending("start-bind")
+        _check_bind_address(address)
         if self.core.state is TcpState.UNBOUND:
             preopen = take_preopen(self.core.context, "tcp", address)
             if preopen is not None:
                 self._adopt(preopen)
                 self.pending = Pending.BIND
                 return
+            # The spec's implementors' note: SO_REUSEADDR on bind, so a
+            # server rebinds its port while old connections sit in
+            # TIME_WAIT (wasmtime does the same on POSIX).
+            self.core.set_option(REUSE_ADDRESS, 1)
         self.core.bind(address)  # family, policy, bind; invalid-state if bound
         self.pending = Pending.BIND
 
@@ -382,8 +404,22 @@ class WasiUdp:
                 old.close()
                 self.bind_pending = True
                 return
+            if _is_ephemeral_any(address) and not self._explicitly_allowed(address):
+                # wasi-libc's bind before `sendto`: capsock:net's implicit
+                # bind (no inbound rule; the receive filter then admits
+                # only peers the guest may send to), not a server's bind.
+                self.core.check_family_of(address)
+                self.core.implicit_bind_now()
+                self.bind_pending = True
+                return
         self.core.bind(address)
         self.bind_pending = True
+
+    def _explicitly_allowed(self, address: SocketAddress) -> bool:
+        """Whether an inbound rule allows binding `address` (then it stays
+        an explicit bind that receives from anyone, as in capsock:net)."""
+        context = self.core.context
+        return context.check(self.core.checker, Use.UDP_BIND, address).allowed
 
     def finish_bind(self) -> None:
         self._live("finish-bind")

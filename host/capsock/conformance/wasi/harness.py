@@ -103,8 +103,8 @@ def _control_os(stack: ExitStack) -> str:
 
 
 def _control_memory(peers: MemoryPeers, stack: ExitStack) -> str:
-    control = peers.network.udp_bind(("127.0.0.1", 7010), timeout=0.2)
-    stranger = peers.network.udp_bind(("127.0.0.1", 7011), timeout=0.2)
+    control = peers.network.udp_bind(("127.0.0.1", 7110), timeout=0.2)
+    stranger = peers.network.udp_bind(("127.0.0.1", 7111), timeout=0.2)
     stack.callback(control.close)
     stack.callback(stranger.close)
     stop = threading.Event()
@@ -123,7 +123,7 @@ def _control_memory(peers: MemoryPeers, stack: ExitStack) -> str:
                 continue
 
     threading.Thread(target=loop, daemon=True).start()
-    return "127.0.0.1:7010"
+    return "127.0.0.1:7110"
 
 
 class Witness:
@@ -176,8 +176,8 @@ def _witness_os(witness: Witness, stack: ExitStack) -> dict[str, str]:
 
 
 def _witness_memory(witness: Witness, peers: MemoryPeers, stack: ExitStack) -> dict[str, str]:
-    listener = peers.network.listen(("127.0.0.1", 7012), timeout=0.2)
-    udp = peers.network.udp_bind(("127.0.0.1", 7013), timeout=0.2)
+    listener = peers.network.listen(("127.0.0.1", 7112), timeout=0.2)
+    udp = peers.network.udp_bind(("127.0.0.1", 7113), timeout=0.2)
     stack.callback(listener.close)
     stack.callback(udp.close)
     stack.callback(witness.stop.set)
@@ -205,7 +205,7 @@ def _witness_memory(witness: Witness, peers: MemoryPeers, stack: ExitStack) -> d
 
     witness.start(accept_loop)
     witness.start(receive_loop)
-    return {"witness": "127.0.0.1:7012", "udp_witness": "127.0.0.1:7013"}
+    return {"witness": "127.0.0.1:7112", "udp_witness": "127.0.0.1:7113"}
 
 
 def start_peers(backend: str, stack: ExitStack) -> tuple[Peers, dict[str, str], Witness]:
