@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from ..registrar import GuestTrap
-from .io import Pollable
+from .io import WasiPollable
 from .state import WasiState
 
 _NS = 1_000_000_000
@@ -35,13 +35,13 @@ class MonotonicClock:
     def resolution(self) -> int:
         return max(1, int(time.get_clock_info("monotonic").resolution * _NS))
 
-    def subscribe_instant(self, when: int) -> Pollable:
+    def subscribe_instant(self, when: int) -> WasiPollable:
         deadline = when / _NS
-        return Pollable(self.state.context, lambda: deadline, self.state.stopped)
+        return WasiPollable(self.state.context, lambda: deadline, self.state.stopped)
 
-    def subscribe_duration(self, when: int) -> Pollable:
+    def subscribe_duration(self, when: int) -> WasiPollable:
         deadline = time.monotonic() + when / _NS
-        return Pollable(self.state.context, lambda: deadline, self.state.stopped)
+        return WasiPollable(self.state.context, lambda: deadline, self.state.stopped)
 
 
 class WallClock:

@@ -53,7 +53,7 @@ def closed() -> WitError:
     return WitError(Case("closed", None))
 
 
-class Pollable:
+class WasiPollable:
     """`resource pollable`: ready when its source says so (asked afresh at
     every check, so e.g. an output stream's pollable follows its buffer)."""
 
@@ -85,12 +85,12 @@ class Pollable:
 class Poll:
     """`wasi:io/poll`."""
 
-    resources: dict[str, type] = {"pollable": Pollable}
+    resources: dict[str, type] = {"pollable": WasiPollable}
 
     def __init__(self, context: InstanceContext) -> None:
         self.context = context
 
-    def poll(self, pollables: list[Pollable]) -> list[int]:
+    def poll(self, pollables: list[WasiPollable]) -> list[int]:
         if not pollables:
             raise GuestTrap("wasi:io/poll.poll: the list of pollables is empty")
         stopped = pollables[0].stopped
@@ -153,8 +153,8 @@ class InputStream:
     def blocking_skip(self, len: int) -> int:  # noqa: A002
         return len_of(self.blocking_read(len))
 
-    def subscribe(self) -> Pollable:
-        return Pollable(self.context, self._readiness, self.stopped)
+    def subscribe(self) -> WasiPollable:
+        return WasiPollable(self.context, self._readiness, self.stopped)
 
     def drop(self) -> None:
         """Nothing to release by default."""
@@ -266,8 +266,8 @@ class OutputStream:
             self.write(data)
         return len_of(data)
 
-    def subscribe(self) -> Pollable:
-        return Pollable(self.context, self._readiness, self.stopped)
+    def subscribe(self) -> WasiPollable:
+        return WasiPollable(self.context, self._readiness, self.stopped)
 
     def drop(self) -> None:
         """Nothing to release by default."""
@@ -283,4 +283,4 @@ class Streams:
 
 
 __all__ = ["BLOCKING_LIMIT", "Error", "InputStream", "IoError", "OutputStream", "Poll",
-           "Pollable", "Streams", "closed", "failed"]
+           "WasiPollable", "Streams", "closed", "failed"]

@@ -32,7 +32,7 @@ from ...policy import Checker
 from ..interfaces.common import SocketResource
 from ..registrar import GuestTrap
 from ..wit_values import family_is_ipv6
-from .io import InputStream, IoError, OutputStream, Pollable
+from .io import InputStream, IoError, OutputStream, WasiPollable
 from .state import WasiState
 
 #: How long dropping an output stream waits for its buffered bytes to go
@@ -144,7 +144,7 @@ def _streams(state: WasiState, tcp: WasiTcp) -> tuple[TcpInputStream, TcpOutputS
     return TcpInputStream(state, tcp), TcpOutputStream(state, tcp)
 
 
-class TcpSocketResource(SocketResource, protocol="tcp", wasi=True):
+class WasiTcpSocket(SocketResource, protocol="tcp", wasi=True):
     """`resource tcp-socket` of `wasi:sockets/tcp`."""
 
     def __init__(self, state: WasiState, tcp: WasiTcp) -> None:
@@ -182,9 +182,9 @@ class TcpSocketResource(SocketResource, protocol="tcp", wasi=True):
     def finish_listen(self) -> None:
         self.tcp.finish_listen()
 
-    def accept(self) -> tuple[TcpSocketResource, TcpInputStream, TcpOutputStream]:
+    def accept(self) -> tuple[WasiTcpSocket, TcpInputStream, TcpOutputStream]:
         child = self.tcp.accept()
-        return (TcpSocketResource(self.state, child), *_streams(self.state, child))
+        return (WasiTcpSocket(self.state, child), *_streams(self.state, child))
 
     def local_address(self) -> SocketAddress:
         return self.tcp.local_address()
@@ -201,8 +201,8 @@ class TcpSocketResource(SocketResource, protocol="tcp", wasi=True):
     def set_listen_backlog_size(self, value: int) -> None:
         self.tcp.set_listen_backlog_size(value)
 
-    def subscribe(self) -> Pollable:  # type: ignore[override]
-        return Pollable(self.state.context, self.tcp.readiness, self.state.stopped)
+    def subscribe(self) -> WasiPollable:  # type: ignore[override]
+        return WasiPollable(self.state.context, self.tcp.readiness, self.state.stopped)
 
     def shutdown(self, shutdown_type: str) -> None:
         self.tcp.shutdown(shutdown_type in ("receive", "both"),
@@ -224,7 +224,7 @@ def _unmapped(address: SocketAddress, ipv6: bool) -> SocketAddress:
 class Tcp:
     """`wasi:sockets/tcp`."""
 
-    resources: dict[str, type] = {"tcp-socket": TcpSocketResource}
+    resources: dict[str, type] = {"tcp-socket": WasiTcpSocket}
 
     def __init__(self, state: WasiState) -> None:
         self.state = state
@@ -238,15 +238,15 @@ class TcpCreateSocket:
     def __init__(self, state: WasiState) -> None:
         self.state = state
 
-    def create_tcp_socket(self, address_family: str) -> TcpSocketResource:
+    def create_tcp_socket(self, address_family: str) -> WasiTcpSocket:
         context = self.state.context
         core = open_tcp(context, context.checker, family_is_ipv6(address_family))
-        return TcpSocketResource(self.state, WasiTcp(core))
+        return WasiTcpSocket(self.state, WasiTcp(core))
 
 
 # -- UDP ---------------------------------------------------------------------------
 
-class UdpSocketResource(SocketResource, protocol="udp", wasi=True):
+class WasiUdpSocket(SocketResource, protocol="udp", wasi=True):
     """`resource udp-socket` of `wasi:sockets/udp`."""
 
     def __init__(self, state: WasiState, udp: WasiUdp) -> None:
@@ -288,8 +288,8 @@ class UdpSocketResource(SocketResource, protocol="udp", wasi=True):
     def set_unicast_hop_limit(self, value: int) -> None:
         self.core.set_option(HOP_LIMIT, value)
 
-    def subscribe(self) -> Pollable:  # type: ignore[override]
-        return Pollable(self.state.context, lambda: None, self.state.stopped)
+    def subscribe(self) -> WasiPollable:  # type: ignore[override]
+        return WasiPollable(self.state.context, lambda: None, self.state.stopped)
 
     def drop(self) -> None:
         self.udp.close()
@@ -314,8 +314,8 @@ class IncomingDatagramStream:
         return [{"data": data, "remote-address": sender}
                 for data, sender in self.udp.receive(min(max_results, 1024))]
 
-    def subscribe(self) -> Pollable:
-        return Pollable(self.state.context, lambda: self.udp.readiness(True),
+    def subscribe(self) -> WasiPollable:
+        return WasiPollable(self.state.context, lambda: self.udp.readiness(True),
                         self.state.stopped)
 
     def held_socket(self) -> Any:
@@ -361,8 +361,8 @@ class OutgoingDatagramStream:
         self.granted -= sent
         return sent
 
-    def subscribe(self) -> Pollable:
-        return Pollable(self.state.context, lambda: self.udp.readiness(False),
+    def subscribe(self) -> WasiPollable:
+        return WasiPollable(self.state.context, lambda: self.udp.readiness(False),
                         self.state.stopped)
 
     def held_socket(self) -> Any:
@@ -372,7 +372,7 @@ class OutgoingDatagramStream:
 class Udp:
     """`wasi:sockets/udp`."""
 
-    resources: dict[str, type] = {"udp-socket": UdpSocketResource,
+    resources: dict[str, type] = {"udp-socket": WasiUdpSocket,
                                   "incoming-datagram-stream": IncomingDatagramStream,
                                   "outgoing-datagram-stream": OutgoingDatagramStream}
 
@@ -388,10 +388,10 @@ class UdpCreateSocket:
     def __init__(self, state: WasiState) -> None:
         self.state = state
 
-    def create_udp_socket(self, address_family: str) -> UdpSocketResource:
+    def create_udp_socket(self, address_family: str) -> WasiUdpSocket:
         context = self.state.context
         core = open_udp(context, context.checker, family_is_ipv6(address_family))
-        return UdpSocketResource(self.state, WasiUdp(core))
+        return WasiUdpSocket(self.state, WasiUdp(core))
 
 
 # -- names -----------------------------------------------------------------------------
@@ -407,8 +407,8 @@ class ResolveAddressStream:
     def resolve_next_address(self) -> IPAddress | None:
         return self.lookup.next()
 
-    def subscribe(self) -> Pollable:
-        return Pollable(self.state.context, lambda: None, self.state.stopped)
+    def subscribe(self) -> WasiPollable:
+        return WasiPollable(self.state.context, lambda: None, self.state.stopped)
 
 
 class IpNameLookup:
@@ -450,5 +450,5 @@ def interfaces(state: WasiState) -> dict[str, Any]:
     }
 
 
-__all__ = ["Network", "TcpSocketResource", "UdpSocketResource", "interfaces"]
+__all__ = ["Network", "WasiTcpSocket", "WasiUdpSocket", "interfaces"]
 
