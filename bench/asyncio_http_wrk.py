@@ -22,15 +22,13 @@ and each guest's ratio to its native run and to the ``http`` app.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from common import ENV, ROOT, free_port, wait_listening
+from common import ENV, ROOT, free_port, stop, wait_listening, wrk
 
 BENCH = ROOT / "build" / "bench"
 REGISTRY = ROOT / "tests" / "e2e" / "registry"
@@ -38,18 +36,6 @@ UVICORN = REGISTRY / "uvicorn_asgi.py"
 REQUIREMENTS = REGISTRY / "uvicorn_requirements.txt"
 ASYNCIO_HTTP = ROOT / "tests" / "e2e" / "programs" / "asyncio_http.py"
 CAPSOCK = [sys.executable, "-m", "capsock"]
-
-
-def wrk(url: str, duration: int, connections: int) -> tuple[float, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
-                         capture_output=True, text=True, timeout=duration + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    p99_ms = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    if errors:
-        print(f"  wrk reported: {errors.group(0)}", file=sys.stderr)
-    return rps, p99_ms
 
 
 def measure(command: list[str], env: dict[str, str], port: int, path: str, duration: int,
@@ -62,12 +48,7 @@ def measure(command: list[str], env: dict[str, str], port: int, path: str, durat
         wrk(url, 2, connections)  # warm-up
         return wrk(url, duration, connections)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def build(script: Path, name: str, *extra: str) -> Path:

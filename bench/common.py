@@ -4,8 +4,12 @@ host, and how to wait for a server on loopback."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -54,3 +58,30 @@ def markdown(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a server (its graceful stop), then kill it after 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wrk(url: str, duration: int, connections: int,
+        cpus: str | None = None) -> tuple[float, float]:
+    """(requests/s, p99 ms) of one wrk run against `url`, pinned to `cpus`
+    (one wrk thread per CPU; 2 unpinned); errors wrk reports are printed."""
+    threads = len(cpus.split(",")) if cpus else 2
+    out = subprocess.run(pinned(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
+                                 "--latency", url], cpus),
+                         capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    p99_ms = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if errors:
+        print(f"  wrk reported: {errors.group(0)}", file=sys.stderr)
+    return rps, p99_ms

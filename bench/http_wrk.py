@@ -18,30 +18,17 @@ instances. Needs `wrk` (Debian package).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
 
-from common import ENV, ROOT, cpu_split, free_port, markdown, pinned, wait_listening
+from common import ENV, ROOT, cpu_split, free_port, markdown, pinned, stop, wait_listening, wrk
 
 
-def wrk(port: int, duration: int, connections: int, cpus: str | None = None,
-        scheme: str = "http") -> tuple[float, float]:
-    url = f"{scheme}://127.0.0.1:{port}/api/instance"  # the http guest's JSON route
-    threads = len(cpus.split(",")) if cpus else 2
-    out = subprocess.run(pinned(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
-                                 "--latency", url], cpus),
-                         capture_output=True, text=True, timeout=duration + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    p99_ms = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    if errors:
-        print(f"  wrk reported: {errors.group(0)}", file=sys.stderr)
-    return rps, p99_ms
+def url_of(port: int, scheme: str = "http") -> str:
+    """The http guest's JSON route (and the native baseline's)."""
+    return f"{scheme}://127.0.0.1:{port}/api/instance"
 
 
 def measure(command: Callable[[int], list[str]], servers: int, duration: int,
@@ -53,15 +40,10 @@ def measure(command: Callable[[int], list[str]], servers: int, duration: int,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port)
-        wrk(port, 2, connections, load_cpus)  # warm-up
-        rps, p99 = wrk(port, duration, connections, load_cpus)
+        wrk(url_of(port), 2, connections, load_cpus)  # warm-up
+        rps, p99 = wrk(url_of(port), duration, connections, load_cpus)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     where = f"server CPU {server_cpus}, wrk CPU {load_cpus}" if server_cpus else "unpinned"
     return rps, p99, where
 

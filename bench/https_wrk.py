@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import ENV, ROOT, free_port, wait_listening
-from http_wrk import wrk
+from common import ENV, ROOT, free_port, stop, wait_listening, wrk
+from http_wrk import url_of
 
 from capsock.conformance.tls_peers import make_pki
 
@@ -45,18 +44,13 @@ def measure(command: list[str], port: int, duration: int, connections: int,
                             stderr=subprocess.DEVNULL)
     try:
         wait_listening(port)
-        wrk(port, 2, connections, scheme=scheme)  # warm-up
+        wrk(url_of(port, scheme), 2, connections)  # warm-up
         before = cpu_seconds(proc.pid)
-        rps, p99 = wrk(port, duration, connections, scheme=scheme)
+        rps, p99 = wrk(url_of(port, scheme), duration, connections)
         cpu = cpu_seconds(proc.pid) - before
         return rps, p99, cpu * 1e6 / max(1.0, rps * duration)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def main() -> None:

@@ -24,13 +24,12 @@ import argparse
 import csv
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 
-from common import ENV, ROOT, cpu_split, free_port, markdown, pinned, wait_listening
+from common import ENV, ROOT, cpu_split, free_port, markdown, pinned, stop, wait_listening
 
 TESTS = [(pipeline, test) for pipeline in (1, 16) for test in ("SET", "GET")]
 
@@ -64,12 +63,7 @@ def measure(command: Callable[[int], list[str]], servers: int, args: argparse.Na
         benchmark(port, 1000, args.clients, 1, load_cpus)  # warm-up
         runs = {p: benchmark(port, args.requests, args.clients, p, load_cpus) for p in (1, 16)}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     where = f"server CPU {server_cpus}, load CPU {load_cpus}" if server_cpus else "unpinned"
     return {(p, t): runs[p][t] for p, t in TESTS}, where
 

@@ -27,7 +27,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import ENV, ROOT, free_port, wait_listening
+from common import ENV, ROOT, free_port, stop, wait_listening
 
 WARMUP = 15  # seconds of load per route before the start snapshot
 SETTLE = 10.0  # seconds allowed for the load's connections to close at the end
@@ -101,12 +100,7 @@ class Host:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)
 
 
 def wrk(url: str, seconds: int, connections: int) -> tuple[int, float, int, str]:
