@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..cases import Case
+
 __all__ = ["WASI_CASES", "WASI_SETUPS", "WasiCase", "WasiSetup"]
 
 #: The capabilities a grant names.
@@ -46,16 +48,9 @@ class WasiSetup:
     peer_address: str = "real"
 
 
-@dataclass(frozen=True)
-class WasiCase:
-    """One named check of one function or one policy decision."""
-
-    id: str
-    setup: str
-    kind: str
-    args: tuple[object, ...]
-    expect: str
-    doc: str
+#: One named check of one function or one policy decision: the same record
+#: as capsock:net's cases (id, setup, probe kind, args, expected, doc).
+WasiCase = Case
 
 
 LOOPBACK_TCP = ["tcp://127.0.0.1:*", "tcp://[::1]:*"]
