@@ -8,13 +8,19 @@ really talked to its real client.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .helpers import Running
+from .helpers import TIMEOUT, Running
 
 #: tool -> the Debian package that provides it
 PACKAGES = {"curl": "curl", "redis-cli": "redis-tools", "redis-benchmark": "redis-tools",
@@ -51,3 +57,45 @@ def start_app(wasm: Path, *flags: str, ready: str = "listening on") -> tuple[Run
     except BaseException:
         app.kill()
         raise
+
+
+@dataclass
+class SyslogGuest:
+    """The syslog app, run by capsock, writing what it receives to `log`
+    (one JSON record per message): a real collector for the syslog tests
+    and the audit log's syslog sink."""
+
+    udp: int
+    tcp: int
+    log: Path
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def wait_for(self, check: str | Callable[[dict[str, Any]], bool], count: int = 1,
+                 timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        """The records `check` accepts (a text: those whose msg contains
+        it), once there are `count` of them or `timeout` has passed."""
+        accepts = ((lambda r: check in r.get("msg", "")) if isinstance(check, str)
+                   else check)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.records() if accepts(r)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+
+@contextmanager
+def syslog_guest(wasm: Path, data: Path) -> Iterator[SyslogGuest]:
+    """Run the syslog app on a UDP and a TCP pre-open, writing under `data`."""
+    app = Running("run", "--udpbind", "127.0.0.1:0", "--tcplisten", "127.0.0.1:0",
+                  "--dir", f"{data}::/data", str(wasm))
+    try:
+        udp = port_of(app.wait_for("listening on udp"))
+        tcp = port_of(app.wait_for("listening on tcp"))
+        yield SyslogGuest(udp, tcp, data / "syslog.jsonl")
+    finally:
+        app.kill()

@@ -4,7 +4,6 @@ every message must appear in the file, parsed."""
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import socket
@@ -12,50 +11,20 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ..conftest import capsock_command, capsock_env
-from .apps import port_of, run_tool
-from .helpers import Running
-
-
-@dataclass
-class Syslog:
-    udp: int
-    tcp: int
-    log: Path
-
-    def records(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def wait_for(self, text: str, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
-        """The records whose msg contains `text`, once there are `count`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [r for r in self.records() if text in r.get("msg", "")]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+from .apps import SyslogGuest as Syslog
+from .apps import run_tool, syslog_guest
 
 
 @pytest.fixture(scope="module")
 def syslog(guests: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Syslog]:
-    data = tmp_path_factory.mktemp("syslog")
-    app = Running("run", "--udpbind", "127.0.0.1:0", "--tcplisten", "127.0.0.1:0",
-                  "--dir", f"{data}::/data", str(guests["syslog"]))
-    try:
-        udp = port_of(app.wait_for("listening on udp"))
-        tcp = port_of(app.wait_for("listening on tcp"))
-        yield Syslog(udp, tcp, data / "syslog.jsonl")
-    finally:
-        app.kill()
+    with syslog_guest(guests["syslog"], tmp_path_factory.mktemp("syslog")) as running:
+        yield running
 
 
 def logger(syslog: Syslog, transport: str, *args: str, stdin: str | None = None) -> None:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,45 +18,18 @@ from capsock.core.audit import FileSink
 from capsock.core.audit_sinks import SyslogSink, sink_for
 from capsock.policy import Decision
 
-from .apps import port_of
+from .apps import SyslogGuest, port_of, syslog_guest
 from .helpers import TIMEOUT, NativeServer, Running, run_capsock
 from .test_metrics import metrics_url, total, until
 
-
-@dataclass
-class Collector:
-    """The syslog guest, run by capsock, writing what it receives to a file."""
-
-    udp: int
-    tcp: int
-    log: Path
-
-    def records(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def wait_for(self, check: Any) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            found = [r for r in self.records() if check(r)]
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+Collector = SyslogGuest
 
 
 @pytest.fixture(scope="module")
 def collector(guests: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[Collector]:
-    data = tmp_path_factory.mktemp("collector")
-    app = Running("run", "--udpbind", "127.0.0.1:0", "--tcplisten", "127.0.0.1:0",
-                  "--dir", f"{data}::/data", str(guests["syslog"]))
-    try:
-        udp = port_of(app.wait_for("listening on udp"))
-        tcp = port_of(app.wait_for("listening on tcp"))
-        yield Collector(udp, tcp, data / "syslog.jsonl")
-    finally:
-        app.kill()
+    with syslog_guest(guests["syslog"], tmp_path_factory.mktemp("collector")) as running:
+        yield running
 
 
 @pytest.mark.parametrize("scheme", ["syslog", "syslog+tcp"])
