@@ -201,26 +201,28 @@ def exec_with_fd3(sock: socket.socket, *args: str, fdnames: str | None = "given"
                     *args, pass_fds=(sock.fileno(),))
 
 
+def finish_with_fd3(sock: socket.socket, *args: str, fdnames: str | None = "given",
+                    pid: str = "") -> tuple[int, str, str]:
+    """`exec_with_fd3` run to its end: (exit code, stdout, stderr)."""
+    app = exec_with_fd3(sock, *args, fdnames=fdnames, pid=pid)
+    try:
+        return app.finish()
+    finally:
+        app.kill()
+
+
 def test_a_connected_stream_is_refused(guests: dict[str, Path]) -> None:
     """SO_ACCEPTCONN: a TCP socket that is not listening is no listener."""
     with socket.create_server(("127.0.0.1", 0)) as server, \
             socket.create_connection(server.getsockname()) as conn:
-        app = exec_with_fd3(conn, "run", str(guests["echo"]))
-        try:
-            code, out, err = app.finish()
-        finally:
-            app.kill()
+        code, out, err = finish_with_fd3(conn, "run", str(guests["echo"]))
     assert code == 2, (out, err)
     assert "socket activation: fd 3 ('given'): a TCP socket that is not listening" in err
 
 
 def test_an_unbound_datagram_socket_is_refused(guests: dict[str, Path]) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as unbound:
-        app = exec_with_fd3(unbound, "run", str(guests["udpecho"]))
-        try:
-            code, out, err = app.finish()
-        finally:
-            app.kill()
+        code, out, err = finish_with_fd3(unbound, "run", str(guests["udpecho"]))
     assert code == 2, (out, err)
     assert "socket activation: fd 3 ('given'): a UDP socket that is not bound" in err
 
@@ -229,22 +231,14 @@ def test_another_pids_sockets_are_not_taken(guests: dict[str, Path]) -> None:
     """LISTEN_PID of another process: the variables were inherited by
     accident, so the guest gets no pre-open (and the echo says so)."""
     with socket.create_server(("127.0.0.1", 0)) as server:
-        app = exec_with_fd3(server, "run", str(guests["echo"]), pid="1")
-        try:
-            code, _, err = app.finish()
-        finally:
-            app.kill()
+        code, _, err = finish_with_fd3(server, "run", str(guests["echo"]), pid="1")
     assert code == 1
     assert "no pre-opened TCP listener" in err
 
 
 def test_no_socket_activation_ignores_them(guests: dict[str, Path]) -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
-        app = exec_with_fd3(server, "run", "--no-socket-activation", str(guests["echo"]))
-        try:
-            code, _, err = app.finish()
-        finally:
-            app.kill()
+        code, _, err = finish_with_fd3(server, "run", "--no-socket-activation", str(guests["echo"]))
     assert code == 1
     assert "no pre-opened TCP listener" in err
 
@@ -330,11 +324,7 @@ def _is_open(fd: int) -> bool:
 def test_the_memory_backend_refuses_them(guests: dict[str, Path]) -> None:
     """Inherited sockets are OS sockets: a virtual network cannot serve them."""
     with socket.create_server(("127.0.0.1", 0)) as server:
-        app = exec_with_fd3(server, "run", "--backend", "memory", str(guests["echo"]))
-        try:
-            code, _, err = app.finish()
-        finally:
-            app.kill()
+        code, _, err = finish_with_fd3(server, "run", "--backend", "memory", str(guests["echo"]))
     assert code == 2
     assert "--backend memory cannot use them (use --no-socket-activation)" in err
 
