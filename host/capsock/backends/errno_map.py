@@ -1,4 +1,5 @@
-"""The one table from OS errors to WIT `error-code`s."""
+"""The tables from OS errors to WIT `error-code`s: the sockets' (here
+and in `capsock:net`'s WIT) and `wasi:filesystem`'s."""
 
 from __future__ import annotations
 
@@ -45,3 +46,23 @@ def net_error(error: OSError) -> NetError:
         return NetError(ErrorCode.TIMEOUT, "timed out")
     code = ERRNO_TO_CODE.get(error.errno or 0, ErrorCode.UNKNOWN)
     return NetError(code, error.strerror or str(error))
+
+
+#: errno -> `wasi:filesystem/types.error-code` (the WASI host's files,
+#: binding/wasi/filesystem.py): the other errno table, kept beside this one.
+FILESYSTEM_ERRNO: dict[int, str] = {
+    errno.EACCES: "access", errno.EAGAIN: "would-block", errno.EALREADY: "already",
+    errno.EBADF: "bad-descriptor", errno.EBUSY: "busy", errno.EDEADLK: "deadlock",
+    errno.EDQUOT: "quota", errno.EEXIST: "exist", errno.EFBIG: "file-too-large",
+    errno.EILSEQ: "illegal-byte-sequence", errno.EINPROGRESS: "in-progress",
+    errno.EINTR: "interrupted", errno.EINVAL: "invalid", errno.EIO: "io",
+    errno.EISDIR: "is-directory", errno.ELOOP: "loop", errno.EMLINK: "too-many-links",
+    errno.EMSGSIZE: "message-size", errno.ENAMETOOLONG: "name-too-long",
+    errno.ENODEV: "no-device", errno.ENOENT: "no-entry", errno.ENOLCK: "no-lock",
+    errno.ENOMEM: "insufficient-memory", errno.ENOSPC: "insufficient-space",
+    errno.ENOTDIR: "not-directory", errno.ENOTEMPTY: "not-empty",
+    errno.ENOTRECOVERABLE: "not-recoverable", errno.ENOTSUP: "unsupported",
+    errno.ENOTTY: "no-tty", errno.ENXIO: "no-such-device", errno.EOVERFLOW: "overflow",
+    errno.EPERM: "not-permitted", errno.EPIPE: "pipe", errno.EROFS: "read-only",
+    errno.ESPIPE: "invalid-seek", errno.ETXTBSY: "text-file-busy", errno.EXDEV: "cross-device",
+}

@@ -4,7 +4,8 @@ Files are not networking, so no policy judges them: the operator's `--dir`
 grant is the whole rule, as under `wasmtime run --dir` (read-write). What
 this module enforces is that grant's edge: every path is confined beneath
 its pre-opened directory by :func:`capsock.core.fs_sandbox.resolve_beneath`.
-OS errors map to `wasi:filesystem/types.error-code` by errno (`_ERRNO`).
+OS errors map to `wasi:filesystem/types.error-code` by errno
+(`backends/errno_map.py`, beside the sockets' table).
 """
 
 from __future__ import annotations
@@ -16,29 +17,13 @@ import stat as stat_module
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ...backends.errno_map import FILESYSTEM_ERRNO
 from ...core.fs_sandbox import resolve_beneath
 from ...core.wasi_poll import Readiness
 from ..codec import Case
 from ..registrar import WitError
 from .io import InputStream, OutputStream
 from .state import WasiState
-
-_ERRNO = {
-    errno.EACCES: "access", errno.EAGAIN: "would-block", errno.EALREADY: "already",
-    errno.EBADF: "bad-descriptor", errno.EBUSY: "busy", errno.EDEADLK: "deadlock",
-    errno.EDQUOT: "quota", errno.EEXIST: "exist", errno.EFBIG: "file-too-large",
-    errno.EILSEQ: "illegal-byte-sequence", errno.EINPROGRESS: "in-progress",
-    errno.EINTR: "interrupted", errno.EINVAL: "invalid", errno.EIO: "io",
-    errno.EISDIR: "is-directory", errno.ELOOP: "loop", errno.EMLINK: "too-many-links",
-    errno.EMSGSIZE: "message-size", errno.ENAMETOOLONG: "name-too-long",
-    errno.ENODEV: "no-device", errno.ENOENT: "no-entry", errno.ENOLCK: "no-lock",
-    errno.ENOMEM: "insufficient-memory", errno.ENOSPC: "insufficient-space",
-    errno.ENOTDIR: "not-directory", errno.ENOTEMPTY: "not-empty",
-    errno.ENOTRECOVERABLE: "not-recoverable", errno.ENOTSUP: "unsupported",
-    errno.ENOTTY: "no-tty", errno.ENXIO: "no-such-device", errno.EOVERFLOW: "overflow",
-    errno.EPERM: "not-permitted", errno.EPIPE: "pipe", errno.EROFS: "read-only",
-    errno.ESPIPE: "invalid-seek", errno.ETXTBSY: "text-file-busy", errno.EXDEV: "cross-device",
-}
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -50,26 +35,20 @@ def _fs(function: _F) -> _F:
         try:
             return function(*args)
         except OSError as error:
-            raise WitError(_ERRNO.get(error.errno or 0, "io")) from None
+            raise WitError(FILESYSTEM_ERRNO.get(error.errno or 0, "io")) from None
     return call  # type: ignore[return-value]
 
 
+#: `descriptor-type` by the stat mode test that recognises it.
+_DESCRIPTOR_TYPES: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat_module.S_ISDIR, "directory"), (stat_module.S_ISREG, "regular-file"),
+    (stat_module.S_ISLNK, "symbolic-link"), (stat_module.S_ISCHR, "character-device"),
+    (stat_module.S_ISBLK, "block-device"), (stat_module.S_ISFIFO, "fifo"),
+    (stat_module.S_ISSOCK, "socket"))
+
+
 def _type_of(mode: int) -> str:
-    if stat_module.S_ISDIR(mode):
-        return "directory"
-    if stat_module.S_ISREG(mode):
-        return "regular-file"
-    if stat_module.S_ISLNK(mode):
-        return "symbolic-link"
-    if stat_module.S_ISCHR(mode):
-        return "character-device"
-    if stat_module.S_ISBLK(mode):
-        return "block-device"
-    if stat_module.S_ISFIFO(mode):
-        return "fifo"
-    if stat_module.S_ISSOCK(mode):
-        return "socket"
-    return "unknown"
+    return next((name for test, name in _DESCRIPTOR_TYPES if test(mode)), "unknown")
 
 
 def _datetime(ns: int) -> dict[str, int]:
