@@ -89,9 +89,9 @@ class TcpSocket(SocketCore):
         #: Where the pending connect really goes (`connecting_to` is the
         #: guest-side address; they differ through a `->` mapping).
         self.connecting_real: SocketAddress | None = None
-        #: The guest-side peer of a connect through a mapping (what
-        #: remote-address answers); None otherwise.
-        self.mapped_peer: SocketAddress | None = None
+        #: Connected through a `->` mapping: remote-address answers the
+        #: guest-side `peer_address`, not the backend's real peer.
+        self.peer_mapped = False
         #: Bound by the host for a connect through a mapping: local-address
         #: hides the real source address (`translate.seen_local`).
         self.behind_mapping = False
@@ -102,8 +102,9 @@ class TcpSocket(SocketCore):
         #: Counted in `context.open_sockets` (created or accepted by the
         #: guest; pre-opens are the operator's and are not counted).
         self.counted = False
-        #: The real peer (connected to, or accepted from): what the byte
-        #: quotas per destination are kept by.
+        #: The peer as the guest names it (connected to, or accepted from,
+        #: after any `->` translation): what the quotas per destination are
+        #: kept by, as the rules name destinations.
         self.peer_address: SocketAddress | None = None
         #: The connection-quota slot this socket holds: (destination, rule).
         self.connection: tuple[SocketAddress, str | None] | None = None
@@ -145,12 +146,12 @@ class TcpSocket(SocketCore):
             self.context.release_socket()
             raise
         child = TcpSocket(self.context, self.checker, conn, self.ipv6, TcpState.CONNECTED)
-        child.peer_address = peer
+        child.peer_address = translate.seen_peer(self.context, "tcp", peer, self.ipv6)
         child.accepted = True
         child.counted = True
         child.origin = self.origin
         child.opened()
-        return child, self.context.peer(translate.seen_peer(self.context, "tcp", peer, self.ipv6))
+        return child, self.context.peer(child.peer_address)
 
     def connect(self, address: SocketAddress) -> None:
         """Connect; a non-blocking socket says would-block, then the guest
@@ -174,7 +175,7 @@ class TcpSocket(SocketCore):
                 # the kernel picked (Linux), as it always did.
                 self.implicit_bind(Use.TCP_IMPLICIT_BIND)
                 self.behind_mapping = mapped
-            self.mapped_peer = address if mapped else None
+            self.peer_mapped = mapped
             self.sock.connect(real)
         except NetError as error:
             if error.code is ErrorCode.WOULD_BLOCK:
@@ -334,8 +335,8 @@ class TcpSocket(SocketCore):
 
     def remote_address(self) -> SocketAddress:
         self._require("remote-address", TcpState.CONNECTED)
-        if self.mapped_peer is not None:
-            return self.mapped_peer
+        if self.peer_mapped and self.peer_address is not None:
+            return self.peer_address
         peer = self.sock.remote_address()
         if not self.accepted:
             return peer
