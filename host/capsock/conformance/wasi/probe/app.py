@@ -887,6 +887,12 @@ def p_udp_echo(local: str, connect_to: str, send_to: str, fam: str = "ipv4") -> 
         drop(sock)
 
 
+# The UDP probes spell out try/finally rather than share a
+# contextlib.contextmanager: its __exit__ sets __traceback__ on the
+# exception, and componentize-py's `Err` is a frozen dataclass, so every
+# expected error would become FrozenInstanceError (tried, 6 cases crashed).
+
+
 def p_udp_send(local: str, connect_to: str, send_to: str, size: int = 4) -> None:
     sock = udp()
     try:
