@@ -26,7 +26,7 @@ from .policy.config import (
     validate_rule,
 )
 from .runtime import GuestKilled, Host, KillSwitch, RunError
-from .runtime.configure import ConfigError, limits_of
+from .runtime.configure import ConfigError, limits_of, open_audit_log
 
 if TYPE_CHECKING:
     from wasmtime import Engine
@@ -576,22 +576,9 @@ def host_from_args(args: argparse.Namespace) -> Host:
 def audit_from_config(args: argparse.Namespace, config: PolicyConfig) -> AuditLog | None:
     """The audit log `--audit-log` or the file's `[audit] log` names (a
     file, `-` or a syslog URL), with the rotation flags; None without one."""
-    if config.audit_log is None:
-        return None
-    from .core.audit import AuditLog
-    from .core.audit_sinks import sink_for
-
     if args.audit_log_max_bytes < 0 or args.audit_log_backups < 0:
         raise ConfigError("--audit-log-max-bytes and --audit-log-backups must be >= 0")
-    where, value = config.audit_log.where, config.audit_log.value
-    try:
-        sink = sink_for(value, args.audit_log_max_bytes, args.audit_log_backups)
-    except ValueError as error:
-        raise ConfigError(f"invalid {where}: {error}") from None
-    except OSError as error:
-        raise ConfigError(f"cannot open {where} {value!r}: "
-                          f"{error.strerror or error}") from None
-    return AuditLog(sink=sink)
+    return open_audit_log(config, args.audit_log_max_bytes, args.audit_log_backups)
 
 
 def inherited_from_args(args: argparse.Namespace, backend: Backend) -> list[InheritedSocket]:

@@ -65,6 +65,25 @@ def limits_of(config: PolicyConfig, base: Limits | None = None) -> Limits:
         raise ConfigError(f"invalid {where}: {error}") from None
 
 
+def open_audit_log(config: PolicyConfig, max_bytes: int = 0,
+                   backups: int = 5) -> AuditLog | None:
+    """The audit log the config names (a file, `-` or syslog://...; files
+    rotate at `max_bytes` when nonzero), or None; a ConfigError names
+    where a bad value came from."""
+    if config.audit_log is None:
+        return None
+    from ..core.audit_sinks import sink_for
+
+    where, value = config.audit_log.where, config.audit_log.value
+    try:
+        return AuditLog(sink=sink_for(value, max_bytes, backups))
+    except ValueError as error:
+        raise ConfigError(f"invalid {where}: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot open {where} {value!r}: "
+                          f"{error.strerror or error}") from None
+
+
 def host_parts(config: PolicyConfig) -> HostParts:
     """Parse and open what `config` names (the audit log is opened here,
     so a bad path fails before any guest runs)."""
@@ -105,17 +124,8 @@ def host_parts(config: PolicyConfig) -> HostParts:
         parts.resolver = DnsResolver(server)
     if config.peer_address is not None:
         parts.peer_address = config.peer_address.value
-    if config.audit_log is not None:
-        from ..core.audit_sinks import sink_for  # a file, `-` or syslog://...
-
-        try:
-            parts.audit_log = AuditLog(sink=sink_for(config.audit_log.value))
-        except ValueError as error:
-            raise ConfigError(f"invalid {config.audit_log.where}: {error}") from None
-        except OSError as error:
-            raise ConfigError(f"cannot open {config.audit_log.where} "
-                              f"{config.audit_log.value!r}: {error.strerror or error}") from None
+    parts.audit_log = open_audit_log(config)
     return parts
 
 
-__all__ = ["ConfigError", "HostParts", "host_parts", "limits_of"]
+__all__ = ["ConfigError", "HostParts", "host_parts", "limits_of", "open_audit_log"]
