@@ -7,6 +7,8 @@ wasmtime-py's private C API goes through :mod:`._wasmtime_capi`, which
 refuses at import a wasmtime-py it was not written for.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._wasmtime_capi import (
     UPDATE_DEADLINE_CONTINUE,
     WASMTIME_VERSION,
@@ -17,7 +19,20 @@ from ._wasmtime_capi import (
 from .handles import HandleTable
 from .interfaces import EXTENSIONS, held_sockets, interfaces_for
 from .registrar import link
-from .wasi import WasiState, wasi_interfaces
+
+if TYPE_CHECKING:
+    from .wasi import WasiState, wasi_interfaces
+
+
+def __getattr__(name: str) -> Any:
+    """`WasiState` and `wasi_interfaces` load on first use: ~10 ms of
+    start-up (`python -X importtime`) only components run on capsock's
+    WASI host need."""
+    if name in ("WasiState", "wasi_interfaces"):
+        from . import wasi
+
+        return getattr(wasi, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "EXTENSIONS",

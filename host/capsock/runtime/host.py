@@ -20,7 +20,7 @@ from ..addresses import SocketAddress, parse_host_port
 from ..backends.base import Backend, DatagramSocket, Resolver, StreamSocket
 from ..backends.os import OsBackend, OsDatagramSocket, OsStreamSocket
 from ..backends.tls import transport_of
-from ..binding import HandleTable, WasiState, interfaces_for, link, wasi_interfaces
+from ..binding import HandleTable, interfaces_for, link
 from ..core.audit import AuditLog
 from ..core.context import InstanceContext, Preopen
 from ..core.limits import Limits
@@ -337,8 +337,11 @@ class Host:
             # chdirs to $PWD (http.server's default ".", os.getcwd()).
             variables.append(("PWD", self.dirs[0].guest))
         argv = [Path(path).name, *args]
-        state: WasiState | None = None
         if capsock_wasi:
+            # Imported here: ~10 ms of start-up that only components run on
+            # capsock's WASI host need (`python -X importtime`).
+            from ..binding import WasiState, wasi_interfaces
+
             state = WasiState(context, args=argv, env=variables, stdout=stdout,
                               dirs=[(d.host, d.guest) for d in self.dirs],
                               stopped=lambda: guard.killed)
