@@ -32,6 +32,7 @@ from ..policy import Checker, MappingTable, Policy
 from .activation import InheritedSocket
 
 if TYPE_CHECKING:
+    from ..binding import WasiState
     from ..policy.config import PolicyConfig
 from .cache import load_component
 from .engine import new_engine
@@ -337,6 +338,7 @@ class Host:
             # chdirs to $PWD (http.server's default ".", os.getcwd()).
             variables.append(("PWD", self.dirs[0].guest))
         argv = [Path(path).name, *args]
+        state: WasiState | None = None
         if capsock_wasi:
             # Imported here: ~10 ms of start-up that only components run on
             # capsock's WASI host need (`python -X importtime`).
