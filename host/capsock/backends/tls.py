@@ -31,17 +31,22 @@ handshake cannot hold a connection longer than that.
 
 from __future__ import annotations
 
-import ssl
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from .._lazy import lazy_module
 from ..addresses import SocketAddress
 from ..errors import ErrorCode, NetError
 from .base import StreamSocket
 from .options import SocketOption
+
+if TYPE_CHECKING:
+    import ssl
+else:
+    ssl = lazy_module("ssl")  # loaded by the first TLS use (capsock._lazy)
 
 __all__ = ["TlsFailure", "TlsListener", "TlsObserver", "TlsStream", "VerifyFailure",
            "layered", "transport_of"]

@@ -16,8 +16,10 @@ both: the refusal, and that no other module names wasmtime's private API.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import importlib.metadata
+import importlib.util
+import os
 from typing import Any
 
 #: The wasmtime-py release whose C API and layouts this module was written
@@ -26,9 +28,22 @@ WASMTIME_VERSION = "49.0.0"
 
 
 def _installed_version() -> str:
+    """The installed wasmtime-py's version, read from the name of its
+    ``.dist-info`` folder beside the package (``importlib.metadata`` costs
+    ~15 ms of every start; this a directory listing), or from
+    ``importlib.metadata`` where the install has no such folder."""
+    spec = importlib.util.find_spec("wasmtime")
+    if spec is None or spec.origin is None:
+        return "none"
+    site = os.path.dirname(os.path.dirname(spec.origin))
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(site):
+            if entry.startswith("wasmtime-") and entry.endswith(".dist-info"):
+                return entry[len("wasmtime-"):-len(".dist-info")]
+    from importlib import metadata
     try:
-        return importlib.metadata.version("wasmtime")
-    except importlib.metadata.PackageNotFoundError:
+        return metadata.version("wasmtime")
+    except metadata.PackageNotFoundError:
         return "none"
 
 
@@ -41,9 +56,10 @@ def check_version(found: str) -> None:
 
 
 def _capsock_version() -> str:
+    from importlib import metadata  # only for the error message
     try:
-        return importlib.metadata.version("capsock")
-    except importlib.metadata.PackageNotFoundError:
+        return metadata.version("capsock")
+    except metadata.PackageNotFoundError:
         return "(from a checkout)"
 
 

@@ -26,13 +26,14 @@ the guest gets plaintext connections and `session` records.
 from __future__ import annotations
 
 import ipaddress
-import ssl
 import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_module
 from .._log import log
 from ..addresses import SocketAddress, parse_host_port
 from ..backends.base import StreamSocket
@@ -43,6 +44,11 @@ from .context import InstanceContext
 from .limits import TokenBucket
 from .resolve import validate_name
 from .tcp import TcpSocket, TcpState
+
+if TYPE_CHECKING:
+    import ssl
+else:
+    ssl = lazy_module("ssl")  # loaded by the first TLS use (capsock._lazy)
 
 __all__ = ["TlsListenSpec", "TlsMonitor", "TlsSettings", "attach", "client_handshake",
            "close_notify", "host_terminated", "monitor", "session"]
