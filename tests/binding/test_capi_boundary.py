@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,25 +50,41 @@ def test_the_runtime_reaches_the_binding_through_its_init() -> None:
                 raise AssertionError(f"{path.name}:{node.lineno} imports {node.module}")
 
 
-def _import_capsock_with_wasmtime(version: str) -> subprocess.CompletedProcess[str]:
-    code = ("import importlib.metadata as m\n"
-            "real = m.version\n"
-            f"m.version = lambda name: {version!r} if name == 'wasmtime' else real(name)\n"
-            "import capsock.runtime\n"
-            "print('imported')\n")
+def _import_capsock_with_wasmtime(version: str, site: Path) -> subprocess.CompletedProcess[str]:
+    """Import capsock where the wasmtime-py found first says it is `version`:
+    a folder holding the real package (a symlink) and a ``.dist-info`` of
+    that version, as pip lays one out, first on the path."""
+    import wasmtime
+    (site / "wasmtime").symlink_to(Path(wasmtime.__file__).parent)
+    info = site / f"wasmtime-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: wasmtime\nVersion: {version}\n")
+    env = capsock_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    code = "import capsock.runtime\nprint('imported')\n"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env=capsock_env())
+                          timeout=60, env=env)
 
 
-def test_another_wasmtime_version_is_refused_at_import_with_the_fix() -> None:
-    done = _import_capsock_with_wasmtime("50.0.1")
+def test_another_wasmtime_version_is_refused_at_import_with_the_fix(tmp_path: Path) -> None:
+    done = _import_capsock_with_wasmtime("50.0.1", tmp_path)
     assert done.returncode != 0
     assert "ImportError" in done.stderr
     assert "needs wasmtime-py 49.0.0, found 50.0.1: pip install 'wasmtime==49.0.0'" \
         in done.stderr, done.stderr
 
 
-def test_the_pinned_version_imports() -> None:
-    done = _import_capsock_with_wasmtime("49.0.0")
+def test_the_pinned_version_imports(tmp_path: Path) -> None:
+    done = _import_capsock_with_wasmtime("49.0.0", tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "imported"
+
+
+def test_the_version_is_read_where_pip_puts_it() -> None:
+    """The fast read (the ``.dist-info`` folder's name) agrees with
+    ``importlib.metadata`` for the installed wasmtime-py."""
+    from importlib import metadata
+
+    from capsock.binding._wasmtime_capi import _installed_version
+    assert _installed_version() == metadata.version("wasmtime")

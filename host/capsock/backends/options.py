@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 import socket
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: One second in the contract's duration unit (nanoseconds).
 SECOND = 1_000_000_000
@@ -47,8 +47,7 @@ class OptionKind(enum.Enum):
     DURATION = "duration"
 
 
-@dataclass(frozen=True)
-class SocketOption:
+class SocketOption(NamedTuple):
     """One option of the contract: its WIT name and what every layer needs.
 
     `minimum`: smaller values are `invalid-argument`. `maximum`: larger

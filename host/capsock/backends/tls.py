@@ -34,8 +34,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 from .._lazy import lazy_module
 from ..addresses import SocketAddress
@@ -89,8 +88,7 @@ def _remember_sni(tls: ssl.SSLObject | ssl.SSLSocket, name: str | None,
         stream.server_name = name
 
 
-@dataclass(frozen=True)
-class VerifyFailure:
+class VerifyFailure(NamedTuple):
     """A certificate that did not verify (the WIT `verify-failure`)."""
 
     reason: str

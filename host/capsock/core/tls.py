@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .._lazy import lazy_module
 from .._log import log
@@ -94,8 +94,7 @@ class TlsSettings:
             return context
 
 
-@dataclass(frozen=True)
-class TlsListenSpec:
+class TlsListenSpec(NamedTuple):
     """`--tls-listen HOST:PORT` with `--tls-cert`, `--tls-key` and maybe
     `--tls-client-ca`: a listener whose connections the host handshakes."""
 

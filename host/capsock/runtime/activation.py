@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: sd_listen_fds(3): the first passed descriptor.
 LISTEN_FDS_START = 3
@@ -46,8 +46,7 @@ class ActivationError(Exception):
     """The inherited sockets cannot be used; the message names the fd."""
 
 
-@dataclass(frozen=True)
-class InheritedSocket:
+class InheritedSocket(NamedTuple):
     """A socket the launcher opened: its name, "tcp" or "udp", its family."""
 
     name: str
