@@ -23,10 +23,13 @@ test *ARGS: build
 demo: (build "echo" "client")
     {{python}} examples/demo.py
 
-# one echo program natively, on the wasmtime CLI, jco and capsock, side by side (not a test); installs the `bench` extra (the wasmtime CLI) first
+# one echo program natively, on the wasmtime CLI, jco and capsock, side by side, then the serving benchmarks (HTTP and HTTPS under wrk, kv under redis-benchmark) (not a test); installs the `bench` extra (the wasmtime CLI) first
 bench *ARGS: build
     {{python}} -m pip install -q -e '.[bench]'
     {{python}} bench/compare.py {{ARGS}}
+    PYTHONPATH=host {{python}} bench/http_wrk.py
+    PYTHONPATH=host {{python}} bench/https_wrk.py
+    PYTHONPATH=host {{python}} bench/kv_redis_benchmark.py
 
 # the wasi:sockets conformance cases on capsock, the wasmtime CLI and jco, side by side (not a test)
 wasi-conformance *ARGS:
