@@ -37,6 +37,26 @@ def _exit_status(code: str | int | None) -> int:
     return 1
 
 
+def _explain_missing_module(error: BaseException) -> None:
+    """After the traceback of an uncaught `ModuleNotFoundError` (itself or
+    its cause): why a module the program needs can be absent from a
+    component, and the way out. componentize-py keeps only the modules
+    imported while the component is built; ``capsock build`` imports every
+    module the program names in an ``import`` statement, so what is missing
+    was named another way (``importlib.import_module``, a plugin name) or
+    imported lazily by a library it calls."""
+    found: BaseException | None = error
+    while found is not None and not isinstance(found, ModuleNotFoundError):
+        found = found.__cause__ or found.__context__
+    name = getattr(found, "name", None)
+    if not name:
+        return
+    print(f"capsock: module {name!r} is not in this component: `capsock build` bundles the "
+          "modules the program imports by name in an import statement, and this one was "
+          "imported another way (importlib, a plugin) or lazily by a library. Rebuild with "
+          f"`capsock build --include {name} APP.py`.", file=sys.stderr)
+
+
 def run_command(main: Main, argv: list[str] | None = None) -> None:
     """Call ``main(argv)`` (default ``sys.argv[1:]``) as the body of
     ``run``: returns on status 0, raises ``Err(None)`` otherwise, having
@@ -46,8 +66,9 @@ def run_command(main: Main, argv: list[str] | None = None) -> None:
         status = 0 if status is None else status
     except SystemExit as e:
         status = _exit_status(e.code)
-    except BaseException:
+    except BaseException as error:
         traceback.print_exc()
+        _explain_missing_module(error)
         status = 1
     _flush()
     if status != 0:

@@ -279,6 +279,11 @@ def _add_build(commands: _Commands) -> None:
                        metavar="PKG", help="pip-install PKG (a requirement: 'h11==0.16.0') "
                                            "for the guest, as a line of --requirements; "
                                            "repeatable")
+    build.add_argument("--include", action="append", default=[], metavar="MODULE",
+                       help="also bundle MODULE, as if APP.py imported it: for modules only "
+                            "imported by name at run time (importlib.import_module, plugins) "
+                            "or lazily by the standard library itself; repeatable (a guest "
+                            "missing one names it and this flag)")
     build.add_argument("--no-environment", action="store_true",
                        help="do not take packages from the environment running the build: "
                             "only the script's folder, --requirements/--with and --path")
@@ -937,7 +942,8 @@ def run_build(args: argparse.Namespace) -> int:
                                search=args.search, use_environment=not args.no_environment,
                                strict=args.strict, warn=warn,
                                requirements=args.requirements,
-                               with_packages=args.with_packages)
+                               with_packages=args.with_packages,
+                               include=args.include)
     except toolchain.BuildError as error:
         print(f"capsock: error: {error}", file=sys.stderr)
         return 1

@@ -35,6 +35,10 @@ elif mode == "localhost":
             conn.sendall(conn.recv(100).upper())
 elif mode == "cwd":
     print("cwd", os.getcwd(), sorted(os.listdir(".")))
+elif mode == "plugin":  # imported by name only: bundled by --include alone
+    import importlib
+    plugin = importlib.import_module(sys.argv[2])
+    print("plugin", plugin.__name__, plugin.rgb_to_hsv(1.0, 0.0, 0.0))
 elif mode == "http":
     server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])),
                                     http.server.SimpleHTTPRequestHandler)
@@ -124,3 +128,31 @@ def test_http_server_denied_without_its_rule(wasm: Path, tmp_path: Path) -> None
     done = run_capsock("run", "--dir", f"{tmp_path}::/srv", str(wasm), "http", str(free_port()))
     assert done.returncode == 1
     assert "PermissionError" in done.stderr, done.stderr
+
+
+def test_a_module_imported_by_name_only_is_named_with_the_way_out(wasm: Path) -> None:
+    """What ``capsock build`` cannot see (a plugin imported by name) fails
+    at run time with the module's name and the flag that bundles it."""
+    done = run_capsock("run", str(wasm), "plugin", "colorsys")
+    assert done.returncode == 1
+    assert "ModuleNotFoundError: No module named 'colorsys'" in done.stderr, done.stderr
+    assert ("capsock: module 'colorsys' is not in this component" in done.stderr
+            and "`capsock build --include colorsys APP.py`" in done.stderr), done.stderr
+
+
+def test_include_bundles_it(tmp_path: Path) -> None:
+    (tmp_path / "probe.py").write_text(SCRIPT)
+    done = run_capsock("build", "--include", "colorsys", str(tmp_path / "probe.py"),
+                       timeout=900)
+    assert done.returncode == 0, done.stderr
+    done = run_capsock("run", str(tmp_path / "probe.wasm"), "plugin", "colorsys")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["plugin", "colorsys", "(0.0,", "1.0,", "1.0)"]
+
+
+def test_include_refuses_what_is_not_a_module_name(tmp_path: Path) -> None:
+    (tmp_path / "probe.py").write_text("print('hi')\n")
+    done = run_capsock("build", "--include", "../evil", str(tmp_path / "probe.py"))
+    assert done.returncode == 1
+    assert "--include '../evil': not a module name" in done.stderr, done.stderr
+    assert not (tmp_path / "probe.wasm").exists()

@@ -65,6 +65,26 @@ def test_missing_imports_are_unconditional_or_conditional(tmp_path: Path) -> Non
     assert sorted(bundle.optional) == ["nowhere_def", "nowhere_if", "nowhere_try"]
 
 
+def test_include_bundles_what_no_import_statement_names(tmp_path: Path) -> None:
+    """``--include``: a plugin imported by name at run time, found like any
+    import (the stdlib, a package on --path with its own imports); one found
+    nowhere is warned about as coming from --include; a non-name is refused."""
+    _write(tmp_path / "site", {"plug/__init__.py": "import colorsys\n"})
+    source = "import importlib\nimportlib.import_module('plug')\n"
+    script = tmp_path / "main.py"
+    script.write_text(source)
+    plain = find_bundle(script, source, [tmp_path / "site"], use_environment=False)
+    assert "plug" not in plain.preload and "colorsys" not in plain.preload
+    bundle = find_bundle(script, source, [tmp_path / "site"], use_environment=False,
+                         include=["plug", "heapq", "nowhere_plugin"])
+    assert bundle.packages == {"plug": tmp_path / "site" / "plug"}
+    for name in ("plug", "colorsys", "heapq"):
+        assert name in bundle.preload, (name, bundle.preload)
+    assert bundle.missing == {"nowhere_plugin": ["--include"]}
+    with pytest.raises(BuildError, match="--include 'not-a-module': not a module name"):
+        find_bundle(script, source, [], use_environment=False, include=["not-a-module"])
+
+
 def test_a_c_extension_is_refused_by_name(tmp_path: Path) -> None:
     _write(tmp_path / "site", {"speedy/__init__.py": "x = 1\n"})
     (tmp_path / "site" / "speedy" / "_c.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")

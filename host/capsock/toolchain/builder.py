@@ -138,7 +138,7 @@ def build_script(script: Path, output: Path, cache_dir: Path,
                  search: Iterable[Path] = (), use_environment: bool = True,
                  strict: bool = False, warn: Progress | None = None,
                  world: str = APP_WORLD, requirements: Iterable[Path] = (),
-                 with_packages: Iterable[str] = ()) -> bool:
+                 with_packages: Iterable[str] = (), include: Iterable[str] = ()) -> bool:
     """Build ``script`` (a plain script or an app module with ``Run``) into
     ``output``, with its folder's modules and the packages it imports (from
     ``search``, then the environment running this build: `bundle`). Built
@@ -147,7 +147,8 @@ def build_script(script: Path, output: Path, cache_dir: Path,
     ``progress``) gets the imports that cannot be bundled and the preloads
     that failed in the guest. ``requirements`` (files) and ``with_packages``
     are pip-installed for the guest first (`requirements`) and searched
-    before ``search``."""
+    before ``search``. ``include`` are modules bundled as if the script
+    imported them (`find_bundle`)."""
     warn = warn or progress
     requirements, with_packages = list(requirements), list(with_packages)
     if requirements or with_packages:
@@ -163,7 +164,7 @@ def build_script(script: Path, output: Path, cache_dir: Path,
         plain = is_script(source, script.name)
     except SyntaxError as error:
         raise BuildError(f"{script}:{error.lineno}: {error.msg}") from None
-    bundle = find_bundle(script, source, list(search), use_environment)
+    bundle = find_bundle(script, source, list(search), use_environment, list(include))
     _report_missing(bundle, warn, strict)
     tools = find_tools()
     with tempfile.TemporaryDirectory(prefix="capsock-build-") as tmp_name:

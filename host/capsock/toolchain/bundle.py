@@ -51,6 +51,7 @@ import ast
 import shutil
 import sys
 import sysconfig
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,10 +195,19 @@ def _refuse_native(name: str, path: Path) -> None:
                              f"({natives[0]}); a guest runs pure Python only")
 
 
+def _at(where: str, imp: _Import) -> str:
+    """Where an import was found: ``file:line``, or what asked for it
+    (``--include``, a whole-package walk) when it has no line."""
+    return f"{where}:{imp.line}" if imp.line else where
+
+
 def find_bundle(script: Path, source: str, search: list[Path],
-                use_environment: bool = True) -> Bundle:
+                use_environment: bool = True, include: Sequence[str] = ()) -> Bundle:
     """Walk ``script``'s imports (see the module docstring). ``script`` is
-    resolved; ``search`` are the ``--path`` folders."""
+    resolved; ``search`` are the ``--path`` folders; ``include`` are modules
+    to bundle as if the script imported them at its top (``--include``: a
+    module only imported by name at run time, e.g. ``importlib.import_module``,
+    or lazily by the standard library itself)."""
     folder = script.parent
     roots = [path.resolve() for path in search]
     if use_environment:
@@ -247,14 +257,14 @@ def find_bundle(script: Path, source: str, search: list[Path],
                 raise
             # a C extension behind a conditional import (uvicorn's uvloop): a note
             tops[top] = None
-            bundle.optional.setdefault(imp.name, []).append(f"{where}:{imp.line} (C extension)")
+            bundle.optional.setdefault(imp.name, []).append(f"{_at(where, imp)} (C extension)")
             return
         target = _module_file(path, imp.name) if path is not None else None
         if target is None:
             if imp.maybe:
                 return  # `from a import b`: b is a name in a
             bucket = bundle.optional if imp.conditional else bundle.missing
-            bucket.setdefault(imp.name, []).append(f"{where}:{imp.line}")
+            bucket.setdefault(imp.name, []).append(_at(where, imp))
             return
         seen.add(imp.name)
         preload[imp.name] = None
@@ -281,6 +291,10 @@ def find_bundle(script: Path, source: str, search: list[Path],
 
     for imp in _imports(ast.parse(source, script.name), ""):
         reach(imp, script.name)
+    for name in include:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise BuildError(f"--include {name!r}: not a module name (e.g. heapq, email.mime.text)")
+        reach(_Import(name, 0, False), "--include")
     drain()
     walked: set[str] = set()
     while set(bundle.packages) - walked:  # packages reached by the walk reach more
