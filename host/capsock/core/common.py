@@ -103,6 +103,12 @@ class SocketCore:
         self.blocking = blocking
         self._apply_timeout()
 
+    def quota_hold(self) -> float:
+        """Seconds until the byte-rate quotas let this socket move a byte
+        (`InstanceContext.quota_hold`; 0.0: now, and always for a socket
+        that moves no bytes); the protocols say whose buckets count."""
+        return 0.0
+
     def set_timeout(self, seconds: float | None) -> None:
         if seconds is not None and seconds <= 0:
             raise NetError(ErrorCode.INVALID_ARGUMENT, "timeout must be positive")

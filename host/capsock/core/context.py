@@ -243,6 +243,16 @@ class InstanceContext:
             self._wait_for_bytes(key, blocking)
         raise NetError(ErrorCode.WOULD_BLOCK, "byte rate quota spent")
 
+    def quota_hold(self, peer: SocketAddress | None) -> float:
+        """Seconds until the byte-rate buckets of `peer` (and the
+        instance's) hold a byte again: 0.0 when they do, or when no byte
+        quota is set. Readiness waits leave a socket out for that long, so
+        a non-blocking guest whose quota is spent waits in `poll` instead
+        of polling, getting `would-block` and polling again at full speed."""
+        if not self.quotas.meters_bytes:
+            return 0.0
+        return self.quotas.wait_time(None if peer is None else (peer.ip, peer.port))
+
     def charge(self, peer: SocketAddress | None, used: int) -> None:
         """Spend `used` bytes a call moved to or from `peer`."""
         if self.quotas.meters_bytes and used > 0:

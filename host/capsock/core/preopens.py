@@ -10,7 +10,7 @@ the same answers without copying them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from ..backends.base import DatagramSocket, StreamSocket
@@ -80,14 +80,51 @@ def wait(context: InstanceContext, waits: Sequence[Wait], timeout: float | None)
         # handshake's deadline came (ready now): plan again.
 
 
-def poll(context: InstanceContext, waits: Sequence[Wait], timeout: float | None) -> list[int]:
-    """A guest's `poll`: `wait`, after the contract's and the limits' checks."""
+def wait_metered(context: InstanceContext, waits: Sequence[Wait], timeout: float | None,
+                 holds: Sequence[Callable[[], float]]) -> list[int]:
+    """`wait`, with each socket left out while its byte-rate quota is
+    spent: ``holds[i]()`` says for how many seconds more (0.0: not held;
+    `SocketCore.quota_hold`). Without byte quotas this is `wait`.
+
+    A socket the kernel has data for is ready to the kernel whatever the
+    quota; a non-blocking guest would then poll, receive `would-block` from
+    the meter, and poll again without ever sleeping. Held sockets come back
+    into the wait when their buckets refill (under a second: a bucket holds
+    one second's worth), so every round ends at a refill or the deadline.
+    While every socket is held the wait sleeps to the first refill (a kill
+    is noticed after it, as with a blocking send's own quota wait)."""
+    if not context.quotas.meters_bytes:
+        return wait(context, waits, timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        pauses = [hold() for hold in holds]
+        active = [index for index, pause in enumerate(pauses) if pause <= 0.0]
+        refill = min((pause for pause in pauses if pause > 0.0), default=None)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        limit = refill if remaining is None else (
+            remaining if refill is None else min(refill, remaining))
+        if active:
+            found = wait(context, [waits[index] for index in active], limit)
+            if found:
+                return [active[index] for index in found]
+        elif limit:
+            time.sleep(limit)
+        if deadline is not None and time.monotonic() >= deadline:
+            return []
+
+
+def poll(context: InstanceContext, waits: Sequence[Wait], timeout: float | None,
+         holds: Sequence[Callable[[], float]] | None = None) -> list[int]:
+    """A guest's `poll`: `wait` (`wait_metered` with ``holds``, one per
+    wait), after the contract's and the limits' checks."""
     if not waits:
         raise NetError(ErrorCode.INVALID_ARGUMENT, "poll needs at least one pollable")
     if len(waits) > context.limits.max_pollables:
         raise context.limit_reached("poll", "socket", f"{len(waits)} pollables",
                                     "max_pollables")
-    return wait(context, waits, timeout)
+    if holds is None:
+        return wait(context, waits, timeout)
+    return wait_metered(context, waits, timeout, holds)
 
 
-__all__ = ["Wait", "adopt_tcp", "adopt_udp", "poll", "wait"]
+__all__ = ["Wait", "adopt_tcp", "adopt_udp", "poll", "wait", "wait_metered"]

@@ -333,6 +333,13 @@ class TcpSocket(SocketCore):
         return translate.seen_local(self.context, "tcp", self.sock.local_address(), self.ipv6,
                                     self.behind_mapping)
 
+    def quota_hold(self) -> float:
+        """A connected socket's bytes count against its peer's buckets and
+        the instance's (`meter`); a listener or an unconnected socket moves none."""
+        if self.state is not TcpState.CONNECTED:
+            return 0.0
+        return self.context.quota_hold(self.peer_address)
+
     def remote_address(self) -> SocketAddress:
         self._require("remote-address", TcpState.CONNECTED)
         if self.peer_mapped and self.peer_address is not None:

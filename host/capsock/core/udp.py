@@ -298,6 +298,14 @@ class UdpSocket(SocketCore):
         return translate.seen_local(self.context, "udp", self.sock.local_address(), self.ipv6,
                                     self.behind_mapping)
 
+    def quota_hold(self) -> float:
+        """Datagrams count against the connected peer's buckets and the
+        instance's; an unconnected socket's peers are known only per
+        datagram, so the instance's buckets alone hold it."""
+        if self.state is UdpState.CLOSED:
+            return 0.0
+        return self.context.quota_hold(self.peer)
+
     def remote_address(self) -> SocketAddress:
         self._require("remote-address", UdpState.CONNECTED)
         if self.peer_mapped and self.peer is not None:

@@ -38,6 +38,7 @@ itself is returned by `finish-connect`.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Sequence
 from typing import cast
 
@@ -46,6 +47,7 @@ from ..backends.base import DatagramSocket, StreamSocket
 from ..backends.options import REUSE_ADDRESS
 from ..errors import ErrorCode, NetError
 from ..policy import Use
+from .common import SocketCore
 from .context import InstanceContext, Preopen
 from .tcp import TcpSocket, TcpState
 from .udp import UdpSocket, UdpState
@@ -56,6 +58,16 @@ _BEFORE_SYSCALL = frozenset({ErrorCode.ACCESS_DENIED, ErrorCode.INVALID_ARGUMENT
 #: The listen backlog before `set-listen-backlog-size` (wasmtime's default).
 DEFAULT_BACKLOG = 128
 
+
+
+def _held(core: SocketCore) -> float | None:
+    """When a socket whose byte-rate quota is spent may move a byte again
+    (a monotonic time: the pollable is a timer until then, `wasi_poll`),
+    or None when it may now (`SocketCore.quota_hold`): without this a
+    guest would poll, get `would-block` from the meter, and poll again
+    at full speed."""
+    hold = core.quota_hold()
+    return time.monotonic() + hold if hold > 0.0 else None
 
 class Pending(enum.Enum):
     BIND = "bind"
@@ -294,10 +306,10 @@ class TcpReader:
             raise
         return data if data else None
 
-    def readiness(self) -> tuple[StreamSocket, bool] | None:
+    def readiness(self) -> tuple[StreamSocket, bool] | float | None:
         if self.tcp.core.state is not TcpState.CONNECTED:
             return None
-        return (self.tcp.core.sock, True)
+        return _held(self.tcp.core) or (self.tcp.core.sock, True)
 
 
 class TcpWriter:
@@ -361,10 +373,10 @@ class TcpWriter:
         self._push()
         return not self.pending
 
-    def readiness(self) -> tuple[StreamSocket, bool] | None:
+    def readiness(self) -> tuple[StreamSocket, bool] | float | None:
         if not self.pending or self.tcp.core.state is not TcpState.CONNECTED:
             return None
-        return (self.tcp.core.sock, False)
+        return _held(self.tcp.core) or (self.tcp.core.sock, False)
 
 
 class WasiUdp:
@@ -482,10 +494,10 @@ class WasiUdp:
             sent += 1
         return sent
 
-    def readiness(self, readable: bool) -> tuple[DatagramSocket, bool] | None:
+    def readiness(self, readable: bool) -> tuple[DatagramSocket, bool] | float | None:
         if self.core.state is UdpState.CLOSED:
             return None
-        return (self.core.sock, readable)
+        return _held(self.core) or (self.core.sock, readable)
 
     def close(self) -> None:
         self.core.close()

@@ -64,7 +64,8 @@ class SocketResource:
         self.core.set_timeout(duration_to_seconds(timeout))
 
     def subscribe(self, readiness: str) -> Pollable:
-        return Pollable(self.core.context, self.core.sock, readable=readiness == "readable")
+        return Pollable(self.core.context, self.core.sock, readable=readiness == "readable",
+                        hold=self.core.quota_hold)
 
     def drop(self) -> None:
         self.core.close()

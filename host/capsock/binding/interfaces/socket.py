@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ...backends.base import DatagramSocket, StreamSocket
 from ...core.context import InstanceContext, Preopen
-from ...core.preopens import poll, wait
+from ...core.preopens import poll, wait_metered
 from ..wit_values import duration_to_seconds
 
 
@@ -36,16 +38,19 @@ class Pollable:
     """
 
     def __init__(self, context: InstanceContext, sock: StreamSocket | DatagramSocket,
-                 readable: bool) -> None:
+                 readable: bool, hold: Callable[[], float] = lambda: 0.0) -> None:
         self.sock = sock
         self.readable = readable
         self.context = context
+        #: seconds the socket's byte-rate quota keeps it from being ready
+        #: (`SocketCore.quota_hold`)
+        self.hold = hold
 
     def ready(self) -> bool:
-        return bool(wait(self.context, [(self.sock, self.readable)], 0.0))
+        return bool(wait_metered(self.context, [(self.sock, self.readable)], 0.0, [self.hold]))
 
     def block(self) -> None:
-        wait(self.context, [(self.sock, self.readable)], None)
+        wait_metered(self.context, [(self.sock, self.readable)], None, [self.hold])
 
 
 class Socket:
@@ -61,4 +66,6 @@ class Socket:
 
     def poll(self, pollables: list[Pollable], timeout: int | None) -> list[int]:
         return poll(self.context, [(p.sock, p.readable) for p in pollables],
-                    duration_to_seconds(timeout))
+                    duration_to_seconds(timeout),
+                    holds=[p.hold for p in pollables] if self.context.quotas.meters_bytes
+                    else None)

@@ -135,6 +135,9 @@ class TcpOutputStream(OutputStream):
                 readiness = writer.readiness()
                 if readiness is None:
                     return
+                if isinstance(readiness, float):  # the byte-rate quota holds it until then
+                    time.sleep(min(1.0, max(0.0, readiness - time.monotonic())))
+                    continue
                 self.context.backend.poll([readiness], 1.0)
         except (NetError, EOFError):
             return
