@@ -599,12 +599,30 @@ def _lift_tuple(elements: list[Lift]) -> Lift:
 
 
 def _lower_tuple(elements: list[Lower]) -> Lower:
-    def pairs(value: Any) -> list[tuple[Any, Lower]]:
-        items = list(value)
-        if len(items) != len(elements):
-            raise ValueError(f"expected a {len(elements)}-tuple, got {len(items)} items")
-        return list(zip(items, elements, strict=True))
-    return _lower_array(_K["TUPLE"], capi.valtuple_new_uninit, capi.valtuple_delete, pairs)
+    """Like `_lower_array`, with the arity known: no list of pairs per call
+    (an accept's result is a tuple)."""
+    count = len(elements)
+    offsets = [(lower_item, i * _VAL_SIZE) for i, lower_item in enumerate(elements)]
+    kind = _K["TUPLE"]
+    new_uninit, delete = capi.valtuple_new_uninit, capi.valtuple_delete
+
+    def lower(ctx: Context, value: Any, a: int) -> None:
+        items = value if isinstance(value, tuple) else tuple(value)
+        if len(items) != count:
+            raise ValueError(f"expected a {count}-tuple, got {len(items)} items")
+        if count == 0:
+            _set_vector(a, 0, 0)
+        else:  # the new values are bools until each is written
+            new_uninit(a + _P, count)
+            data = _WORDS[(a + _P + 8) >> 3]
+            try:
+                for (lower_item, offset), item in zip(offsets, items, strict=False):  # checked
+                    lower_item(ctx, item, data + offset)
+            except BaseException:
+                delete(a + _P)
+                raise
+        _BYTES[a] = kind
+    return lower
 
 
 def _lift_record(fields: list[tuple[str, Lift]]) -> Lift:
