@@ -39,22 +39,42 @@ class SocketAddress(NamedTuple):
 
     @classmethod
     def from_os(cls, addr: tuple[Any, ...]) -> SocketAddress:
-        """Build from what `getsockname`/`accept`/`recvfrom` return: the
-        family is the tuple's length (4 for IPv6), so the text is parsed
-        once, as what it is (`ip_address` would try IPv4 first and raise
-        on every IPv6 address). A zone (`fe80::1%eth0`) is dropped: the
-        scope id is the fourth item."""
+        """Build from what `getsockname`/`accept`/`recvfrom` return (the
+        port and IPv6 fields are ints already; the text through
+        `_parse_os_host`, remembered)."""
+        host: str = addr[0]
+        ip = _PARSED.get(host)
+        if ip is None:
+            ip = _parse_os_host(host, len(addr) >= 4)
         if len(addr) >= 4:
-            host: str = addr[0]
-            if "%" in host:
-                host = host.split("%", 1)[0]
-            return cls(ipaddress.IPv6Address(host), int(addr[1]), int(addr[2]), int(addr[3]))
-        return cls(ipaddress.IPv4Address(addr[0]), int(addr[1]))
+            return cls(ip, addr[1], addr[2], addr[3])
+        return cls(ip, addr[1])
 
     def __str__(self) -> str:
         if self.is_ipv6:
             return f"[{self.ip}]:{self.port}"
         return f"{self.ip}:{self.port}"
+
+
+#: Addresses `from_os` parsed, by the text the OS gave: a server sees the
+#: same few peers again and again, and parsing one costs more than the
+#: rest of its accept (`ipaddress` parses octet by octet in Python: ~4 µs
+#: of ~5 for `from_os`). Bounded: emptied when full.
+_PARSED: dict[str, IPAddress] = {}
+_PARSED_MAX = 1024
+
+
+def _parse_os_host(host: str, ipv6: bool) -> IPAddress:
+    """Parse and remember one host text of `from_os` (the family by the
+    tuple's length, so the text is parsed once, as what it is: `ip_address`
+    would try IPv4 first and raise on every IPv6 address). A zone
+    (`fe80::1%eth0`) is dropped: the scope id is the fourth item."""
+    ip: IPAddress = (ipaddress.IPv6Address(host.split("%", 1)[0]) if ipv6
+                     else ipaddress.IPv4Address(host))
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[host] = ip
+    return ip
 
 
 def parse_host_port(text: str) -> SocketAddress:

@@ -285,6 +285,8 @@ def _type_of(wit: str) -> Any:
     ("$v", Case("nope")),
     ("$sa", SocketAddress(ipaddress.IPv4Address("1.2.3.4"), 65536)),  # port out of range
     ("$sa", ("1.2.3.4", 80)),  # not a SocketAddress
+    ("$sa", SocketAddress(ipaddress.IPv6Address("::1"), 80, 2**32)),  # flow info out of range
+    ("$sa", SocketAddress(ipaddress.IPv6Address("::1"), 80, 0, -1)),  # scope id out of range
     ("$e", "z"),
     ("u8", 256),
     ("u32", -1),
@@ -343,6 +345,10 @@ def _exercise() -> None:
     for i, (wit, _, _, values) in enumerate(TYPES):
         if values == ["record"]:
             values = [_record(1, "x")]
+        elif values == ["socket-address"]:
+            values = [wire for wire, _ in SOCKET_ADDRESSES]
+        elif values == ["ip-address"]:
+            values = [wire for wire, _ in IP_ADDRESSES]
         func: Any = instance.get_func(store, f"f-{i}")
         for value in values:
             assert func(store, value) == value, wit

@@ -84,11 +84,27 @@ class _OsSocket:
 class OsStreamSocket(_OsSocket):
     """A TCP socket of the host OS."""
 
+    #: A listener's (family, type, proto), for the sockets it accepts.
+    _numbers: tuple[int, int, int] | None = None
+
     def listen(self, backlog: int) -> None:
         _os_call(lambda: self._sock.listen(backlog))
 
     def accept(self) -> tuple[OsStreamSocket, SocketAddress]:
-        conn, peer = _os_call(self._sock.accept)
+        """`socket.accept`, less its Python wrapper's per-call lookups of
+        the family and type (each an enum conversion): the same `accept4`
+        and the same socket object, made from the listener's numbers."""
+        listener = self._sock
+        try:
+            fd, peer = listener._accept()  # type: ignore[attr-defined]
+        except OSError as error:
+            raise net_error(error) from error
+        numbers = self._numbers
+        if numbers is None:
+            numbers = self._numbers = (int(listener.family), int(listener.type), listener.proto)
+        conn = socket.socket(*numbers, fd)
+        if socket.getdefaulttimeout() is None and listener.gettimeout():
+            conn.setblocking(True)  # as socket.accept: never inherit a timeout
         return OsStreamSocket(conn), SocketAddress.from_os(peer)
 
     def receive(self, max_len: int, peek: bool) -> bytes:

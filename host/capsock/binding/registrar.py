@@ -256,10 +256,44 @@ def _resolve(iface: Any, name: str) -> Callable[..., Any] | None:
     return getattr(iface, snake(name), None)
 
 
-def _destructor(table: HandleTable) -> Callable[[Any, int], None]:
-    def drop(_store: Any, rep: int) -> None:
-        table.drop(rep)
+#: wasmtime_component_resource_destructor_t, pointers as plain ints (as
+#: `_CALLBACK`): wasmtime-py's own destructor path builds a typed context
+#: pointer, a StoreContext and a closure for every drop, and every
+#: connection a server accepts ends in one.
+_DESTRUCTOR = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                               ctypes.c_uint32)
+
+_add_resource_c = dll["wasmtime_component_linker_instance_add_resource"]
+_add_resource_c.restype = ctypes.c_void_p
+_add_resource_c.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
+                            _DESTRUCTOR, ctypes.c_void_p, _FINALIZER]
+
+
+def _destructor(table: HandleTable) -> Callable[[int | None, int | None, int], int]:
+    """The C destructor of a resource type: the guest dropped the handle
+    `rep`; the table forgets and releases its object (`release` logs what
+    a release raises). Nothing unwinds into C: anything else traps."""
+    def drop(_env: int | None, _ctx: int | None, rep: int) -> int:
+        try:
+            table.drop(rep)
+        except BaseException as error:  # noqa: BLE001 - nothing may unwind into C
+            return _trap(f"capsock: cannot drop handle {rep}: {error!r}")
+        return 0
     return drop
+
+
+def _add_resource(instance: LinkerInstance, name: str, host_type: ResourceType,
+                  table: HandleTable) -> None:
+    call_id = next(_CALL_IDS)
+    destructor = _DESTRUCTOR(_destructor(table))
+    _CALLS[call_id] = destructor
+    encoded = name.encode("utf-8")
+    error = _add_resource_c(ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded),
+                            ctypes.cast(host_type.ptr(), ctypes.c_void_p), destructor, call_id,
+                            _finalize)
+    if error:
+        _CALLS.pop(call_id, None)
+        raise error_from_pointer(error)
 
 
 def link(linker: Linker, engine: Engine, component: Component,
@@ -367,7 +401,7 @@ def _link_instance(instance: LinkerInstance, engine: Engine, ty: ComponentInstan
                 continue  # a `use`d resource, defined by its own interface
             defined.append(item)
             host_type = table.define(f"{import_name}#{name}", item)
-            instance.add_resource(name, host_type, _destructor(table))
+            _add_resource(instance, name, host_type, table)
         elif isinstance(item, FuncType):
             functions.append((name, item))
     for name, func_type in functions:
