@@ -29,6 +29,18 @@ send-to        ``[method]thing.send-to: func(data: list<u8>, remote: ip-socket-a
                real core UDP ``send`` to ``127.0.0.1:9`` (conversion, policy
                check under an ``allow-outbound`` rule, no audit log, OS
                ``sendto``)
+receive-hex    ``tcp-receive-hex: func(socket: borrow<thing>, max-len: u64)
+               -> result<string, error-code>`` and
+send-hex       ``tcp-send-hex: func(socket: borrow<thing>, data: string)
+               -> result<u64, error-code>``: the two calls the BSD echo makes
+               per exchange, the whole path: ``fast-io``'s own functions on
+               a real core TCP socket (accepted through the core's listener
+               under an ``allow-inbound`` rule, default limits, the
+               ``max_call_bytes`` cap the host links with, no audit log or
+               metrics), ``--size`` bytes per call (``2 x --size`` hex
+               digits), against a peer process on loopback that keeps the
+               socket fed (receive) or drained (send); the peer is not
+               under valgrind, so ``--callgrind`` counts the host alone
 =============  ============================================================
 
 and is bound three ways, interleaved, medians of ``--repeat`` runs:
@@ -140,7 +152,16 @@ SHAPES: dict[str, tuple[str, str, str]] = {
                 "(call $f (local.get $h) (i32.const 8192) (local.get $size) (i32.const 0)"
                 " (i32.const 9) (i32.const 127) (i32.const 0) (i32.const 0) (i32.const 1)"
                 + " (i32.const 0)" * 6 + " (i32.const 64))"),
+    # the real fast-io lanes: max-len = --size; the hex digits at 8192
+    "receive-hex": ("tcp-receive-hex", "(param i32 i64 i32)",
+                    "(call $f (local.get $h) (i64.extend_i32_u (local.get $size))"
+                    " (i32.const 64))"),
+    "send-hex": ("tcp-send-hex", "(param i32 i32 i32 i32)",
+                 "(call $f (local.get $h) (i32.const 8192)"
+                 " (i32.shl (local.get $size) (i32.const 1)) (i32.const 64))"),
 }
+#: shapes served by `capsock:net/fast-io`'s implementation on a real socket
+REAL_TCP_SHAPES = ("receive-hex", "send-hex")
 STOCK_SHAPES = ("nop", "family", "size", "set")
 
 API = f"""
@@ -178,17 +199,32 @@ API = f"""
     (export "poll" (func (param "ids" (list u32)) (param "timeout" (option u64))
         (result (result (list u32) (error $ec)))))
 """
+#: the fast-io lanes' two functions, imported only by their own shapes (the
+#: other shapes' components, and their cached compilations, stay as they were)
+FAST_IO_API = """
+    (export "tcp-receive-hex" (func (param "socket" (borrow $t)) (param "max-len" u64)
+        (result (result string (error $ec)))))
+    (export "tcp-send-hex" (func (param "socket" (borrow $t)) (param "data" string)
+        (result (result u64 (error $ec)))))
+"""
+#: hex digits for `send-hex` to send (64 KiB of them: `--size` up to 32 KiB)
+HEX_DIGITS = "0123456789abcdef" * 4096
 
 
 def component_wat(shape: str) -> str:
     name, signature, body = SHAPES[shape]
+    api, data, pages = API, "", 1
+    if shape in REAL_TCP_SHAPES:
+        api += FAST_IO_API
+        data, pages = f'(data (i32.const 8192) "{HEX_DIGITS}")', 2
     return f"""
 (component
-  (import "capsock:net/bench" (instance $api {API}))
+  (import "capsock:net/bench" (instance $api {api}))
   (alias export $api "make" (func $make))
   (alias export $api "{name}" (func $f))
   (core module $libc
-    (memory (export "memory") 1)
+    (memory (export "memory") {pages})
+    {data}
     (global $next (mut i32) (i32.const 16384))
     (func (export "realloc") (param i32 i32 i32 i32) (result i32)
       ;; every returned buffer goes to the same place: the loop never reads them
@@ -280,13 +316,80 @@ class Bench:
         return ids
 
 
-def link_capsock(engine: Engine, component: Component) -> Linker:
+#: The peer of a real-socket shape, a separate process (valgrind does not
+#: follow it: ``--trace-children`` is off): it keeps the host's socket fed
+#: with bytes (`feed`) or drained (`drain`) until the connection ends.
+PEER = """
+import socket, sys
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+block = bytes(range(256)) * 256
+try:
+    if sys.argv[2] == "feed":
+        while True:
+            sock.sendall(block)
+    else:
+        while sock.recv(1 << 20):
+            pass
+except OSError:
+    pass
+"""
+
+
+class TcpBench(Bench):
+    """`make` hands out a real connected `tcp-socket` (a core socket the
+    core's listener accepted from the peer), and the lanes are fast-io's."""
+
+    def __init__(self, shape: str) -> None:
+        from capsock.backends.os import OsBackend
+        from capsock.binding.interfaces.fast_io import FastIo
+        from capsock.binding.interfaces.socket_tcp import TcpSocketResource
+        from capsock.core.context import InstanceContext
+        from capsock.core.tcp import open_tcp
+        from capsock.policy import Policy
+
+        policy = Policy.from_flags(allow_inbound=["tcp://127.0.0.1:*"])
+        self.context = context = InstanceContext(policy, OsBackend())
+        listener = open_tcp(context, policy, False)
+        listener.bind(SocketAddress.from_os(("127.0.0.1", 0)))
+        listener.listen(1)
+        port = listener.local_address().port
+        self.peer = subprocess.Popen(
+            [sys.executable, "-c", PEER, str(port),
+             "feed" if shape == "receive-hex" else "drain"])
+        core, _ = listener.accept()
+        listener.close()
+        self.socket = TcpSocketResource(core)
+        fast_io = FastIo(context)
+        self.tcp_receive_hex = fast_io.tcp_receive_hex
+        self.tcp_send_hex = fast_io.tcp_send_hex
+
+    def make(self) -> Any:
+        return self.socket
+
+    def close(self) -> None:
+        self.socket.drop()
+        self.peer.wait(timeout=10)
+
+
+def link_capsock(engine: Engine, component: Component, shape: str) -> Linker:
     linker = Linker(engine)
-    link(linker, engine, component, {"bench": Bench()}, HandleTable())
+    if shape in REAL_TCP_SHAPES:
+        bench = TcpBench(shape)
+        CLOSE.append(bench.close)
+        # as the host links a guest: string arguments capped (runtime/host.py)
+        link(linker, engine, component, {"bench": bench}, HandleTable(),
+             max_call_bytes=bench.context.limits.max_call_bytes,
+             refuse=bench.context.call_too_large)
+    else:
+        link(linker, engine, component, {"bench": Bench()}, HandleTable())
     return linker
 
 
-def link_stock(engine: Engine, component: Component) -> Linker:
+#: what to close when the measurements are done (the real sockets' peers)
+CLOSE: list[Callable[[], None]] = []
+
+
+def link_stock(engine: Engine, component: Component, shape: str) -> Linker:
     """wasmtime-py's own path: a Python function per import."""
     from wasmtime.component import ResourceHost
 
@@ -321,7 +424,7 @@ def _empty(env: Any, ctx: Any, ty: Any, args: Any, nargs: Any, results: Any,
     return 0
 
 
-def link_floor(engine: Engine, component: Component) -> Linker:
+def link_floor(engine: Engine, component: Component, shape: str) -> Linker:
     """`nop` as a ctypes callback that returns at once; `make` through capsock."""
     from wasmtime.component import ResourceHost
 
@@ -338,7 +441,7 @@ def link_floor(engine: Engine, component: Component) -> Linker:
     return linker
 
 
-BINDINGS: dict[str, Callable[[Engine, Component], Linker]] = {
+BINDINGS: dict[str, Callable[[Engine, Component, str], Linker]] = {
     "capsock": link_capsock, "stock": link_stock, "floor": link_floor}
 SELECTED = list(BINDINGS)
 
@@ -378,7 +481,7 @@ class Runner:
     def __init__(self, engine: Engine, shape: str, binding: str, size: int) -> None:
         component = compiled(engine, shape)
         self.store = Store(engine)
-        linker = BINDINGS[binding](engine, component)
+        linker = BINDINGS[binding](engine, component, shape)
         if binding != "capsock":
             linker.define_unknown_imports_as_traps(component)
         instance = linker.instantiate(self.store, component)
@@ -455,14 +558,18 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     SELECTED[:] = args.bindings.split(",")
-    if args.one:
-        one(args)
-        return
-    shapes = args.only.split(",")
-    if args.callgrind:
-        callgrind(args, shapes)
-    else:
-        measure(args, shapes)
+    try:
+        if args.one:
+            one(args)
+            return
+        shapes = args.only.split(",")
+        if args.callgrind:
+            callgrind(args, shapes)
+        else:
+            measure(args, shapes)
+    finally:
+        for close in CLOSE:
+            close()
 
 
 if __name__ == "__main__":
