@@ -292,16 +292,13 @@ class QuotaState:
         rate = limits.max_bytes_per_second
         self._bucket = ByteBucket(rate) if rate is not None else None
         self._destinations: OrderedDict[Hashable, ByteBucket] = OrderedDict()
-
-    @property
-    def counts_connections(self) -> bool:
-        return (self.limits.max_connections_per_destination is not None
-                or bool(self.limits.connections_per_rule))
-
-    @property
-    def meters_bytes(self) -> bool:
-        return (self._bucket is not None
-                or self.limits.max_bytes_per_second_per_destination is not None)
+        # Decided once (`Limits` is frozen): every send and receive asks.
+        #: Whether any connection quota is set (else nothing is counted).
+        self.counts_connections = (limits.max_connections_per_destination is not None
+                                   or bool(limits.connections_per_rule))
+        #: Whether any byte-rate quota is set (else nothing is metered).
+        self.meters_bytes = (self._bucket is not None
+                             or limits.max_bytes_per_second_per_destination is not None)
 
     def open_connection(self, destination: Hashable, rule: str | None
                         ) -> tuple[str, int] | None:
