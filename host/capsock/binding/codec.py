@@ -287,8 +287,8 @@ class Compiler:
             read = _scalar_lift("I")
             return lambda ctx, a: chr(read(ctx, a))
         if isinstance(ty, String):
-            return _lift_string if self._cap is None else _capped(_lift_string, self._cap,
-                                                                 self._refuse)
+            return _lift_string if self._cap is None else _lift_string_capped(self._cap,
+                                                                             self._refuse)
         if isinstance(ty, EnumType):
             return _lift_enum(self.enum_names(ty))
         if isinstance(ty, FlagsType):
@@ -326,11 +326,9 @@ class Compiler:
     # -- lower --------------------------------------------------------------
     def lower(self, ty: ValType) -> Lower:
         """A closure writing a Python value of `ty` into a C value."""
-        if isinstance(ty, Bool):
-            return _scalar_lower(_K["BOOL"], "?")
-        for cls, fmt in _INTEGERS:
-            if isinstance(ty, cls):
-                return _scalar_lower(_K[cls.__name__.upper()], fmt)
+        scalar = _scalar_kind(ty)
+        if scalar is not None:
+            return _scalar_lower(*scalar)
         if isinstance(ty, Char):
             write = _scalar_lower(_K["CHAR"], "I")
             return lambda ctx, value, a: write(ctx, ord(value), a)
@@ -370,11 +368,26 @@ class Compiler:
 
     def lower_ok(self, ty: ResultType) -> Lower:
         """Write ``ok(value)`` of the result type `ty` from the bare payload."""
-        return _lower_case(True, self.lower(ty.ok) if ty.ok else None)
+        return self._lower_case(True, ty.ok)
 
     def lower_err(self, ty: ResultType) -> Lower:
         """Write ``err(value)`` of the result type `ty` from the bare payload."""
-        return _lower_case(False, self.lower(ty.err) if ty.err else None)
+        return self._lower_case(False, ty.err)
+
+    def _lower_case(self, is_ok: bool, payload: ValType | None) -> Lower:
+        """A scalar or string payload is written by the case's own frame
+        (`_Box.scalar_result`, `_Box.string_result`): every byte lane's
+        result is one."""
+        if payload is None:
+            return _lower_case(is_ok, None)
+        if isinstance(payload, String):
+            return _Box(_lower_string, is_ok).string_result
+        scalar = _scalar_kind(payload)
+        if scalar is not None:
+            box = _Box(_scalar_lower(*scalar), is_ok)
+            box.scalar = _scalar_layout(*scalar)
+            return box.scalar_result
+        return _lower_case(is_ok, self.lower(payload))
 
 
 _INTEGERS: tuple[tuple[type, str], ...] = (
@@ -384,6 +397,23 @@ _INTEGERS: tuple[tuple[type, str], ...] = (
 
 
 # -- scalars -----------------------------------------------------------------
+
+def _scalar_kind(ty: ValType) -> tuple[int, str] | None:
+    """(kind, struct format) of a bool or integer type, else None."""
+    if isinstance(ty, Bool):
+        return _K["BOOL"], "?"
+    for cls, fmt in _INTEGERS:
+        if isinstance(ty, cls):
+            return _K[cls.__name__.upper()], fmt
+    return None
+
+
+def _scalar_layout(kind: int, fmt: str) -> tuple[memoryview[Any], int, int]:
+    """(view, shift, kind): the payload of the scalar value at `a` is
+    ``view[(a + 8) >> shift]``."""
+    view = _VIEWS[fmt]
+    return view, view.itemsize.bit_length() - 1, kind
+
 
 def _scalar_lift(fmt: str) -> Lift:
     view = _VIEWS[fmt]
@@ -396,8 +426,7 @@ def _scalar_lift(fmt: str) -> Lift:
 
 def _scalar_lower(kind: int, fmt: str) -> Lower:
     """Out-of-range or non-int values raise (ValueError, TypeError)."""
-    view = _VIEWS[fmt]
-    shift = view.itemsize.bit_length() - 1
+    view, shift, _ = _scalar_layout(kind, fmt)
 
     def lower(ctx: Context, value: Any, a: int) -> None:
         view[(a + 8) >> shift] = value  # the payload
@@ -412,9 +441,28 @@ def _read_bytes(a: int) -> bytes:
 
 
 def _lift_string(ctx: Context, a: int) -> str:
-    size, data = _vector(a)
+    i = (a + _P) >> 3  # the vector: size, data
+    size = _WORDS[i]
+    if not size:
+        return ""
+    data = _WORDS[i + 1]
     # Decoded straight from wasmtime's buffer: no intermediate bytes copy.
-    return str(_BYTES[data:data + size], "utf-8") if size else ""
+    return str(_BYTES[data:data + size], "utf-8")
+
+
+def _lift_string_capped(cap: int, refuse: Refuse) -> Lift:
+    """`_lift_string` refusing more than `cap` UTF-8 bytes (`_capped`, in
+    one frame: every string argument of a guest run is capped)."""
+    def lift(ctx: Context, a: int) -> str:
+        i = (a + _P) >> 3
+        size: int = _WORDS[i]
+        if size > cap:
+            raise refuse(size)
+        if not size:
+            return ""
+        data = _WORDS[i + 1]
+        return str(_BYTES[data:data + size], "utf-8")
+    return lift
 
 
 def _capped(lift: Lift, cap: int, refuse: Refuse) -> Lift:
@@ -436,7 +484,7 @@ def _lower_string(ctx: Context, value: Any, a: int) -> None:
         _byte_vec_new(a + _P, len(data), data)
     else:  # wasmtime's empty vector: no allocation
         _set_vector(a, 0, 0)
-    _BYTES[a] = _K["STRING"]
+    _BYTES[a] = _STRING
 
 
 def _lift_enum(names: list[str]) -> Lift:
@@ -663,13 +711,15 @@ class _Box:
     `_Box` (a bound method does), so the slot lives as long as that code.
     """
 
-    __slots__ = ("slot", "address", "lower", "is_ok")
+    __slots__ = ("slot", "address", "lower", "is_ok", "scalar")
 
     def __init__(self, lower: Lower, is_ok: bool = True) -> None:
         self.slot = _VAL()
         self.address = ctypes.addressof(self.slot)
         self.lower = lower
         self.is_ok = int(is_ok)  # for `result`
+        #: `_scalar_layout` of `lower`'s type, for `scalar_result`
+        self.scalar: tuple[memoryview[Any], int, int] | None = None
 
     def __call__(self, ctx: Context, value: Any) -> int:
         self.lower(ctx, value, self.address)
@@ -686,8 +736,36 @@ class _Box:
         _WORDS[(a + 16) >> 3] = boxed  # val
         _BYTES[a] = _RESULT
 
+    def string_result(self, ctx: Context, value: Any, a: int) -> None:
+        """`result` for a `lower` that is `_lower_string`, written out."""
+        if not isinstance(value, str):
+            raise TypeError(f"expected str, got {type(value).__name__}")
+        address = self.address
+        data = value.encode()
+        if data:
+            _byte_vec_new(address + _P, len(data), data)
+        else:  # wasmtime's empty vector: no allocation
+            _set_vector(address, 0, 0)
+        _BYTES[address] = _STRING
+        boxed = _val_new(address)
+        _BYTES[a + 8] = self.is_ok
+        _WORDS[(a + 16) >> 3] = boxed  # val
+        _BYTES[a] = _RESULT
+
+    def scalar_result(self, ctx: Context, value: Any, a: int) -> None:
+        """`result` for a `lower` that is `_scalar_lower`, written out."""
+        view, shift, kind = self.scalar  # type: ignore[misc]
+        address = self.address
+        view[(address + 8) >> shift] = value  # the payload
+        _BYTES[address] = kind
+        boxed = _val_new(address)
+        _BYTES[a + 8] = self.is_ok
+        _WORDS[(a + 16) >> 3] = boxed  # val
+        _BYTES[a] = _RESULT
+
 
 _RESULT = _K["RESULT"]
+_STRING = _K["STRING"]
 
 
 def _lift_boxed(lift: Lift | None) -> Callable[[Context, int], Any]:
