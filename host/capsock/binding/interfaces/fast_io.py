@@ -29,9 +29,12 @@ class FastIo:
         self.context = context
 
     # -- TCP lanes ----------------------------------------------------------
+    # The receives spell the bytes themselves (`bytes_to_latin1`,
+    # `bytes_to_hex`, written out: one frame less on every byte a guest's
+    # BSD layer reads).
     @staticmethod
     def tcp_receive_latin1(socket: TcpSocketResource, max_len: int) -> str:
-        return bytes_to_latin1(socket.core.receive(max_len))
+        return socket.core.receive(max_len).decode("latin-1")
 
     @staticmethod
     def tcp_send_latin1(socket: TcpSocketResource, data: str) -> int:
@@ -39,7 +42,7 @@ class FastIo:
 
     @staticmethod
     def tcp_receive_hex(socket: TcpSocketResource, max_len: int) -> str:
-        return bytes_to_hex(socket.core.receive(max_len))
+        return socket.core.receive(max_len).hex()
 
     @staticmethod
     def tcp_send_hex(socket: TcpSocketResource, data: str) -> int:
