@@ -25,9 +25,10 @@ another version of `capsock:net` is refused first, with one message that
 says to rebuild it (a version's functions may keep their names and change
 their meaning, so matching by name across versions would be a guess).
 
-Every function gets its own C callback, compiled at link time by
+Every function gets its own C callback, made at link time by
 :func:`_compile_call` (unrolled for one and two arguments, the commonest
-shapes), which is also the one place that maps Python exceptions to WIT:
+shapes; its conversions compiled at its first call), which is also the
+one place that maps Python exceptions to WIT:
 a :class:`NetError` becomes the `err` case of the function's
 `result<_, error-code>`; any other exception is logged and becomes
 `unknown` (or a trap, for a function that returns no `result`). A Python
@@ -107,23 +108,45 @@ def snake(name: str) -> str:
 Call = Callable[[int, int, int, int, int, int, int], int]
 
 
-def _compile_call(name: str, impl: Callable[..., Any], lifts: list[Lift],
-                  lower_ok: Lower | None, lower_err: Lower | None,
+#: What a host call converts with: each argument's lift, the lower of the
+#: result (for a fallible function, of ``ok(value)``) and, for a function
+#: returning `result<_, error-code>`, the lower of ``err(code)``.
+Plan = tuple[list[Lift], Lower | None, Lower | None]
+
+
+def _compile_call(name: str, impl: Callable[..., Any], plan: Callable[[], Plan],
                   lines: LineBudget | None = None) -> Call:
     """What one host call of `name` runs: lift, call, lower, map errors.
 
-    `lower_ok` writes the function's result from `impl`'s return value (for
-    a fallible function, as ``ok(value)``); `lower_err`, for a function
-    returning `result<_, error-code>`, writes ``err(code)``.
+    `plan()` makes the conversions, at the function's first call (reading
+    a function's types from wasmtime and compiling their conversions costs
+    ~0.2 ms per function; linking all ~70 eagerly was most of `link`, ~15 ms
+    of every start, while a guest calls a handful of them). It runs inside
+    the call itself rather than in a wrapper around it: one Python frame
+    per host call, not two. A `plan()` that fails traps this call and is
+    tried again at the next.
     """
-    arity = len(lifts)
     budget = lines if lines is not None else LineBudget()
-    first = lifts[0] if arity else None
-    second = lifts[1] if arity > 1 else None
-    lift_args = _lifter(lifts)
+    arity = -1  # not planned yet
+    first: Lift | None = None
+    second: Lift | None = None
+    lift_args: Callable[[int, int], tuple[Any, ...]] | None = None
+    lower_ok: Lower | None = None
+    lower_err: Lower | None = None
 
     def call(env: int, ctx: int, _ty: int, args: int, _nargs: int, results: int,
              _nresults: int) -> int:
+        nonlocal arity, first, second, lift_args, lower_ok, lower_err
+        if arity < 0:
+            try:
+                lifts, lower_ok, lower_err = plan()
+            except Exception as error:  # nothing may unwind into C
+                log.exception("capsock: cannot compile the conversions of %s", name)
+                return _trap(f"capsock: cannot convert the types of {name}: {error}")
+            first = lifts[0] if lifts else None
+            second = lifts[1] if len(lifts) > 1 else None
+            lift_args = _lifter(lifts)
+            arity = len(lifts)
         try:
             try:  # one and two arguments (`self`, `self` and one) are unrolled
                 if arity == 1:
@@ -132,7 +155,7 @@ def _compile_call(name: str, impl: Callable[..., Any], lifts: list[Lift],
                     this = first(ctx, args)  # type: ignore[misc]
                     other = second(ctx, args + VAL_SIZE)  # type: ignore[misc]
                 else:
-                    values = lift_args(ctx, args)
+                    values = lift_args(ctx, args)  # type: ignore[misc]
             except NetError as error:  # an argument over a limit (max_call_bytes)
                 if lower_err is None:
                     return _trap(f"capsock: {name} refused: {error}")
@@ -409,41 +432,21 @@ def _link_instance(instance: LinkerInstance, engine: Engine, ty: ComponentInstan
         if impl is None:
             missing.append(f"{import_name}#{name}")
             continue
-        _add_func(instance, name, _compile_on_first_call(compiler, f"{import_name}#{name}",
-                                                         impl, func_type, lines))
-
-
-def _compile_on_first_call(compiler: Compiler, name: str, impl: Callable[..., Any],
-                           ty: FuncType, lines: LineBudget) -> Call:
-    """`name`'s host call, compiled when the guest first calls it.
-
-    Reading a function's parameter and result types from wasmtime and
-    compiling their conversions costs ~0.2 ms per function; linking all ~70
-    eagerly was most of `link` (~15 ms of every start), while a guest calls
-    a handful of them. Calls after the first go straight to the compiled
-    call (one more Python frame, ~0.1 us).
-    """
-    compiled: Call | None = None
-
-    def call(env: int, ctx: int, ty_ptr: int, args: int, nargs: int, results: int,
-             nresults: int) -> int:
-        nonlocal compiled
-        if compiled is None:
-            try:
-                compiled = _compile(compiler, name, impl, ty, lines)
-            except Exception as error:  # nothing may unwind into C
-                log.exception("capsock: cannot compile the conversions of %s", name)
-                return _trap(f"capsock: cannot convert the types of {name}: {error}")
-        return compiled(env, ctx, ty_ptr, args, nargs, results, nresults)
-    return call
+        _add_func(instance, name, _compile(compiler, f"{import_name}#{name}", impl,
+                                           func_type, lines))
 
 
 def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncType,
              lines: LineBudget) -> Call:
+    """`name`'s host call; its conversions are made at its first call."""
+    return _compile_call(name, impl, lambda: _plan(compiler, name, ty), lines)
+
+
+def _plan(compiler: Compiler, name: str, ty: FuncType) -> Plan:
     lifts = [compiler.lift(param) for _, param in ty.params]
     result = ty.result
     if result is None:
-        return _compile_call(name, impl, lifts, None, None, lines)
+        return lifts, None, None
     if isinstance(result, ResultType):
         # An `error-code` result, and every WASI result, is written from
         # the bare payload (`ok`) or an exception (`err`); any other result
@@ -454,8 +457,8 @@ def _compile(compiler: Compiler, name: str, impl: Callable[..., Any], ty: FuncTy
             if error_code:
                 assert isinstance(result.err, EnumType)
                 lower_err = _translated(lower_err, compiler.enum_names(result.err))
-            return _compile_call(name, impl, lifts, compiler.lower_ok(result), lower_err, lines)
-    return _compile_call(name, impl, lifts, compiler.lower(result), None, lines)
+            return lifts, compiler.lower_ok(result), lower_err
+    return lifts, compiler.lower(result), None
 
 
 #: What a core `ErrorCode` becomes in an `error-code` enum that lacks it
