@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import struct
 import sys
 import threading
 from collections.abc import Callable
@@ -732,25 +733,19 @@ class _Box:
         address = self.address
         self.lower(ctx, value, address)
         boxed = _val_new(address)
-        _BYTES[a + 8] = self.is_ok
-        _WORDS[(a + 16) >> 3] = boxed  # val
-        _BYTES[a] = _RESULT
+        _put_result(_BYTES, a, _RESULT, self.is_ok, boxed)
 
     def string_result(self, ctx: Context, value: Any, a: int) -> None:
         """`result` for a `lower` that is `_lower_string`, written out."""
-        if not isinstance(value, str):
-            raise TypeError(f"expected str, got {type(value).__name__}")
+        data = _str_encode(value)  # UTF-8; TypeError for a non-str
         address = self.address
-        data = value.encode()
         if data:
             _byte_vec_new(address + _P, len(data), data)
         else:  # wasmtime's empty vector: no allocation
             _set_vector(address, 0, 0)
         _BYTES[address] = _STRING
         boxed = _val_new(address)
-        _BYTES[a + 8] = self.is_ok
-        _WORDS[(a + 16) >> 3] = boxed  # val
-        _BYTES[a] = _RESULT
+        _put_result(_BYTES, a, _RESULT, self.is_ok, boxed)
 
     def scalar_result(self, ctx: Context, value: Any, a: int) -> None:
         """`result` for a `lower` that is `_scalar_lower`, written out."""
@@ -759,13 +754,18 @@ class _Box:
         view[(address + 8) >> shift] = value  # the payload
         _BYTES[address] = kind
         boxed = _val_new(address)
-        _BYTES[a + 8] = self.is_ok
-        _WORDS[(a + 16) >> 3] = boxed  # val
-        _BYTES[a] = _RESULT
+        _put_result(_BYTES, a, _RESULT, self.is_ok, boxed)
 
 
 _RESULT = _K["RESULT"]
 _STRING = _K["STRING"]
+_str_encode = str.encode
+#: ``_put_result(_BYTES, a, _RESULT, is_ok, val)`` writes the `result` value
+#: at `a` in one call (three item stores cost twice as much), padding
+#: zeroed; it takes only values already made (nothing can fail half way).
+_RESULT_LAYOUT = struct.Struct("=B7x?7xQ")  # kind, is_ok at _P, val at _P + 8
+assert _RESULT_LAYOUT.size == _VAL_SIZE - 8  # the rest of the union is not written
+_put_result = _RESULT_LAYOUT.pack_into
 
 
 def _lift_boxed(lift: Lift | None) -> Callable[[Context, int], Any]:
@@ -836,9 +836,7 @@ def _lower_case(is_ok: bool, payload: Lower | None) -> Lower:
     flag = int(is_ok)
     if payload is None:
         def lower_empty(ctx: Context, value: Any, a: int) -> None:
-            _BYTES[a + 8] = flag  # is_ok
-            _WORDS[(a + 16) >> 3] = 0  # val
-            _BYTES[a] = kind
+            _put_result(_BYTES, a, kind, flag, 0)
         return lower_empty
     return _Box(payload, is_ok).result
 

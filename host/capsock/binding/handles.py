@@ -72,6 +72,7 @@ class HandleTable(Resources):
         # run on one thread at a time)
         self._out = ctypes.c_void_p()
         self._out_address = ctypes.addressof(self._out)
+        self._out_index = self._out_address >> 3  # in `_WORDS`
 
     # -- resource types -----------------------------------------------------
     def define(self, qualified_name: str, component_type: ResourceType) -> ResourceType:
@@ -159,11 +160,10 @@ class HandleTable(Resources):
     def _lift_borrow(self, ctx: Context, a: int) -> object:
         """`lift_resource` of the borrow at value address `a`, in one frame
         (most calls have one: `self`)."""
-        out = self._out_address
-        error = _any_to_host(ctx, _WORDS[(a + _PAYLOAD) >> 3], out)
+        error = _any_to_host(ctx, _WORDS[(a + _PAYLOAD) >> 3], self._out_address)
         if error:
             raise _error(error)
-        host = _WORDS[out >> 3]
+        host = _WORDS[self._out_index]
         rep = _host_rep(host)
         _host_delete(host)
         try:
