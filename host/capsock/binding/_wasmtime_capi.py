@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import importlib.util
 import os
+import sys
 from typing import Any
 
 #: The wasmtime-py release whose C API and layouts this module was written
@@ -71,6 +72,7 @@ from wasmtime import _ffi as ffi  # noqa: E402
 __all__ = [
     "WASMTIME_VERSION", "check_version", "ffi", "dll", "error_from_pointer", "error_new",
     "DeadlineCallback", "set_epoch_deadline_callback", "UPDATE_DEADLINE_CONTINUE",
+    "resource_host_rep_offset",
 ]
 
 #: The loaded wasmtime library, for binding C functions with own signatures.
@@ -103,3 +105,39 @@ def set_epoch_deadline_callback(store: Store, callback: Any) -> None:
     at each epoch deadline; the store keeps the trampoline alive."""
     ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _NoFinalizer())
     store.__dict__["_capsock_deadline_callback"] = callback
+
+
+def resource_host_rep_offset() -> int | None:
+    """Where a ``wasmtime_component_resource_host_t`` of this wasmtime keeps
+    its rep (a byte offset), or None when a probe cannot tell.
+
+    The type is opaque in the C API: ``wasmtime_component_resource_host_rep``
+    reads the rep, a C call that costs ~2,300 instructions through ctypes,
+    a third of what converting a borrowed handle costs (every method call
+    converts one). It is one Rust struct however it was made
+    (``resource_host_new`` or ``resource_any_to_host``), so its layout is
+    fixed for the library loaded here (and the version check above pins
+    the library). The probe makes hosts with distinct reps, types and
+    ownership, and answers an offset only if each one's rep is there, and
+    nowhere else in its first 16 bytes, and ``resource_host_rep`` reads the
+    same rep. Measured on 49.0.0: offset 8 (the type follows at 12).
+    """
+    p, u32 = ctypes.c_void_p, ctypes.c_uint32
+    new = ctypes.PYFUNCTYPE(p, ctypes.c_bool, u32, u32)(
+        ("wasmtime_component_resource_host_new", dll))
+    rep_of = ctypes.PYFUNCTYPE(u32, p)(("wasmtime_component_resource_host_rep", dll))
+    delete = ctypes.PYFUNCTYPE(None, p)(("wasmtime_component_resource_host_delete", dll))
+    found: set[int] | None = None
+    for owned, rep, ty in ((True, 0x5EA1_0001, 0x6361_7E57), (False, 0x0000_0A5C, 0x6361_0001),
+                           (True, 0x7FFF_FFFE, 0x0000_0003), (False, 0x0123_4567, 0x89AB_CDEF)):
+        host = new(owned, rep, ty)
+        try:
+            raw = ctypes.string_at(host, 16)
+            if rep_of(host) != rep:
+                return None
+        finally:
+            delete(host)
+        here = {offset for offset in range(0, 16, 4)
+                if int.from_bytes(raw[offset:offset + 4], sys.byteorder) == rep}
+        found = here if found is None else found & here
+    return found.pop() if found is not None and len(found) == 1 else None
