@@ -386,7 +386,8 @@ class Compiler:
         scalar = _scalar_kind(payload)
         if scalar is not None:
             box = _Box(_scalar_lower(*scalar), is_ok)
-            box.scalar = _scalar_layout(*scalar)
+            kind, fmt = scalar
+            box.scalar = (struct.Struct("=B7x" + fmt).pack_into, kind)
             return box.scalar_result
         return _lower_case(is_ok, self.lower(payload))
 
@@ -409,13 +410,6 @@ def _scalar_kind(ty: ValType) -> tuple[int, str] | None:
     return None
 
 
-def _scalar_layout(kind: int, fmt: str) -> tuple[memoryview[Any], int, int]:
-    """(view, shift, kind): the payload of the scalar value at `a` is
-    ``view[(a + 8) >> shift]``."""
-    view = _VIEWS[fmt]
-    return view, view.itemsize.bit_length() - 1, kind
-
-
 def _scalar_lift(fmt: str) -> Lift:
     view = _VIEWS[fmt]
     shift = view.itemsize.bit_length() - 1
@@ -427,7 +421,8 @@ def _scalar_lift(fmt: str) -> Lift:
 
 def _scalar_lower(kind: int, fmt: str) -> Lower:
     """Out-of-range or non-int values raise (ValueError, TypeError)."""
-    view, shift, _ = _scalar_layout(kind, fmt)
+    view = _VIEWS[fmt]
+    shift = view.itemsize.bit_length() - 1
 
     def lower(ctx: Context, value: Any, a: int) -> None:
         view[(a + 8) >> shift] = value  # the payload
@@ -719,8 +714,9 @@ class _Box:
         self.address = ctypes.addressof(self.slot)
         self.lower = lower
         self.is_ok = int(is_ok)  # for `result`
-        #: `_scalar_layout` of `lower`'s type, for `scalar_result`
-        self.scalar: tuple[memoryview[Any], int, int] | None = None
+        #: (pack_into of kind and payload, kind) of `lower`'s scalar type,
+        #: for `scalar_result`
+        self.scalar: tuple[Callable[..., None], int] | None = None
 
     def __call__(self, ctx: Context, value: Any) -> int:
         self.lower(ctx, value, self.address)
@@ -748,11 +744,12 @@ class _Box:
         _put_result(_BYTES, a, _RESULT, self.is_ok, boxed)
 
     def scalar_result(self, ctx: Context, value: Any, a: int) -> None:
-        """`result` for a `lower` that is `_scalar_lower`, written out."""
-        view, shift, kind = self.scalar  # type: ignore[misc]
+        """`result` for a `lower` that is `_scalar_lower`, written out (the
+        slot's kind and payload in one `pack_into`; a value out of range
+        raises before `val_new`, so wasmtime never sees the slot)."""
+        put, kind = self.scalar  # type: ignore[misc]
         address = self.address
-        view[(address + 8) >> shift] = value  # the payload
-        _BYTES[address] = kind
+        put(_BYTES, address, kind, value)
         boxed = _val_new(address)
         _put_result(_BYTES, a, _RESULT, self.is_ok, boxed)
 

@@ -112,6 +112,13 @@ class TcpSocket(SocketCore):
         self.peer_address: SocketAddress | None = None
         #: The connection-quota slot this socket holds: (destination, rule).
         self.connection: tuple[SocketAddress, str | None] | None = None
+        # Decided once per socket (an instance's limits, quotas and observer
+        # are fixed when it is made), for `receive` and `send`:
+        #: the most bytes one call moves (`limits.max_io_bytes`);
+        self.io_cap = context.limits.max_io_bytes
+        #: no byte-rate quota and no observer: nothing to meter, charge or count.
+        self.plain_io = (not context.quotas.meters_bytes
+                         and context.observer is NULL_OBSERVER)
 
     def release_quotas(self) -> None:
         if self.connection is not None:
@@ -216,19 +223,21 @@ class TcpSocket(SocketCore):
     # receive and send are a host call each for every chunk a guest moves
     # (the BSD layer's recv and sendall): the state check is written out,
     # and the meter, the charge and the observer are skipped when the
-    # instance has no byte-rate quota and no observer (each a method call
-    # that would do nothing).
+    # instance has no byte-rate quota and no observer (`plain_io`; each a
+    # method call that would do nothing).
 
     def receive(self, max_len: int, peek: bool = False) -> bytes:
         if self.state is not _CONNECTED:
             raise _invalid_state("receive", self.state)
         if max_len == 0:
             return b""
-        context = self.context
-        cap = context.limits.max_io_bytes
+        cap = self.io_cap
         wanted = max_len if max_len < cap else cap
         if peek:  # consumes nothing: the receive that follows is metered
             return self.sock.receive(wanted, True)
+        if self.plain_io:
+            return self.sock.receive(wanted, False)
+        context = self.context
         if context.quotas.meters_bytes:
             data = self.sock.receive(context.meter(self.peer_address, wanted, self.blocking),
                                      False)
@@ -246,10 +255,12 @@ class TcpSocket(SocketCore):
         if self.send_closed:
             raise NetError(ErrorCode.INVALID_STATE, "send after shutdown(send)")
         # A partial send is what send() may do anyway: the guest loops.
-        context = self.context
         size = len(data)
-        cap = context.limits.max_io_bytes
+        cap = self.io_cap
         allowed = size if size < cap else cap
+        if self.plain_io:
+            return self.sock.send(data if allowed == size else data[:allowed])
+        context = self.context
         if context.quotas.meters_bytes:
             allowed = context.meter(self.peer_address, allowed, self.blocking)
             sent = self.sock.send(data[:allowed])
