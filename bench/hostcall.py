@@ -3,6 +3,8 @@
     python bench/hostcall.py [--calls 100000] [--repeat 7] [--only SHAPE,...]
     python bench/hostcall.py --callgrind [--calls 10000] [--only SHAPE,...]
                              [--bindings capsock,stock,floor]
+    python bench/hostcall.py --callgrind --only receive-hex,send-hex,nop \
+                             --bindings capsock,floor --size 64 --calls 10000
 
 A hand-written component (WAT, below) imports ``capsock:net/bench`` and
 calls one of its functions in a core-wasm loop ``--calls`` times, so a
@@ -58,7 +60,8 @@ difference divided by ``--calls``: instructions per host call, which do
 not depend on the load of the machine (~20 s per run once the components
 are compiled and cached in the temp directory).
 
-Where the floor is (callgrind, wasmtime-py 50, CPython 3.11, x86-64):
+Where the floor is (callgrind, wasmtime-py 50, CPython 3.11, x86-64; the
+first three items before branch h-hostcall, whose numbers follow them):
 
 * an empty host function (``floor``): ~3,900 instructions, ~0.45 us: about
   1,900 in wasmtime (the guest-to-host trampoline, its dynamic ``func_new``
@@ -86,6 +89,28 @@ Where the floor is (callgrind, wasmtime-py 50, CPython 3.11, x86-64):
   ~127,000 instructions (dc7c6e6), from ~171,000 (2a25b50) when the
   binding built a ``Case``, a dict and a throwaway ``Case`` per address
   and asked the policy through four differently shaped calls.
+
+* the BSD echo's two calls (``--size 64``; wasmtime-py 49, one session,
+  the old tree through ``CAPSOCK_HOST``): ``receive-hex`` 46,029 -> 32,439,
+  ``send-hex`` 48,499 -> 33,954, ``family`` 24,205 -> 22,012, ``nop``
+  6,847 -> 6,249 (b1bb79a -> branch h-hostcall; the empty callback 4,401).
+  What went: a closure and two frames per OS call, the meter, charge and
+  observer calls of an instance with no byte quota and no observer
+  (decided once per socket), the lazy-compile wrapper frame, three of the
+  string argument's four frames, the result's second frame and its three
+  item stores (one ``pack_into``), and the ``resource_host_rep`` C call of
+  every borrow (the rep is read where ``resource_host_rep_offset`` found
+  it). What is left of ``receive-hex``'s 32,439: ~5,600 in wasmtime (the
+  borrow and u64 arguments as ``Val``, the string result lowered into the
+  guest), ~2,100 the ctypes callback, ~10,000 its four C calls
+  (``any_to_host``, ``host_delete``, ``byte_vec_new``, ``val_new``),
+  ~2,100 the C work (``recv``, ``hex``, encode), and ~12,600 Python
+  bytecode (~220 bytecodes over eight frames: the registrar's
+  dispatch, the borrow, the lane, the core's state check, the backend,
+  the lower). ``send-hex``: ~5,200 wasmtime, ~2,100 callback, ~6,400 for
+  three C calls, ~3,000 C work (``fromhex``, ``sendall``, UTF-8 decode),
+  ~17,000 Python. Going further means fewer frames than layers (the
+  binding, core and backend each keep one) or a cheaper FFI than ctypes.
 
 ``CAPSOCK_HOST=DIR`` measures another checkout's binding layer with this
 script, e.g. ``git archive HEAD~1 host | tar -x -C /tmp/old`` then
