@@ -80,7 +80,10 @@ def _groups(ip: ipaddress.IPv6Address) -> tuple[int, int, int, int, int, int, in
 def ip_from_wit(addr: IpAddress) -> str:
     """`IpAddress` -> ``"10.0.0.1"`` / ``"::1"``."""
     if isinstance(addr, IpAddress_Ipv4):
-        return str(ipaddress.IPv4Address(bytes(addr.value)))
+        # what str(IPv4Address) gives, without its parse and format in the
+        # guest's interpreter (every accepted peer and datagram sender)
+        a, b, c, d = addr.value
+        return f"{a}.{b}.{c}.{d}"
     n = 0
     for group in addr.value:
         n = (n << 16) | group

@@ -350,8 +350,11 @@ class socket:  # noqa: N801  the name of Python's class
         kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
         if kind not in (SOCK_STREAM, SOCK_DGRAM):
             raise OSError(_errno.EPROTONOSUPPORT, f"socket type {type} not supported")
-        self._family = AddressFamily(family)
-        self._type = SocketKind(kind)
+        # the members themselves, not AddressFamily(family): an enum call is
+        # Python code in the guest's interpreter, paid by every socket an
+        # accept makes (family and kind were checked above)
+        self._family = AF_INET6 if family == AF_INET6 else AF_INET
+        self._type = SOCK_STREAM if kind == SOCK_STREAM else SOCK_DGRAM
         self._proto = proto or (IPPROTO_TCP if kind == SOCK_STREAM else IPPROTO_UDP)
         self._tcp: socket_tcp.TcpSocket | None = None
         self._udp: socket_udp.UdpSocket | None = None
