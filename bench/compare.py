@@ -300,7 +300,7 @@ class Setup:
     compile: Callable[[str], list[str]] | None = None
     #: command for (port, cache dir) of the first run after `compile`
     #: (default: `command`)
-    precompiled: Callable[[int, str], list[str]] | None = None
+    precompiled: Callable[[int, str | None], list[str]] | None = None
 
 
 @dataclass
@@ -564,7 +564,7 @@ METRICS = [  # key, label, unit, format, higher is better
     ("idle99", "round trip 64 B after idle, p99", "µs", "{:.0f}", False),
     ("accept", "accept rate", "conn/s", "{:.0f}", True),
     ("compile", "compile ahead of time (capsock/wasmtime compile)", "ms", "{:.0f}", False),
-    ("cold", "first start after compile, to listening", "ms", "{:.0f}", False),
+    ("first", "first start after compile, to listening", "ms", "{:.0f}", False),
     ("warm", "warm start to listening", "ms", "{:.0f}", False),
     ("rss", "peak RSS (server)", "MiB", "{:.0f}", False),
     ("hostcall", "host call", "µs", "{:.1f}", False),
@@ -616,11 +616,10 @@ def first_start(setup: Setup, res: Results, timeout: float) -> None:
             began = time.perf_counter()
             run(setup.compile(cold_cache), timeout=timeout, env=ENV)
             res.add(setup.name, "compile", (time.perf_counter() - began) * 1000)
-        command = setup.precompiled or setup.command
-        server = spawn(Setup(setup.name, lambda port, _: command(port, cold_cache)),
-                       cold_cache, timeout)
+        server = spawn(Setup(setup.name, setup.precompiled or setup.command), cold_cache,
+                       timeout)
         try:
-            res.add(setup.name, "cold", server.started * 1000)
+            res.add(setup.name, "first", server.started * 1000)
         finally:
             stop(server.proc)
 
