@@ -1,4 +1,5 @@
-"""Reading a resource host's rep from memory (handles._lift_borrow_reading).
+"""Reading a resource host's rep from memory (handles._lift_borrow, at
+handles._REP_AT).
 
 Every method call of every end-to-end test converts a borrowed handle this
 way, among many live sockets, so a wrong offset would hand a call the
@@ -30,5 +31,7 @@ def test_the_pinned_wasmtime_keeps_the_rep_where_the_probe_says() -> None:
 
 
 def test_borrows_are_lifted_by_reading_the_rep() -> None:
+    from capsock.binding import handles
     table = HandleTable()
-    assert table.lifter(False) == table._lift_borrow_reading
+    assert table.lifter(False) == table._lift_borrow
+    assert handles._REP_AT is not None and handles._REP_AT == resource_host_rep_offset()

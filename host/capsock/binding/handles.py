@@ -158,33 +158,19 @@ class HandleTable(Resources):
             raise LookupError(f"no live handle with rep {rep}") from None
 
     def lifter(self, owned: bool) -> Lift:
-        if owned:
-            return self._lift_own
-        return self._lift_borrow if _REP_AT is None else self._lift_borrow_reading
+        return self._lift_own if owned else self._lift_borrow
 
     def _lift_borrow(self, ctx: Context, a: int) -> object:
         """`lift_resource` of the borrow at value address `a`, in one frame
-        (most calls have one: `self`)."""
+        (most calls have one: `self`). The rep is read where this wasmtime
+        keeps it in the resource host (`_REP_AT`), or asked of
+        `resource_host_rep` where the probe could not tell: two C calls per
+        borrow, or three."""
         error = _any_to_host(ctx, _WORDS[(a + _PAYLOAD) >> 3], self._out_address)
         if error:
             raise _error(error)
         host = _WORDS[self._out_index]
-        rep = _host_rep(host)
-        _host_delete(host)
-        try:
-            return self._objects[rep]
-        except KeyError:
-            raise LookupError(f"no live handle with rep {rep}") from None
-
-    def _lift_borrow_reading(self, ctx: Context, a: int) -> object:
-        """`_lift_borrow`, reading the rep where this wasmtime keeps it
-        (`_REP_AT`) instead of asking `resource_host_rep`: two C calls
-        per borrow instead of three."""
-        error = _any_to_host(ctx, _WORDS[(a + _PAYLOAD) >> 3], self._out_address)
-        if error:
-            raise _error(error)
-        host = _WORDS[self._out_index]
-        rep = _U32[(host + _REP_AT) >> 2]  # type: ignore[operator]
+        rep = _host_rep(host) if _REP_AT is None else _U32[(host + _REP_AT) >> 2]
         _host_delete(host)
         try:
             return self._objects[rep]
