@@ -13,9 +13,13 @@ from collections.abc import Callable
 
 class Peer:
     """A TCP server on 127.0.0.1 that runs `handler(conn)` per connection,
-    one at a time (the tests need no concurrency)."""
+    one at a time (the tests need no concurrency), each with `timeout` s
+    per socket operation. An `OSError` in the handler is the guest going
+    away, which most of these tests do on purpose, unless
+    `os_errors_count`: then it goes to `errors` like any other."""
 
-    def __init__(self, handler: Callable[[socket.socket], None]) -> None:
+    def __init__(self, handler: Callable[[socket.socket], None], timeout: float = 5,
+                 os_errors_count: bool = False) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -25,6 +29,8 @@ class Peer:
         self.accepted = 0
         self.errors: list[BaseException] = []
         self._handler = handler
+        self._timeout = timeout
+        self._os_errors_count = os_errors_count
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -37,11 +43,13 @@ class Peer:
                 continue
             self.accepted += 1
             with conn:
-                conn.settimeout(5)
+                conn.settimeout(self._timeout)
                 try:
                     self._handler(conn)
-                except OSError:
-                    pass  # the guest went away: that is what these tests do
+                except OSError as error:
+                    if self._os_errors_count:
+                        self.errors.append(error)
+                    # else: the guest went away, as these tests make it do
                 except BaseException as error:  # noqa: BLE001 - reported by the test
                     self.errors.append(error)
 
@@ -49,6 +57,12 @@ class Peer:
         self._stop.set()
         self._thread.join(timeout=5)
         self.sock.close()
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
 
 
 def drain(conn: socket.socket) -> None:

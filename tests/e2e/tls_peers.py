@@ -10,56 +10,30 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 from collections.abc import Callable
+
+from .peers import Peer
 
 Handler = Callable[[socket.socket], None]
 
 
-class TlsPeer:
-    """Accepts on 127.0.0.1:<free port>; runs `handler` on each connection."""
+class TlsPeer(Peer):
+    """A `Peer` (30 s per operation; every handler error is recorded) that
+    first records the connection's first bytes, peeked, and runs `handler`
+    only when there are any."""
 
     def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port: int = self.sock.getsockname()[1]
         self.first_bytes: list[bytes] = []
-        self.errors: list[BaseException] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
+        def peek_first(conn: socket.socket) -> None:
             try:
-                conn, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn:
-                conn.settimeout(30)
-                try:
-                    first = conn.recv(5, socket.MSG_PEEK)
-                except OSError:
-                    first = b""
-                self.first_bytes.append(first)
-                if not first:
-                    continue
-                try:
-                    self.handler(conn)
-                except Exception as error:  # noqa: BLE001 - the test reads them
-                    self.errors.append(error)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-    def __enter__(self) -> TlsPeer:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
+                first = conn.recv(5, socket.MSG_PEEK)
+            except OSError:
+                first = b""
+            self.first_bytes.append(first)
+            if first:
+                handler(conn)
+        super().__init__(peek_first, timeout=30, os_errors_count=True)
 
 
 def _read_until(sock: socket.socket, end: bytes) -> bytes:
