@@ -138,12 +138,34 @@ def layered(sock: object) -> TlsStream | None:
 def transport_of(sock: T) -> T:
     """The backend socket under any TLS layers (what a backend can wait
     on or interrupt)."""
-    while isinstance(sock, (TlsStream, TlsListener)):
+    while isinstance(sock, _OverTransport):
         sock = sock.transport  # type: ignore[assignment]
     return sock
 
 
-class TlsStream:
+class _OverTransport:
+    """What a TLS layer answers from the backend socket under it, as it is:
+    its addresses, options and descriptor."""
+
+    transport: StreamSocket
+
+    def local_address(self) -> SocketAddress:
+        return self.transport.local_address()
+
+    def remote_address(self) -> SocketAddress:
+        return self.transport.remote_address()
+
+    def get_option(self, option: SocketOption) -> int:
+        return self.transport.get_option(option)
+
+    def set_option(self, option: SocketOption, value: int) -> None:
+        self.transport.set_option(option, value)
+
+    def fileno(self) -> int:
+        return self.transport.fileno()
+
+
+class TlsStream(_OverTransport):
     """A `StreamSocket` of plaintext over `transport`'s TLS (module docs)."""
 
     def __init__(self, transport: StreamSocket, context: ssl.SSLContext, *, server: bool,
@@ -492,20 +514,6 @@ class TlsStream:
     def connect(self, address: SocketAddress) -> None:
         raise NetError(ErrorCode.INVALID_STATE, "connect on a TLS connection")
 
-    def local_address(self) -> SocketAddress:
-        return self.transport.local_address()
-
-    def remote_address(self) -> SocketAddress:
-        return self.transport.remote_address()
-
-    def get_option(self, option: SocketOption) -> int:
-        return self.transport.get_option(option)
-
-    def set_option(self, option: SocketOption, value: int) -> None:
-        self.transport.set_option(option, value)
-
-    def fileno(self) -> int:
-        return self.transport.fileno()
 
 
 def certificate_summary(details: Mapping[str, object], der: bytes) -> dict[str, object]:
@@ -526,7 +534,7 @@ def certificate_summary(details: Mapping[str, object], der: bytes) -> dict[str, 
     }
 
 
-class TlsListener:
+class TlsListener(_OverTransport):
     """A listening `StreamSocket` whose accepted connections are
     server-side `TlsStream`s (host-terminated TLS).
 
@@ -574,26 +582,12 @@ class TlsListener:
     def shutdown(self, receive: bool, send: bool) -> None:
         self.transport.shutdown(receive, send)
 
-    def local_address(self) -> SocketAddress:
-        return self.transport.local_address()
-
-    def remote_address(self) -> SocketAddress:
-        return self.transport.remote_address()
 
     def set_blocking(self, blocking: bool) -> None:
         self.transport.set_blocking(blocking)
 
     def set_timeout(self, seconds: float | None) -> None:
         self.transport.set_timeout(seconds)
-
-    def get_option(self, option: SocketOption) -> int:
-        return self.transport.get_option(option)
-
-    def set_option(self, option: SocketOption, value: int) -> None:
-        self.transport.set_option(option, value)
-
-    def fileno(self) -> int:
-        return self.transport.fileno()
 
     def close(self) -> None:
         self.transport.close()
