@@ -56,6 +56,12 @@ class Preopen(NamedTuple):
     socket: StreamSocket | DatagramSocket
 
 
+
+def _quota_key(peer: SocketAddress | None) -> tuple[IPAddress, int] | None:
+    """The destination a byte-rate quota counts `peer` under (its address
+    and port, not flow or scope), or None for the instance's bucket alone."""
+    return None if peer is None else (peer.ip, peer.port)
+
 class InstanceContext:
     """Per-instance state: the checker, the backends, what it resolved.
 
@@ -235,7 +241,7 @@ class InstanceContext:
         quotas = self.quotas
         if not quotas.meters_bytes or wanted <= 0:
             return wanted
-        key = None if peer is None else (peer.ip, peer.port)
+        key = _quota_key(peer)
         for _ in range(100):  # each round waits for a refill (< 1 s): bounded in time too
             allowed = quotas.allowance(key, wanted)
             if allowed:
@@ -251,12 +257,12 @@ class InstanceContext:
         of polling, getting `would-block` and polling again at full speed."""
         if not self.quotas.meters_bytes:
             return 0.0
-        return self.quotas.wait_time(None if peer is None else (peer.ip, peer.port))
+        return self.quotas.wait_time(_quota_key(peer))
 
     def charge(self, peer: SocketAddress | None, used: int) -> None:
         """Spend `used` bytes a call moved to or from `peer`."""
         if self.quotas.meters_bytes and used > 0:
-            self.quotas.charge(None if peer is None else (peer.ip, peer.port), used)
+            self.quotas.charge(_quota_key(peer), used)
 
     def _wait_for_bytes(self, key: tuple[IPAddress, int] | None, blocking: bool) -> None:
         if not blocking:
@@ -269,7 +275,7 @@ class InstanceContext:
         whole size (a datagram is never cut)."""
         if not self.quotas.meters_bytes:
             return
-        key = None if peer is None else (peer.ip, peer.port)
+        key = _quota_key(peer)
         for _ in range(100):
             if self.quotas.wait_time(key) == 0.0:
                 return
