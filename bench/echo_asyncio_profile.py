@@ -10,20 +10,9 @@ trip, and exits. Counts, not times: the same on any machine.
 """
 
 import asyncio
-import heapq  # noqa: F401  Counter.most_common imports it lazily: bundle it
 import sys
-from collections import Counter
 
-COUNTS = Counter()
-WARMUP = 50
-
-
-def profiler(frame, event, arg):
-    if event == "call":
-        code = frame.f_code
-        COUNTS[f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_name}"] += 1
-    elif event == "c_call":
-        COUNTS[f"C:{getattr(arg, '__qualname__', arg)}"] += 1
+from call_counter import WARMUP, report, start, stop
 
 
 async def echo(reader, writer, round_trips, done):
@@ -31,11 +20,11 @@ async def echo(reader, writer, round_trips, done):
     while data := await reader.read(65536):
         seen += 1
         if seen == WARMUP:
-            sys.setprofile(profiler)
+            start()
         writer.write(data)
         await writer.drain()
         if seen == WARMUP + round_trips:
-            sys.setprofile(None)
+            stop()
             done.set_result(None)
     writer.close()
 
@@ -47,10 +36,7 @@ async def main(port, round_trips):
     print(f"listening on 127.0.0.1:{port}", flush=True)
     await done
     server.close()
-    total = sum(COUNTS.values())
-    print(f"python calls per round trip: {total / round_trips:.1f}")
-    for name, count in COUNTS.most_common(40):
-        print(f"{count / round_trips:8.2f}  {name}")
+    report(round_trips)
 
 
 asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))

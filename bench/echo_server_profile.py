@@ -8,22 +8,10 @@ call (``sys.setprofile``) from the 51st received chunk for ROUND_TRIPS
 chunks, prints the counts per round trip, and exits.
 """
 
-import heapq  # noqa: F401  Counter.most_common imports it lazily: bundle it
 import socket
 import sys
-from collections import Counter
 
-COUNTS = Counter()
-WARMUP = 50
-
-
-def profiler(frame, event, arg):
-    if event == "call":
-        code = frame.f_code
-        COUNTS[f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_name}"] += 1
-    elif event == "c_call":
-        COUNTS[f"C:{getattr(arg, '__qualname__', arg)}"] += 1
-
+from call_counter import WARMUP, report, start, stop
 
 port, round_trips = int(sys.argv[1]), int(sys.argv[2])
 server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -37,12 +25,9 @@ while seen < WARMUP + round_trips:
         while data := conn.recv(65536):
             seen += 1
             if seen == WARMUP:
-                sys.setprofile(profiler)
+                start()
             conn.sendall(data)
             if seen == WARMUP + round_trips:
-                sys.setprofile(None)
+                stop()
                 break
-total = sum(COUNTS.values())
-print(f"python calls per round trip: {total / round_trips:.1f}")
-for name, count in COUNTS.most_common(40):
-    print(f"{count / round_trips:8.2f}  {name}")
+report(round_trips)
