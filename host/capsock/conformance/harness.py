@@ -20,7 +20,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from ..addresses import SocketAddress, parse_host_port
-from ..backends.memory import MemoryBackend, VirtualConnection, VirtualNetwork
+from ..backends.memory import MemoryBackend, VirtualConnection, VirtualListener, VirtualNetwork
 from ..backends.resolvers import DnsResolver
 from ..core.tls import TlsListenSpec, TlsSettings
 from ..errors import ErrorCode, NetError
@@ -184,6 +184,21 @@ class OsPeers:
                     tls_listen=_tls_listens(setup, self.pki), **resolver_kwargs)
 
 
+
+def virtual_accepts(listener: VirtualListener, stop: threading.Event
+                    ) -> Iterator[VirtualConnection]:
+    """The connections a virtual `listener` accepts until `stop` is set or
+    it is closed; its accept timeout (short, so that the stop is noticed)
+    is waited through."""
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except NetError as error:
+            if error.code is ErrorCode.TIMEOUT:
+                continue
+            return
+        yield conn
+
 class MemoryPeers:
     """The same peers as virtual services on an in-memory network.
 
@@ -212,13 +227,7 @@ class MemoryPeers:
         stack.callback(listener.close)
 
         def accept_loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    conn, _ = listener.accept()
-                except NetError as error:
-                    if error.code is ErrorCode.TIMEOUT:
-                        continue
-                    return
+            for conn in virtual_accepts(listener, self._stop):
                 # The accept timeout (0.5 s, to notice the stop) would be the
                 # connection's too: a guest pausing longer mid-exchange on a
                 # loaded machine got `connection-reset` (tcp.send.echo-1mib).

@@ -38,7 +38,7 @@ from typing import Protocol
 
 from ...errors import ErrorCode, NetError
 from ..cases import Setup
-from ..harness import MemoryPeers, OsPeers, Peers, fill, ipv6_available, matches
+from ..harness import MemoryPeers, OsPeers, Peers, fill, ipv6_available, matches, virtual_accepts
 from .cases import WASI_CASES, WASI_SETUPS, WasiCase, WasiSetup
 
 __all__ = ["CANNOT", "CapsockRow", "CommandRow", "HostRow", "Outcome", "capsock_flags", "grant",
@@ -183,13 +183,7 @@ def _witness_memory(witness: Witness, peers: MemoryPeers, stack: ExitStack) -> d
     stack.callback(witness.stop.set)
 
     def accept_loop() -> None:
-        while not witness.stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except NetError as error:
-                if error.code is ErrorCode.TIMEOUT:
-                    continue
-                return
+        for conn in virtual_accepts(listener, witness.stop):
             witness.hit()
             conn.close()
 
